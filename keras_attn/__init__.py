@@ -1,0 +1,47 @@
+"""keras_attn: attention for image classification, as a Keras 3 model zoo.
+
+Build a CNN with channel, spatial or autoencoder-style attention by name::
+
+    import keras_attn
+    model = keras_attn.build("cnn_conv_ae_eca")
+    keras_attn.list_models()
+"""
+
+from keras_attn import layers
+from keras_attn.backbone import AttentionCNN, count_trainable_params
+from keras_attn.zoo import build, get_config, list_models, register
+
+__version__ = "0.1.0"
+
+
+def load(path, **kwargs):
+    """Load a model saved by keras_attn: a ``.keras`` file or an export folder.
+
+    Args:
+        path: str, a ``.keras`` file, or a folder written by
+            ``keras_attn.export`` (its ``.keras`` file is used when present,
+            its SavedModel otherwise).
+        **kwargs: passed to the loader.
+
+    Returns:
+        A ``keras.Model`` (``.keras``) or a loaded SavedModel.
+
+    Example:
+    >>> model = load("saved_models/cnn_conv_ae")  # doctest: +SKIP
+    """
+    from keras_attn import export
+
+    return export.load(path, **kwargs)
+
+
+__all__ = [
+    "AttentionCNN",
+    "__version__",
+    "build",
+    "count_trainable_params",
+    "get_config",
+    "layers",
+    "list_models",
+    "load",
+    "register",
+]

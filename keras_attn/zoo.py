@@ -1,0 +1,160 @@
+"""The registry: named variants of the study, each a config, and `build`.
+
+A variant is data: a description and the config keys where it differs from
+`keras_attn.backbone.DEFAULT_CONFIG`. `build` turns a name (plus overrides) or
+a full config into a model, so the protocol, the tuner and export never
+special-case a variant. Registering a new variant is one `register` call.
+"""
+
+import copy
+import difflib
+import fnmatch
+
+from keras_attn.backbone import AttentionCNN, merge_config, validate_config
+
+# The study fixed the last transposed convolution per site: kernel 3 at sites 1-3, 2 at site 4.
+_STUDY_CONV_AE = {"final_kernel": [3, 3, 3, 2]}
+
+VARIANTS = {
+    "cnn": {
+        "description": "Two-block CNN, no attention (the study's baseline).",
+        "config": {},
+    },
+    "cnn3": {
+        "description": "Three-block CNN, no attention (the real deeper network; the study's "
+        "'deeper CNN' results came from the two-block one).",
+        "config": {"blocks": [64, 128, 256]},
+    },
+    "cnn_eca": {
+        "description": "ECA channel attention after every conv layer.",
+        "config": {"attention": ["eca"]},
+    },
+    "cnn_cbam": {
+        "description": "CBAM (channel then spatial gate) after every conv layer.",
+        "config": {"attention": ["cbam"]},
+    },
+    "cnn_cbam_spatial_eca": {
+        "description": "ECA, then CBAM's spatial gate, after every conv layer.",
+        "config": {"attention": ["eca", "cbam_spatial"]},
+    },
+    "cnn_conv_ae": {
+        "description": "Convolutional autoencoder gate (element-wise mask) after every conv layer.",
+        "config": {"attention": ["conv_ae"], "conv_ae": _STUDY_CONV_AE},
+    },
+    "cnn_conv_ae_eca": {
+        "description": "ECA, then the convolutional autoencoder gate, after every conv layer.",
+        "config": {"attention": ["eca", "conv_ae"], "conv_ae": _STUDY_CONV_AE},
+    },
+    "cnn_linear_ae": {
+        "description": "Linear (width-axis) autoencoder gate after every conv layer.",
+        "config": {"attention": ["linear_ae"]},
+    },
+    "cnn_linear_ae_eca": {
+        "description": "ECA, then the linear autoencoder gate, after every conv layer.",
+        "config": {"attention": ["eca", "linear_ae"]},
+    },
+}
+
+
+def register(name, config, description):
+    """Add a named variant to the registry.
+
+    Args:
+        name: str, the new variant's name (must not exist yet).
+        config: dict, the config keys where it differs from the defaults.
+        description: str, one line.
+
+    Example:
+    >>> register("cnn_eca_first_block", {"attention": ["eca"], "sites": [1, 2]},
+    ...          "ECA in the first block only.")
+    >>> "cnn_eca_first_block" in list_models()
+    True
+    """
+    if name in VARIANTS:
+        raise ValueError(f"A variant named {name!r} is already registered.")
+    validate_config({**config, "name": name})
+    VARIANTS[name] = {"description": description, "config": copy.deepcopy(config)}
+
+
+def _check_name(name):
+    if not isinstance(name, str) or name not in VARIANTS:
+        close = difflib.get_close_matches(str(name), VARIANTS, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(
+            f"Unknown model {name!r}.{hint} Available: {', '.join(VARIANTS)} "
+            "(keras_attn.list_models())."
+        )
+    return name
+
+
+def list_models(pattern="*"):
+    """The registered variants matching a glob ``pattern``, with a one-line description each.
+
+    Args:
+        pattern: str, default ``"*"``; e.g. ``"*_ae*"``.
+
+    Returns:
+        dict, name -> description, in registry order.
+
+    Example:
+    >>> list(list_models("cnn_conv*"))
+    ['cnn_conv_ae', 'cnn_conv_ae_eca']
+    """
+    return {n: v["description"] for n, v in VARIANTS.items() if fnmatch.fnmatch(n, pattern)}
+
+
+def get_config(name_or_config="cnn", **overrides):
+    """The complete, validated config of a variant, with ``overrides`` applied.
+
+    Args:
+        name_or_config: str (a registered name) or dict (a config, complete or
+            partial).
+        **overrides: config keys to change; nested option dicts are merged,
+            e.g. ``conv_ae={"filters": [16, 32]}``.
+
+    Returns:
+        A JSON-able dict that `build` accepts unchanged.
+
+    Example:
+    >>> get_config("cnn_conv_ae", sites=[1, 2])["sites"]
+    [1, 2]
+    """
+    if isinstance(name_or_config, dict):
+        base = name_or_config
+    else:
+        name = _check_name(name_or_config)
+        base = {**copy.deepcopy(VARIANTS[name]["config"]), "name": name}
+    return validate_config(merge_config(validate_config(base), overrides))
+
+
+def build(name_or_config="cnn", input_shape=None, num_classes=None, **overrides):
+    """Build an (uncompiled) model by variant name or from a config.
+
+    The model takes raw pixel values (0-255) and outputs class probabilities.
+
+    Args:
+        name_or_config: str or dict. A name from `list_models` or a config
+            (as returned by `get_config` or saved by the tuner).
+        input_shape: ``(height, width, channels)``, default the config's
+            (``(32, 32, 3)`` for registry names).
+        num_classes: int, default the config's (10 for registry names).
+        **overrides: config keys to change (see
+            `keras_attn.backbone.DEFAULT_CONFIG`): ``sites``, ``attention``,
+            ``attention_position``, ``blocks``, ``head``, ``conv_ae={...}``...
+
+    Returns:
+        A `keras_attn.backbone.AttentionCNN` (a functional ``keras.Model``).
+
+    Example:
+    >>> model = build("cnn_conv_ae_eca")
+    >>> model.count_params() > 2_900_000
+    True
+    >>> small = build("cnn_eca", input_shape=(28, 28, 1), sites=[1, 3])
+    >>> small.output_shape
+    (None, 10)
+    """
+    if input_shape is not None:
+        overrides["input_shape"] = list(input_shape)
+    if num_classes is not None:
+        overrides["num_classes"] = num_classes
+    return AttentionCNN(get_config(name_or_config, **overrides))
