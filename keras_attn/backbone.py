@@ -170,15 +170,15 @@ def validate_config(config):
     config = merge_config(DEFAULT_CONFIG, config)
     shape = config["input_shape"]
     if not isinstance(shape, (list, tuple)) or len(shape) != 3:
-        raise ValueError(
-            f"`input_shape` must be (height, width, channels), rank 3, got {shape!r}."
-        )
+        raise ValueError(f"`input_shape` must be (height, width, channels), rank 3, got {shape!r}.")
     for v in shape:
         _positive_int("input_shape entries", v)
     config["input_shape"] = list(shape)
     _positive_int("num_classes", config["num_classes"])
     if not isinstance(config["blocks"], (list, tuple)) or not config["blocks"]:
-        raise ValueError(f"`blocks` must be a non-empty list of filter counts, got {config['blocks']!r}.")
+        raise ValueError(
+            f"`blocks` must be a non-empty list of filter counts, got {config['blocks']!r}."
+        )
     for f in config["blocks"]:
         _positive_int("blocks entries (filters per block)", f)
     config["blocks"] = list(config["blocks"])
@@ -209,7 +209,9 @@ def validate_config(config):
     sites = config["sites"]
     if sites != "all":
         if not isinstance(sites, (list, tuple)) or not sites:
-            raise ValueError(f'`sites` must be "all" or a non-empty list of site numbers, got {sites!r}.')
+            raise ValueError(
+                f'`sites` must be "all" or a non-empty list of site numbers, got {sites!r}.'
+            )
         for s in sites:
             if isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= n_sites:
                 raise ValueError(
@@ -234,7 +236,9 @@ def validate_config(config):
     else:
         _positive_int("conv_ae.final_kernel", k)
     for key in ("filters",):
-        conv_ae[key] = list(conv_ae[key]) if isinstance(conv_ae[key], (list, tuple)) else conv_ae[key]
+        conv_ae[key] = (
+            list(conv_ae[key]) if isinstance(conv_ae[key], (list, tuple)) else conv_ae[key]
+        )
     config["linear_ae"]["units"] = (
         list(config["linear_ae"]["units"])
         if isinstance(config["linear_ae"]["units"], (list, tuple))
@@ -243,15 +247,20 @@ def validate_config(config):
 
     if "conv_ae" in config["attention"]:
         depth = len(conv_ae["filters"]) if isinstance(conv_ae["filters"], list) else 0
-        for site in attention_sites(config):
-            h, w, _ = sizes[site - 1]
-            if depth > max_depth(min(h, w)):
-                raise ValueError(
-                    f"The conv autoencoder gate is too deep for site {site}: depth {depth} "
-                    f"(filters={conv_ae['filters']}) needs a feature map of at least "
-                    f"{2**depth}x{2**depth}, but site {site} sees {h}x{w}. Use at most "
-                    f"{max_depth(min(h, w))} stages, or leave site {site} out of `sites`."
-                )
+        too_small = [
+            (site, *sizes[site - 1][:2])
+            for site in attention_sites(config)
+            if depth > max_depth(min(sizes[site - 1][:2]))
+        ]
+        if too_small:
+            where = ", ".join(f"site {site} ({h}x{w})" for site, h, w in too_small)
+            allowed = min(max_depth(min(h, w)) for _, h, w in too_small)
+            raise ValueError(
+                f"The conv autoencoder gate is too deep for {where}: depth {depth} "
+                f"(filters={conv_ae['filters']}) needs a feature map of at least "
+                f"{2**depth}x{2**depth}. Use at most {allowed} stages there, or leave "
+                f"{'that site' if len(too_small) == 1 else 'those sites'} out of `sites`."
+            )
     # Let the layers check their own arguments (widths, activations) now, not mid-build.
     for kind in config["attention"]:
         create_attention(kind, **_layer_kwargs(config, kind, attention_sites(config)[0]))
@@ -298,7 +307,9 @@ class AttentionCNN(keras.Model):
         for b, filters in enumerate(config["blocks"], start=1):
             for part, padding in (("a", "same"), ("b", "valid")):
                 site += 1
-                x = keras.layers.Conv2D(filters, 3, padding=padding, name=f"block{b}_conv_{part}")(x)
+                x = keras.layers.Conv2D(filters, 3, padding=padding, name=f"block{b}_conv_{part}")(
+                    x
+                )
                 if position == "pre_activation" and site in sites:
                     x = self._attend(x, config, site)
                 x = keras.layers.ReLU(name=f"block{b}_relu_{part}")(x)
@@ -323,7 +334,9 @@ class AttentionCNN(keras.Model):
     @staticmethod
     def _attend(x, config, site):
         for kind in config["attention"]:
-            layer = create_attention(kind, name=f"site{site}_{kind}", **_layer_kwargs(config, kind, site))
+            layer = create_attention(
+                kind, name=f"site{site}_{kind}", **_layer_kwargs(config, kind, site)
+            )
             x = layer(x)
         return x
 
@@ -337,7 +350,11 @@ class AttentionCNN(keras.Model):
         return found
 
     def get_config(self):
-        return {"config": copy.deepcopy(self.model_config), "name": self.name, "trainable": self.trainable}
+        return {
+            "config": copy.deepcopy(self.model_config),
+            "name": self.name,
+            "trainable": self.trainable,
+        }
 
     @classmethod
     def from_config(cls, config, custom_objects=None):

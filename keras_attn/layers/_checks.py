@@ -26,8 +26,7 @@ def check_positive_ints(name, values, allow_empty=False):
     for v in values:
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(
-                f"`{name}` must be a list of positive integers, got {values!r} "
-                f"(bad entry {v!r})."
+                f"`{name}` must be a list of positive integers, got {values!r} (bad entry {v!r})."
             )
     return values
 

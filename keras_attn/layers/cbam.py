@@ -150,7 +150,7 @@ class CBAM(keras.layers.Layer):
     def gate(self, inputs, training=None):
         """The overall multiplicative mask, shape ``(batch, H, W, C)``."""
         channel_mask = self.channel.gate(inputs)
-        spatial_mask = self.spatial.gate(inputs * channel_mask, training=training)
+        spatial_mask = self.spatial.gate(ops.multiply(inputs, channel_mask), training=training)
         return channel_mask * spatial_mask
 
     def call(self, inputs, training=None):

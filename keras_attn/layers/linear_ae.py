@@ -61,7 +61,9 @@ class LinearAutoencoderGate(keras.layers.Layer):
                 act = None
             else:
                 act = self.activation
-            layer = keras.layers.Dense(w, activation=act, dtype=self.dtype_policy, name=f"dense_{i}")
+            layer = keras.layers.Dense(
+                w, activation=act, dtype=self.dtype_policy, name=f"dense_{i}"
+            )
             layer.build((None, fan_in))
             self.dense_layers.append(layer)
             fan_in = w

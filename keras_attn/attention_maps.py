@@ -1,0 +1,271 @@
+"""Where does each attention block look? Its mask for one image, as numbers and as a PNG.
+
+Every keras_attn attention layer has ``gate(inputs)``, the multiplicative mask
+it applies to its input. For an image, `attention_maps` runs the model up to
+each attention layer's input, asks the layer for its mask (inference mode),
+averages it over channels and upsamples it (bilinear) to the image size.
+`plot_attention_maps` draws a grid: one row per site, the image in the first
+column, then each block's mask at that site (titles ``site 1 eca``...), each
+stretched over its own range (printed under it) or, with ``scale="fixed"``, all
+on one 0..1 colour scale.
+
+Reading the maps: channel-only blocks (ECA, CBAM's channel gate) weight whole
+channels, so their mean over channels is the same everywhere (a flat panel,
+marked "channel-only"); the spatial blocks (CBAM, its spatial gate, the
+autoencoder gates) vary over the image. A site's feature map is smaller than
+the image (valid convolutions and pooling), so the upsampled mask is aligned
+with the image only approximately near the borders.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import keras
+import numpy as np
+
+__all__ = ["CELL_INCHES", "SCALES", "attention_maps", "figure_inches", "plot_attention_maps"]
+
+#: Size of one panel of the grid, in inches (the PNG is ``figure_inches(...) * dpi`` pixels).
+CELL_INCHES = 2.2
+_COLORBAR_INCHES = 0.9
+_TITLE_INCHES = 0.7
+_LABEL_INCHES = 0.4
+#: Colour scales of `plot_attention_maps`.
+SCALES = ("panel", "fixed")
+
+
+def _attention_layers(model):
+    """``[(site, kind, layer)]`` of a keras_attn model, in network order."""
+    from keras_attn.layers import ATTENTION_LAYERS
+
+    kinds = {cls: kind for kind, cls in ATTENTION_LAYERS.items()}
+    found = []
+    for layer in getattr(model, "layers", []):
+        kind = kinds.get(type(layer))
+        if kind is None:
+            continue
+        prefix, _, rest = layer.name.partition("_")
+        site = int(prefix[4:]) if prefix.startswith("site") and prefix[4:].isdigit() else None
+        found.append((site, rest or kind, layer))
+    # Layers not named site{N}_... (a hand-built model): number them in order.
+    if any(site is None for site, _, _ in found):
+        found = [(i, kind, layer) for i, (_, kind, layer) in enumerate(found, start=1)]
+    return found
+
+
+def _no_attention_error(model):
+    from keras_attn.zoo import VARIANTS
+
+    with_attention = [n for n, v in VARIANTS.items() if v["config"].get("attention")]
+    return ValueError(
+        f"model {model.name!r} has no attention blocks; attention maps need a variant with "
+        f"attention, e.g. {', '.join(with_attention)} (keras_attn.list_models())."
+    )
+
+
+def _gate(layer, x):
+    if "training" in inspect.signature(layer.gate).parameters:
+        return layer.gate(x, training=False)
+    return layer.gate(x)
+
+
+def _upsample(mask, size):
+    from PIL import Image
+
+    height, width = size
+    if mask.shape == (height, width):
+        return mask.astype("float32")
+    img = Image.fromarray(mask.astype("float32"), mode="F")
+    return np.asarray(img.resize((width, height), Image.Resampling.BILINEAR), dtype="float32")
+
+
+def attention_maps(model, image):
+    """Each attention block's mask for one image, averaged over channels and upsampled.
+
+    Args:
+        model: a Keras model with keras_attn attention layers (a
+            `keras_attn.AttentionCNN`, e.g. from `keras_attn.load`; a SavedModel
+            has no layers to inspect).
+        image: array ``(height, width, channels)`` of raw pixels 0..255 (uint8 or
+            float) at the model's input size (see `keras_attn.export.load_images`).
+
+    Returns:
+        list of dicts, in network order, one per attention layer: ``site`` (int),
+        ``kind`` (e.g. ``"eca"``), ``name`` (the layer name), ``mask`` (float32
+        ``(height, width)`` in [0, 1]), ``mask_shape`` (the gate's own shape,
+        without the batch axis) and ``channel_only`` (True when the mask does not
+        vary over positions).
+
+    Raises:
+        ValueError: the model has no attention blocks, is not a Keras model, or
+            the image does not have the model's input shape.
+
+    Example:
+    >>> import numpy as np
+    >>> import keras_attn
+    >>> from keras_attn.attention_maps import attention_maps
+    >>> model = keras_attn.build("cnn_conv_ae", blocks=[8, 16], dense_units=16)
+    >>> maps = attention_maps(model, np.zeros((32, 32, 3), "uint8"))
+    >>> [(m["site"], m["kind"], m["mask"].shape) for m in maps][:2]
+    [(1, 'conv_ae', (32, 32)), (2, 'conv_ae', (32, 32))]
+    """
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            f"Attention maps need the Keras model (load the export's .keras file, e.g. "
+            f"keras_attn.load(folder, format='keras')), got {type(model).__name__}: a "
+            "SavedModel has no layers to inspect."
+        )
+    layers = _attention_layers(model)
+    if not layers:
+        raise _no_attention_error(model)
+    image = np.asarray(image)
+    expected = tuple(model.input_shape[1:])
+    if image.shape != expected:
+        raise ValueError(
+            f"The image has shape {image.shape} but model {model.name!r} takes {expected}; "
+            "fit it first (keras_attn.export.load_images(..., resize='crop'))."
+        )
+    probe = keras.Model(model.inputs[0], [layer.input for _, _, layer in layers])
+    inputs = probe(image[None].astype("float32"), training=False)
+    if not isinstance(inputs, (list, tuple)):
+        inputs = [inputs]
+    maps = []
+    for (site, kind, layer), x in zip(layers, inputs, strict=True):
+        gate = keras.ops.convert_to_numpy(_gate(layer, x))[0]  # (h, w, c), (1, 1, c), (h, w, 1)
+        mean = gate.mean(axis=-1)
+        maps.append(
+            {
+                "site": site,
+                "kind": kind,
+                "name": layer.name,
+                "mask": np.clip(_upsample(mean, expected[:2]), 0.0, 1.0),
+                "mask_shape": tuple(int(d) for d in gate.shape),
+                "channel_only": gate.shape[0] == 1 and gate.shape[1] == 1,
+            }
+        )
+    return maps
+
+
+def figure_inches(rows, cols):
+    """``(width, height)`` in inches of a grid of ``rows`` x ``cols`` panels.
+
+    Example:
+    >>> figure_inches(4, 3)
+    (7.5, 10.6)
+    """
+    return (
+        round(cols * CELL_INCHES + _COLORBAR_INCHES, 6),
+        round(rows * (CELL_INCHES + _LABEL_INCHES) + _TITLE_INCHES, 6),
+    )
+
+
+def plot_attention_maps(model, image, out_path, title=None, scale="panel", dpi=100):
+    """Write a PNG grid of an image and every attention block's mask on it.
+
+    One row per site; the first column is the image, then each block at that
+    site, in the order they apply (titles ``site 1 eca``, ``site 1 conv_ae``...,
+    with the mask's range under each).
+
+    Args:
+        model: a Keras model with keras_attn attention layers (see `attention_maps`).
+        image: uint8 array ``(height, width, channels)`` at the model's input size.
+        out_path: str or Path of the PNG (parent folders are created).
+        title: str or None, default None (the model's name).
+        scale: str, default ``"panel"``. ``"panel"`` stretches each mask's colours
+            over its own range (shown under it), so the pattern is visible even
+            when a mask varies little; ``"fixed"`` draws every mask on one 0..1
+            scale with a colour bar, to compare strengths across blocks.
+        dpi: int, default 100. The PNG is ``figure_inches(rows, cols)`` x ``dpi`` pixels.
+
+    Returns:
+        dict: ``path`` (Path), ``rows``, ``cols`` and ``maps`` (as `attention_maps`).
+
+    Raises:
+        ValueError: as `attention_maps` (e.g. model ``cnn``, which has no
+            attention), or an unknown ``scale``.
+
+    Example:
+    >>> import numpy as np
+    >>> import keras_attn
+    >>> from keras_attn.attention_maps import plot_attention_maps
+    >>> model = keras_attn.build("cnn_eca", blocks=[8, 16], dense_units=16)
+    >>> plot_attention_maps(model, np.zeros((32, 32, 3), "uint8"), "maps.png")  # doctest: +SKIP
+    """
+    if scale not in SCALES:
+        raise ValueError(f"`scale` must be one of {SCALES}, got {scale!r}.")
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    maps = attention_maps(model, image)
+    sites = sorted({m["site"] for m in maps})
+    by_site = {s: [m for m in maps if m["site"] == s] for s in sites}
+    rows, cols = len(sites), 1 + max(len(v) for v in by_site.values())
+    width, height = figure_inches(rows, cols)
+    fig = plt.figure(figsize=(width, height), dpi=dpi)
+    grid = fig.add_gridspec(
+        rows,
+        cols,
+        left=0.2 / width,
+        right=(width - _COLORBAR_INCHES) / width,
+        bottom=_LABEL_INCHES / height,
+        top=(height - _TITLE_INCHES) / height,
+        wspace=0.15,
+        hspace=_LABEL_INCHES / CELL_INCHES,
+    )
+    image = np.asarray(image)
+    shown = image[..., 0] if image.shape[-1] == 1 else image
+    picture = None
+    for r, site in enumerate(sites):
+        ax = fig.add_subplot(grid[r, 0])
+        ax.imshow(shown.astype("uint8"), cmap="gray" if shown.ndim == 2 else None)
+        ax.set_title("input", fontsize=9)
+        ax.set_axis_off()
+        for c, m in enumerate(by_site[site], start=1):
+            ax = fig.add_subplot(grid[r, c])
+            lo, hi = float(m["mask"].min()), float(m["mask"].max())
+            if scale == "fixed":
+                vmin, vmax = 0.0, 1.0
+            else:  # a flat mask gets the middle colour
+                vmin, vmax = (lo, hi) if hi - lo > 1e-6 else (lo - 0.5, lo + 0.5)
+            picture = ax.imshow(m["mask"], cmap="viridis", vmin=vmin, vmax=vmax)
+            ax.set_title(f"site {site} {m['kind']}", fontsize=9)
+            note = ", channel-only" if m["channel_only"] else ""
+            ax.text(
+                0.5,
+                -0.04,
+                f"range [{lo:.4f}, {hi:.4f}]{note}",
+                transform=ax.transAxes,
+                ha="center",
+                va="top",
+                fontsize=7,
+            )
+            ax.set_xticks([])
+            ax.set_yticks([])
+    if scale == "fixed":
+        cax = fig.add_axes(
+            [
+                (width - _COLORBAR_INCHES + 0.2) / width,
+                _LABEL_INCHES / height,
+                0.15 / width,
+                (height - _TITLE_INCHES - _LABEL_INCHES) / height,
+            ]
+        )
+        fig.colorbar(picture, cax=cax, label="mask (mean over channels)")
+        subtitle = "mask = mean over channels, one 0..1 colour scale"
+    else:
+        subtitle = "mask = mean over channels; colours stretched per panel (range below)"
+    fig.suptitle(
+        f"{title if title is not None else model.name + ': attention masks'}\n{subtitle}",
+        fontsize=10,
+        y=1 - 0.08 / height,
+        va="top",
+    )
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=dpi)
+    plt.close(fig)
+    return {"path": out_path, "rows": rows, "cols": cols, "maps": maps}

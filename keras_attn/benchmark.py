@@ -1,0 +1,1033 @@
+"""Training and inference speed of the variants, against their arithmetic.
+
+`run_benchmark` builds every variant asked for, compiles it the way the protocol
+trains (SGD, sparse categorical cross-entropy, accuracy), and times training
+steps (``train_on_batch``) and inference (``predict_on_batch``) on random
+images. All variants are measured side by side in one process: after a warm-up,
+timed windows are taken round-robin over the variants (window ``w`` of variant
+``v`` runs between window ``w`` of variant ``v - 1`` and of ``v + 1``), so a
+change in machine load during the run hits every variant alike. The figure of a
+variant is the median over its windows.
+
+For each variant the result holds its forward multiply-accumulates per image
+(`keras_attn.flops`), the ratio of its step time to ``cnn``'s (measured in the
+same run, same settings) and that ratio divided by the MAC ratio: attention
+"costs what its arithmetic costs" when that quotient is near 1. The issue's
+target on CPU is at most 1.2.
+
+The input pipeline (`keras_attn.data.ArrayBatches`, uint8 arrays in memory,
+batches cast to float32) is timed alone, and one epoch of ``model.fit`` on it is
+compared with the bare step time of the baseline, so the result says whether
+the pipeline could ever be the bottleneck.
+
+Memory: the resident set size of the process is sampled every 20 ms by a
+thread; each variant reports the peak seen while it was being built and warmed
+up and while its windows ran. The process holds every variant's model at once,
+so later variants' peaks include earlier ones' weights; ``host_rss_growth_mb``
+(the growth of the peak while the variant was built and warmed up) is the
+variant's own share. Device memory is read where there is a device (JAX, TF or
+PyTorch GPU); it is ``None`` on a CPU.
+
+`fast_path` gives the compile settings this benchmark found fastest per backend
+and device; the protocol and the tuner use them by default.
+
+Command line: ``python scripts/benchmark.py --help`` (or
+``python -m keras_attn.benchmark``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+__all__ = [
+    "DEFAULT_TARGET",
+    "benchmark_pipeline",
+    "compile_for_training",
+    "device_description",
+    "environment",
+    "fast_path",
+    "format_table",
+    "main",
+    "parse_args",
+    "run_benchmark",
+    "write_json",
+]
+
+#: The issue's target: a variant's step time ratio to ``cnn`` over its MAC ratio.
+DEFAULT_TARGET = 1.2
+BASELINE = "cnn"
+_MB = 1024.0 * 1024.0
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def _backend():
+    import keras
+
+    return keras.backend.backend()
+
+
+def _accelerators():
+    """Names of the accelerators the current backend sees (empty on a CPU)."""
+    backend = _backend()
+    if backend == "jax":
+        import jax
+
+        return [f"{d.platform}:{d.device_kind}" for d in jax.devices() if d.platform != "cpu"]
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        found = []
+        for d in tf.config.list_physical_devices("GPU"):
+            details = tf.config.experimental.get_device_details(d)
+            found.append(f"{d.name}:{details.get('device_name', 'GPU')}")
+        return found
+    if backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return [f"cuda:{i}:{torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())]
+    return []
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_description():
+    """One line naming the device the current backend computes on.
+
+    Example:
+    >>> device_description()  # doctest: +SKIP
+    'CPU: Intel(R) Xeon(R) ... (2 cores usable)'
+    """
+    accelerators = _accelerators()
+    if accelerators:
+        return "GPU: " + ", ".join(accelerators)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"CPU: {_cpu_name()} ({cores} cores usable)"
+
+
+def _version(name):
+    try:
+        from importlib.metadata import version
+
+        return version(name)
+    except Exception:  # noqa: BLE001 - absent or odd distributions: record None
+        return None
+
+
+def _threads():
+    backend = _backend()
+    info = {
+        "os_cpu_count": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "XLA_FLAGS": os.environ.get("XLA_FLAGS"),
+    }
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        # 0 means "TensorFlow picks" (all cores).
+        info["tf_intra_op"] = tf.config.threading.get_intra_op_parallelism_threads()
+        info["tf_inter_op"] = tf.config.threading.get_inter_op_parallelism_threads()
+        info["tf_op_determinism"] = bool(_tf_determinism_enabled())
+    elif backend == "torch":
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+    return info
+
+
+def _tf_determinism_enabled():
+    try:
+        from tensorflow.python.framework.config import is_op_determinism_enabled
+
+        return is_op_determinism_enabled()
+    except ImportError:  # pragma: no cover - private API moved
+        return None
+
+
+def environment():
+    """Versions, backend, device, threads and flags that affect speed, JSON-able.
+
+    Example:
+    >>> environment()["backend"] in ("tensorflow", "jax", "torch")
+    True
+    """
+    import keras
+
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {
+        "backend": keras.backend.backend(),
+        "device": device_description(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": {
+            name: _version(name)
+            for name in ("keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "torch", "numpy")
+        },
+        "threads": _threads(),
+        # TensorFlow's oneDNN kernels are on by default on x86 unless this is "0".
+        "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (default: on)"),
+        "dtype_policy": keras.config.dtype_policy().name,
+        "load_average_at_start": list(load) if load else None,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+# --------------------------------------------------------------------------- fast path
+
+
+def fast_path(backend=None, accelerator=None):
+    """The fastest safe settings for training keras_attn models on this backend and device.
+
+    Measured with this module (see the README's performance section):
+
+    - TensorFlow on CPU: ``jit_compile=False``. XLA made every variant's
+      training step slower on the 2-core test machine (about twice as slow), so
+      the default graph mode with oneDNN kernels is the fast path.
+    - TensorFlow on GPU: ``jit_compile=True`` (what Keras' ``"auto"`` picks on a
+      GPU; not measured here, no GPU was available).
+    - JAX: ``jit_compile=True`` (without it every op is dispatched one by one).
+    - PyTorch: ``jit_compile=False`` (``torch.compile`` is not measured).
+
+    Mixed precision is never on by default: on CPU it was slower, and on a GPU
+    its accuracy has not been checked against float32 for these models (turn it
+    on with ``mixed_precision="mixed_float16"`` or ``"mixed_bfloat16"``).
+    ``copies`` is how many runs to train at once with `keras_attn.parallel`:
+    1 on CPU (no gain measured on 2 cores); on a GPU packing is exact and
+    expected to help, but its gain has not been measured.
+
+    Args:
+        backend: ``"tensorflow"``, ``"jax"`` or ``"torch"``; default Keras'
+            current backend.
+        accelerator: bool, whether a GPU is used; default: whether the backend
+            sees one.
+
+    Returns:
+        dict ``{"jit_compile": bool, "mixed_precision": None, "copies": int,
+        "reason": str}``. Pass ``jit_compile`` to ``model.compile``.
+
+    Example:
+    >>> fast_path("tensorflow", accelerator=False)["jit_compile"]
+    False
+    >>> fast_path("jax", accelerator=False)["jit_compile"]
+    True
+    """
+    backend = backend or _backend()
+    if backend not in ("tensorflow", "jax", "torch"):
+        raise ValueError(
+            f"Unknown backend {backend!r}: expected 'tensorflow', 'jax' or 'torch'."
+        )
+    if accelerator is None:
+        accelerator = bool(_accelerators()) if backend == _backend() else False
+    if backend == "tensorflow":
+        jit = bool(accelerator)
+        reason = (
+            "TensorFlow GPU: XLA (Keras' own 'auto' choice on GPU; not measured here)"
+            if accelerator
+            else "TensorFlow CPU: XLA measured ~2x slower than the oneDNN graph path"
+        )
+    elif backend == "jax":
+        jit, reason = True, "JAX: jit-compiled steps (eager JAX dispatches op by op)"
+    else:
+        jit, reason = False, "PyTorch: eager (torch.compile not measured)"
+    return {
+        "jit_compile": jit,
+        "mixed_precision": None,
+        "copies": 8 if accelerator else 1,
+        "reason": reason,
+    }
+
+
+def compile_for_training(
+    model,
+    *,
+    learning_rate=0.01,
+    momentum=0.0,
+    jit_compile=None,
+    run_eagerly=False,
+    optimizer=None,
+    **kwargs,
+):
+    """Compile ``model`` for training as the protocol does, with the fast path by default.
+
+    Args:
+        model: a ``keras.Model`` taking raw pixels and returning probabilities.
+        learning_rate: float, default 0.01 (SGD's, when ``optimizer`` is None).
+        momentum: float, default 0.0 (SGD's).
+        jit_compile: bool or None (default): None takes `fast_path`'s choice
+            for this backend and device.
+        run_eagerly: bool, default False. The plain, op-by-op path (for
+            comparisons and debugging); overrides ``jit_compile``.
+        optimizer: a ``keras.optimizers.Optimizer``; default SGD.
+        **kwargs: passed to ``model.compile`` (``loss``, ``metrics``...).
+
+    Returns:
+        The model (compiled in place).
+
+    Example:
+    >>> import keras_attn
+    >>> model = compile_for_training(keras_attn.build("cnn_eca"))
+    >>> model.jit_compile in (True, False)
+    True
+    """
+    import keras
+
+    if jit_compile is None:
+        jit_compile = fast_path()["jit_compile"]
+    if run_eagerly:
+        jit_compile = False
+    if optimizer is None:
+        optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum)
+    kwargs.setdefault("loss", "sparse_categorical_crossentropy")
+    kwargs.setdefault("metrics", ["accuracy"])
+    model.compile(
+        optimizer=optimizer, jit_compile=bool(jit_compile), run_eagerly=run_eagerly, **kwargs
+    )
+    return model
+
+
+# --------------------------------------------------------------------------- memory
+
+
+class _RssSampler(threading.Thread):
+    """Samples the process' resident set size; `take_peak` returns and resets the peak."""
+
+    def __init__(self, interval=0.02):
+        super().__init__(daemon=True, name="rss-sampler")
+        import psutil
+
+        self._process = psutil.Process()
+        self._interval = interval
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._peak = self.rss()
+
+    def rss(self):
+        return self._process.memory_info().rss
+
+    def run(self):
+        while not self._stop.wait(self._interval):
+            value = self.rss()
+            with self._lock:
+                self._peak = max(self._peak, value)
+
+    def take_peak(self):
+        value = self.rss()
+        with self._lock:
+            peak, self._peak = max(self._peak, value), value
+        return peak
+
+    def stop(self):
+        self._stop.set()
+
+
+def _reset_device_peak():
+    backend = _backend()
+    try:
+        if backend == "tensorflow" and _accelerators():
+            import tensorflow as tf
+
+            tf.config.experimental.reset_memory_stats("GPU:0")
+        elif backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.reset_peak_memory_stats()
+    except Exception:  # noqa: BLE001 - memory statistics are best effort
+        pass
+
+
+def _device_peak_mb():
+    """Peak device memory (MiB) since the last reset, or None without a device."""
+    backend = _backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            device = jax.devices()[0]
+            if device.platform == "cpu":
+                return None
+            stats = device.memory_stats() or {}
+            peak = stats.get("peak_bytes_in_use")
+            return None if peak is None else peak / _MB
+        if backend == "tensorflow" and _accelerators():
+            import tensorflow as tf
+
+            return tf.config.experimental.get_memory_info("GPU:0")["peak"] / _MB
+        if backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                return torch.cuda.max_memory_allocated() / _MB
+    except Exception:  # noqa: BLE001
+        return None
+    return None
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def _sync(value):
+    """Wait for the device: convert a result to NumPy."""
+    import keras
+
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            _sync(v)
+    elif value is not None and not isinstance(value, (int, float)):
+        keras.ops.convert_to_numpy(value)
+
+
+def _time_window(fn, steps):
+    start = time.perf_counter()
+    out = None
+    for _ in range(steps):
+        out = fn()
+    _sync(out)
+    return (time.perf_counter() - start) / steps
+
+
+def _check_positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+
+
+def benchmark_pipeline(batch_size=128, images=45000, input_shape=(32, 32, 3), max_batches=200):
+    """Images per second that `keras_attn.data.ArrayBatches` delivers, alone.
+
+    Random uint8 images (as many as CIFAR-10's training split by default) are
+    batched with ``shuffle=True`` the way the protocol does, in the calling
+    thread (``model.fit`` reads a ``PyDataset`` with one worker in its own
+    thread, so this is what it gets).
+
+    Args:
+        batch_size: int, default 128.
+        images: int, default 45,000; images held in memory.
+        input_shape: image shape, default ``(32, 32, 3)``.
+        max_batches: int, default 200; batches timed (at most one epoch).
+
+    Returns:
+        dict with ``images_per_s``, ``batch_ms`` (median per batch), the
+        settings, and ``source`` (the class used).
+
+    Example:
+    >>> benchmark_pipeline(batch_size=8, images=64, max_batches=4)["images_per_s"] > 0
+    True
+    """
+    import numpy as np
+
+    from keras_attn.data import ArrayBatches
+
+    _check_positive("batch_size", batch_size)
+    _check_positive("images", images)
+    _check_positive("max_batches", max_batches)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (images, *input_shape), dtype=np.uint8)
+    y = rng.integers(0, 10, images)
+    batches = ArrayBatches(x, y, batch_size, shuffle=True, seed=0)
+    batches.set_epoch(1)
+    n = min(len(batches), max_batches)
+    batches[0]  # first touch of the arrays
+    times, count = [], 0
+    start = time.perf_counter()
+    for i in range(n):
+        t = time.perf_counter()
+        xb, _ = batches[i]
+        times.append(time.perf_counter() - t)
+        count += len(xb)
+    total = time.perf_counter() - start
+    return {
+        "source": "keras_attn.data.ArrayBatches (shuffle=True, uint8 -> float32)",
+        "batch_size": batch_size,
+        "images_in_memory": images,
+        "batches_timed": n,
+        "images_per_s": count / total,
+        "batch_ms": 1000 * statistics.median(times),
+    }
+
+
+def _fit_check(model, batch_size, steps, input_shape):
+    """Images/s of ``model.fit`` on ArrayBatches for ``steps`` batches (after one warm-up fit)."""
+    import numpy as np
+
+    from keras_attn.data import ArrayBatches
+
+    rng = np.random.default_rng(1)
+    n = batch_size * steps
+    x = rng.integers(0, 256, (n, *input_shape), dtype=np.uint8)
+    y = rng.integers(0, 10, n)
+    warm = ArrayBatches(x[: 2 * batch_size], y[: 2 * batch_size], batch_size, shuffle=True)
+    model.fit(warm, epochs=1, shuffle=False, verbose=0)
+    batches = ArrayBatches(x, y, batch_size, shuffle=True, seed=0)
+    start = time.perf_counter()
+    model.fit(batches, epochs=1, shuffle=False, verbose=0)
+    seconds = time.perf_counter() - start
+    return {"steps": steps, "seconds": seconds, "images_per_s": n / seconds}
+
+
+def _model_names(models):
+    import keras_attn
+
+    available = list(keras_attn.list_models())
+    if models is None:
+        names = available
+    elif isinstance(models, str):
+        names = [m.strip() for m in models.split(",") if m.strip()]
+    else:
+        names = list(models)
+    if not names:
+        raise ValueError("`models` is empty: give at least one variant name.")
+    for name in names:
+        if name not in available:
+            keras_attn.get_config(name)  # raises with close matches
+    if BASELINE not in names:
+        names = [BASELINE, *names]  # ratios need the baseline measured in the same run
+    return list(dict.fromkeys(names))
+
+
+def _normalize_settings(settings, jit_compile, mixed_precision, run_eagerly):
+    if settings is None:
+        settings = [
+            {"jit_compile": jit_compile, "mixed_precision": mixed_precision, "eager": run_eagerly}
+        ]
+    out = []
+    for s in settings:
+        unknown = set(s) - {"jit_compile", "mixed_precision", "eager"}
+        if unknown:
+            raise ValueError(
+                f"Unknown benchmark setting(s) {sorted(unknown)}: use jit_compile, "
+                "mixed_precision, eager."
+            )
+        jit = s.get("jit_compile")
+        if jit is None:
+            jit = fast_path()["jit_compile"]
+        eager = bool(s.get("eager", False))
+        policy = s.get("mixed_precision")
+        if policy not in (None, "mixed_float16", "mixed_bfloat16"):
+            raise ValueError(
+                f"`mixed_precision` must be None, 'mixed_float16' or 'mixed_bfloat16', "
+                f"got {policy!r}."
+            )
+        label = "eager" if eager else ("jit" if jit else "graph" if _backend() == "tensorflow" else "nojit")
+        if policy:
+            label += "+" + policy.replace("mixed_", "")
+        out.append(
+            {"label": label, "jit_compile": bool(jit and not eager), "eager": eager, "mixed_precision": policy}
+        )
+    labels = [s["label"] for s in out]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"Benchmark settings repeat themselves: {labels}.")
+    return out
+
+
+def run_benchmark(
+    models=None,
+    *,
+    batch_size=128,
+    jit_compile=None,
+    mixed_precision=None,
+    run_eagerly=False,
+    settings=None,
+    warmup_steps=2,
+    windows=5,
+    steps_per_window=3,
+    inference_batch_size=None,
+    pipeline=True,
+    pipeline_images=45000,
+    fit_check=True,
+    target=DEFAULT_TARGET,
+    seed=0,
+    progress=None,
+):
+    """Time training and inference of the variants side by side; return a JSON-able dict.
+
+    Args:
+        models: list or comma-separated str of variant names; default every
+            registered variant. ``cnn`` is always added (the ratios need it).
+        batch_size: int, default 128; images per training step.
+        jit_compile: bool or None (default: `fast_path`'s choice).
+        mixed_precision: None (default), ``"mixed_bfloat16"`` or
+            ``"mixed_float16"``: the dtype policy the models are built under.
+        run_eagerly: bool, default False; op-by-op execution.
+        settings: list of dicts with keys ``jit_compile``, ``mixed_precision``,
+            ``eager`` to measure several settings in the same run (e.g.
+            ``[{"jit_compile": False}, {"jit_compile": True}]``); replaces the
+            three arguments above.
+        warmup_steps: int, default 2; untimed steps (compilation happens here).
+        windows: int, default 5; timed windows per variant (median reported).
+        steps_per_window: int, default 3; steps per window.
+        inference_batch_size: int, default ``batch_size``.
+        pipeline: bool, default True; also time `keras_attn.data.ArrayBatches`.
+        pipeline_images: int, default 45,000; images the pipeline holds.
+        fit_check: bool, default True; also time one ``model.fit`` epoch of the
+            baseline on ArrayBatches (``windows * steps_per_window`` batches).
+        target: float, default 1.2; the cost-over-arithmetic bound to check.
+        seed: int, default 0; seeds weights and the random images.
+        progress: callable taking one line of text, default ``print`` to stderr.
+
+    Returns:
+        dict: ``settings`` (the run's), ``environment``, ``results`` (one dict
+        per variant and setting: MACs, step times, images/s, ratios, memory),
+        ``pipeline`` and ``fit_check`` (or None), ``wall_seconds``.
+
+    Example:
+    >>> result = run_benchmark(["cnn"], batch_size=2, warmup_steps=1, windows=1,
+    ...                        steps_per_window=1, pipeline=False, fit_check=False,
+    ...                        progress=lambda line: None)  # doctest: +SKIP
+    >>> result["results"][0]["train_images_per_s"] > 0  # doctest: +SKIP
+    True
+    """
+    import keras
+    import numpy as np
+
+    import keras_attn
+    from keras_attn.flops import count_macs, mac_summary
+
+    for name, value in (
+        ("batch_size", batch_size),
+        ("warmup_steps", warmup_steps),
+        ("windows", windows),
+        ("steps_per_window", steps_per_window),
+    ):
+        _check_positive(name, value)
+    inference_batch_size = inference_batch_size or batch_size
+    _check_positive("inference_batch_size", inference_batch_size)
+    if progress is None:
+
+        def progress(line):
+            print(line, file=sys.stderr, flush=True)
+
+    names = _model_names(models)
+    configs = _normalize_settings(settings, jit_compile, mixed_precision, run_eagerly)
+    started = time.perf_counter()
+    env = environment()
+    progress(
+        f"[benchmark] {env['backend']} on {env['device']}; {len(names)} variants x "
+        f"{len(configs)} setting(s) ({', '.join(c['label'] for c in configs)}), batch {batch_size}"
+    )
+
+    sampler = _RssSampler()
+    sampler.start()
+    rng = np.random.default_rng(seed)
+    input_shape = tuple(keras_attn.get_config(BASELINE)["input_shape"])
+    x = rng.integers(0, 256, (batch_size, *input_shape)).astype("float32")
+    y = rng.integers(0, 10, batch_size)
+    x_infer = rng.integers(0, 256, (inference_batch_size, *input_shape)).astype("float32")
+    baseline_macs = count_macs(keras_attn.build(BASELINE))
+
+    entries = []
+    previous_policy = keras.config.dtype_policy()
+    try:
+        for config in configs:
+            for name in names:
+                keras.utils.set_random_seed(seed)
+                sampler.take_peak()
+                before = sampler.rss()
+                keras.config.set_dtype_policy(config["mixed_precision"] or "float32")
+                try:
+                    model = keras_attn.build(name)
+                finally:
+                    keras.config.set_dtype_policy(previous_policy)
+                summary = mac_summary(model, baseline=baseline_macs)
+                compile_for_training(
+                    model, jit_compile=config["jit_compile"], run_eagerly=config["eager"]
+                )
+                _reset_device_peak()
+                t0 = time.perf_counter()
+                for _ in range(warmup_steps):
+                    model.train_on_batch(x, y)
+                t_train = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                for _ in range(warmup_steps):
+                    _sync(model.predict_on_batch(x_infer))
+                t_infer = time.perf_counter() - t0
+                peak = sampler.take_peak()
+                entry = {
+                    "model": name,
+                    "setting": config["label"],
+                    "jit_compile": config["jit_compile"],
+                    "eager": config["eager"],
+                    "mixed_precision": config["mixed_precision"],
+                    "trainable_params": keras_attn.count_trainable_params(model),
+                    "macs_per_image": summary["macs"],
+                    "attention_macs_per_image": summary["attention_macs"],
+                    "mac_ratio": summary["ratio"],
+                    "warmup_seconds": {"train": t_train, "inference": t_infer},
+                    "host_rss_growth_mb": (peak - before) / _MB,
+                    "peak_host_rss_mb": peak / _MB,
+                    "peak_device_mb": _device_peak_mb(),
+                    "train_step_s": [],
+                    "inference_batch_s": [],
+                    "_model": model,
+                }
+                entries.append(entry)
+                progress(
+                    f"[benchmark] {name} ({config['label']}): built, {summary['macs'] / 1e6:.1f}M "
+                    f"MACs/image, warm-up {t_train:.1f}s train + {t_infer:.1f}s inference"
+                )
+        # Timed windows, round-robin over every (variant, setting).
+        for w in range(windows):
+            order = entries[w % len(entries) :] + entries[: w % len(entries)]
+            for entry in order:
+                model = entry["_model"]
+                sampler.take_peak()
+                _reset_device_peak()
+                entry["train_step_s"].append(
+                    _time_window(lambda m=model: m.train_on_batch(x, y), steps_per_window)
+                )
+                entry["inference_batch_s"].append(
+                    _time_window(lambda m=model: m.predict_on_batch(x_infer), steps_per_window)
+                )
+                entry["peak_host_rss_mb"] = max(entry["peak_host_rss_mb"], sampler.take_peak() / _MB)
+                device_peak = _device_peak_mb()
+                if device_peak is not None:
+                    entry["peak_device_mb"] = max(entry["peak_device_mb"] or 0.0, device_peak)
+            progress(
+                f"[benchmark] window {w + 1}/{windows}: "
+                + ", ".join(
+                    f"{e['model']}/{e['setting']} {1000 * e['train_step_s'][-1]:.0f}ms"
+                    for e in entries
+                )
+            )
+
+        fit = None
+        if fit_check:
+            base = next(e for e in entries if e["model"] == BASELINE)
+            progress(f"[benchmark] fit check: {BASELINE} ({base['setting']}) on ArrayBatches")
+            fit = _fit_check(base["_model"], batch_size, windows * steps_per_window, input_shape)
+            fit["setting"] = base["setting"]
+        pipe = None
+        if pipeline:
+            progress("[benchmark] input pipeline: ArrayBatches")
+            pipe = benchmark_pipeline(batch_size, images=pipeline_images, input_shape=input_shape)
+    finally:
+        sampler.stop()
+        keras.config.set_dtype_policy(previous_policy)
+
+    # Figures and ratios.
+    results = []
+    for entry in entries:
+        entry.pop("_model")
+        step = statistics.median(entry["train_step_s"])
+        infer = statistics.median(entry["inference_batch_s"])
+        entry.update(
+            {
+                "train_step_ms": 1000 * step,
+                "train_images_per_s": batch_size / step,
+                "inference_batch_ms": 1000 * infer,
+                "inference_images_per_s": inference_batch_size / infer,
+            }
+        )
+        results.append(entry)
+    for entry in results:
+        base = next(
+            e for e in results if e["model"] == BASELINE and e["setting"] == entry["setting"]
+        )
+        entry["train_step_ratio"] = entry["train_step_ms"] / base["train_step_ms"]
+        entry["inference_ratio"] = entry["inference_batch_ms"] / base["inference_batch_ms"]
+        entry["cost_over_arithmetic"] = entry["train_step_ratio"] / entry["mac_ratio"]
+        entry["meets_target"] = entry["cost_over_arithmetic"] <= target
+    if len(configs) > 1:
+        first = configs[0]["label"]
+        for entry in results:
+            ref = next(e for e in results if e["model"] == entry["model"] and e["setting"] == first)
+            entry[f"speedup_vs_{first}"] = ref["train_step_ms"] / entry["train_step_ms"]
+    fastest = max(e["train_images_per_s"] for e in results)
+    if pipe is not None:
+        pipe["fastest_model_train_images_per_s"] = fastest
+        pipe["ratio_to_fastest_model"] = pipe["images_per_s"] / fastest
+        pipe["meets_10x"] = pipe["ratio_to_fastest_model"] >= 10
+    if fit is not None:
+        base = next(e for e in results if e["model"] == BASELINE and e["setting"] == fit["setting"])
+        fit["train_on_batch_images_per_s"] = base["train_images_per_s"]
+        fit["fit_over_bare_step"] = fit["images_per_s"] / base["train_images_per_s"]
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    env["load_average_at_end"] = list(load) if load else None
+    try:
+        import resource
+
+        env["process_max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    except (ImportError, OSError):  # pragma: no cover - not on Windows
+        pass
+    return {
+        "format": 1,
+        "settings": {
+            "models": names,
+            "baseline": BASELINE,
+            "batch_size": batch_size,
+            "inference_batch_size": inference_batch_size,
+            "settings": [{k: v for k, v in c.items()} for c in configs],
+            "warmup_steps": warmup_steps,
+            "windows": windows,
+            "steps_per_window": steps_per_window,
+            "timing": "median over windows of (window seconds / steps); windows round-robin "
+            "over variants; train = train_on_batch (SGD lr 0.01, sparse CE, accuracy), "
+            "inference = predict_on_batch; random float32 images 0..255",
+            "optimizer": "SGD(learning_rate=0.01)",
+            "target_cost_over_arithmetic": target,
+            "seed": seed,
+        },
+        "environment": env,
+        "results": results,
+        "pipeline": pipe,
+        "fit_check": fit,
+        "wall_seconds": time.perf_counter() - started,
+    }
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _fmt(value, spec):
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def format_table(result):
+    """The benchmark result as a plain-text table (one row per variant and setting).
+
+    Example:
+    >>> print(format_table(result))  # doctest: +SKIP
+    """
+    env = result["environment"]
+    s = result["settings"]
+    lines = [
+        f"backend {env['backend']} | {env['device']} | batch {s['batch_size']} | "
+        f"{s['windows']} windows x {s['steps_per_window']} steps | keras "
+        f"{env['versions'].get('keras')} | oneDNN {env['TF_ENABLE_ONEDNN_OPTS']} | load "
+        f"{_fmt((env.get('load_average_at_start') or [None])[0], '.1f')}->"
+        f"{_fmt((env.get('load_average_at_end') or [None])[0], '.1f')}",
+    ]
+    header = (
+        f"{'model':22} {'setting':10} {'MMACs/img':>9} {'MAC x':>6} {'train img/s':>11} "
+        f"{'step ms':>8} {'step x':>6} {'cost/arith':>10} {'<=' + str(s['target_cost_over_arithmetic']):>5} "
+        f"{'infer img/s':>11} {'infer x':>7} {'peak RSS MB':>11} {'+RSS MB':>7} {'dev MB':>6}"
+    )
+    lines += [header, "-" * len(header)]
+    for e in result["results"]:
+        lines.append(
+            f"{e['model']:22} {e['setting']:10} {e['macs_per_image'] / 1e6:9.1f} "
+            f"{e['mac_ratio']:6.2f} {e['train_images_per_s']:11.1f} {e['train_step_ms']:8.0f} "
+            f"{e['train_step_ratio']:6.2f} {e['cost_over_arithmetic']:10.2f} "
+            f"{'yes' if e['meets_target'] else 'NO':>5} {e['inference_images_per_s']:11.1f} "
+            f"{e['inference_ratio']:7.2f} {e['peak_host_rss_mb']:11.0f} "
+            f"{e['host_rss_growth_mb']:7.0f} {_fmt(e['peak_device_mb'], '6.0f')}"
+        )
+    speedups = [k for k in (result["results"][0] if result["results"] else {}) if k.startswith("speedup_vs_")]
+    if speedups:
+        key = speedups[0]
+        lines.append("")
+        lines.append(f"training {key.replace('_', ' ')}:")
+        for e in result["results"]:
+            lines.append(f"  {e['model']:22} {e['setting']:10} {e[key]:.2f}x")
+    pipe = result.get("pipeline")
+    if pipe:
+        lines.append("")
+        lines.append(
+            f"input pipeline (ArrayBatches, batch {pipe['batch_size']}): "
+            f"{pipe['images_per_s']:,.0f} images/s = {pipe['ratio_to_fastest_model']:.0f}x the "
+            f"fastest training throughput ({pipe['fastest_model_train_images_per_s']:.1f} img/s); "
+            f"target >= 10x: {'yes' if pipe['meets_10x'] else 'NO'}"
+        )
+    fit = result.get("fit_check")
+    if fit:
+        lines.append(
+            f"model.fit on ArrayBatches ({BASELINE}, {fit['setting']}): "
+            f"{fit['images_per_s']:.1f} img/s = {100 * fit['fit_over_bare_step']:.0f}% of "
+            f"train_on_batch's {fit['train_on_batch_images_per_s']:.1f} img/s"
+        )
+    lines.append(f"wall time {result['wall_seconds']:.0f}s")
+    return "\n".join(lines)
+
+
+def write_json(result, path):
+    """Write ``result`` as JSON to ``path`` atomically (temporary file, then rename).
+
+    Example:
+    >>> write_json({"a": 1}, "/tmp/benchmark.json")  # doctest: +SKIP
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=1, default=str)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _positive_int_arg(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def parse_args(argv=None):
+    """Parse the benchmark's command line (no Keras import: the backend is not fixed yet).
+
+    Example:
+    >>> parse_args(["--models", "cnn,cnn_eca", "--backend", "jax", "--jit"]).jit
+    True
+    """
+    p = argparse.ArgumentParser(
+        prog="benchmark.py",
+        description="Training and inference throughput, MACs and memory of keras_attn variants, "
+        "measured side by side; prints a table and writes JSON.",
+    )
+    p.add_argument("--models", default=None, help="comma-separated variants (default: all); "
+                   "cnn is always added as the baseline")
+    p.add_argument("--backend", choices=("tensorflow", "jax", "torch"), default=None,
+                   help="Keras backend (default: KERAS_BACKEND or tensorflow); the benchmark "
+                   "re-runs itself in a subprocess when Keras is already loaded with another")
+    jit = p.add_mutually_exclusive_group()
+    jit.add_argument("--jit", dest="jit", action="store_true", default=None,
+                     help="jit-compile steps (XLA); default: the fast path for this backend")
+    jit.add_argument("--no-jit", dest="jit", action="store_false", help="do not jit-compile")
+    jit.add_argument("--compare-jit", action="store_true",
+                     help="measure without and with jit compilation side by side")
+    p.set_defaults(jit=None)
+    p.add_argument("--eager", action="store_true", help="run eagerly (op by op)")
+    p.add_argument("--mixed-precision", choices=("mixed_bfloat16", "mixed_float16"), default=None,
+                   help="dtype policy to build the models under (default float32)")
+    p.add_argument("--compare-mixed-precision", action="store_true",
+                   help="measure float32 and --mixed-precision (default mixed_bfloat16) side by side")
+    p.add_argument("--batch", type=_positive_int_arg, default=128, help="training batch (128)")
+    p.add_argument("--inference-batch", type=_positive_int_arg, default=None,
+                   help="inference batch (default: --batch)")
+    p.add_argument("--warmup", type=_positive_int_arg, default=2, help="warm-up steps (2)")
+    p.add_argument("--windows", type=_positive_int_arg, default=5, help="timed windows (5)")
+    p.add_argument("--steps", type=_positive_int_arg, default=3, help="steps per window (3)")
+    p.add_argument("--threads", type=_positive_int_arg, default=None,
+                   help="TensorFlow intra-op threads (default: TensorFlow's choice)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="enable TensorFlow op determinism, as the protocol does by default")
+    p.add_argument("--copies", default=None,
+                   help="also time packed training of N copies of cnn (keras_attn.parallel), "
+                   "e.g. 1,2,4")
+    p.add_argument("--no-pipeline", action="store_true", help="skip the input-pipeline timing")
+    p.add_argument("--no-fit-check", action="store_true", help="skip the model.fit epoch timing")
+    p.add_argument("--tiny", action="store_true",
+                   help="smoke-test configuration: cnn and cnn_eca, batch 4, one 1-step window")
+    p.add_argument("--output", default="results/benchmark.json",
+                   help="JSON file to write (default results/benchmark.json)")
+    args = p.parse_args(argv)
+    if args.tiny:
+        args.models = args.models or "cnn,cnn_eca"
+        args.batch, args.warmup, args.windows, args.steps = 4, 1, 1, 1
+    if args.copies is not None:
+        try:
+            args.copies = [int(c) for c in args.copies.split(",") if c.strip()]
+        except ValueError:
+            p.error(f"--copies must be comma-separated positive integers, got {args.copies!r}")
+        if not args.copies or min(args.copies) < 1:
+            p.error(f"--copies must be comma-separated positive integers, got {args.copies!r}")
+    return args
+
+
+def _settings_from_args(args):
+    policy = args.mixed_precision
+    if args.compare_mixed_precision:
+        policy = policy or "mixed_bfloat16"
+        return [
+            {"jit_compile": args.jit, "eager": args.eager, "mixed_precision": None},
+            {"jit_compile": args.jit, "eager": args.eager, "mixed_precision": policy},
+        ]
+    if args.compare_jit:
+        return [
+            {"jit_compile": False, "eager": args.eager, "mixed_precision": policy},
+            {"jit_compile": True, "eager": args.eager, "mixed_precision": policy},
+        ]
+    return [{"jit_compile": args.jit, "eager": args.eager, "mixed_precision": policy}]
+
+
+def main(argv=None):
+    """Command-line entry point; returns the exit status.
+
+    Example:
+    >>> main(["--tiny", "--output", "/tmp/bench.json"])  # doctest: +SKIP
+    0
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.backend and "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = args.backend
+    import keras
+
+    if args.backend and keras.backend.backend() != args.backend:
+        # Keras is loaded with another backend: run in a fresh interpreter.
+        env = dict(os.environ, KERAS_BACKEND=args.backend)
+        cmd = [sys.executable, "-m", "keras_attn.benchmark", *argv]
+        return subprocess.call(cmd, env=env)
+    if args.threads or args.deterministic:
+        if keras.backend.backend() != "tensorflow":
+            raise SystemExit("--threads and --deterministic apply to the TensorFlow backend only.")
+        import tensorflow as tf
+
+        if args.threads:
+            tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        if args.deterministic:
+            tf.config.experimental.enable_op_determinism()
+
+    result = run_benchmark(
+        args.models,
+        batch_size=args.batch,
+        settings=_settings_from_args(args),
+        warmup_steps=args.warmup,
+        windows=args.windows,
+        steps_per_window=args.steps,
+        inference_batch_size=args.inference_batch,
+        pipeline=not args.no_pipeline,
+        pipeline_images=512 if args.tiny else 45000,
+        fit_check=not args.no_fit_check,
+    )
+    if args.copies:
+        from keras_attn.parallel import benchmark_packing
+
+        result["packing"] = benchmark_packing(
+            copies=args.copies,
+            batch_size=args.batch,
+            warmup_steps=args.warmup,
+            windows=args.windows,
+            steps_per_window=args.steps,
+            jit_compile=_settings_from_args(args)[0]["jit_compile"],
+        )
+    result["command"] = ["benchmark.py", *argv]
+    write_json(result, args.output)
+    print(format_table(result))
+    if result.get("packing"):
+        from keras_attn.parallel import format_packing
+
+        print(format_packing(result["packing"]))
+    print(f"JSON written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

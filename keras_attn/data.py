@@ -1,0 +1,762 @@
+"""Data sources for the study: uint8 images in memory and a deterministic split.
+
+Three sources share one interface, `load_dataset`:
+
+- ``"tfds:cifar10"`` (the default): CIFAR-10 through tensorflow-datasets. No
+  surprise downloads: the data must already be in the tfds data folder unless
+  ``download=True`` is passed.
+- an image-folder tree ``ROOT/train/<class>/*`` and ``ROOT/test/<class>/*``
+  (decoded with Pillow; classes are the sorted folder names).
+- an ``.npz`` file holding ``x_train``, ``y_train``, ``x_test``, ``y_test`` and
+  optionally ``class_names`` (the format `save_npz` writes, and the format of the
+  optional cache of an image folder).
+
+The training images are split into train and validation by a seeded random
+permutation (`split_train_val`); the split and a content fingerprint of the
+arrays are part of `Dataset.describe`, which the protocol stores with every
+result. Images stay uint8 NumPy arrays; `ArrayBatches` turns them into float32
+batches (raw 0..255 values: keras_attn models rescale internally) through
+`keras.utils.PyDataset`, so the same code trains on the TensorFlow, JAX and
+PyTorch backends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import keras
+import numpy as np
+
+__all__ = [
+    "ArrayBatches",
+    "Dataset",
+    "IMAGE_EXTENSIONS",
+    "extract_archive",
+    "load_dataset",
+    "load_image_folder",
+    "load_npz",
+    "load_tfds",
+    "save_npz",
+    "split_train_val",
+]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
+"""File name endings the image-folder loader reads (case-insensitive)."""
+
+_SPLITS = ("train", "test")
+_CACHE_FORMAT = 1
+
+
+# --------------------------------------------------------------------------- dataset
+
+
+@dataclasses.dataclass(eq=False)
+class Dataset:
+    """Images (uint8, NHWC) and integer labels, split into train / val / test.
+
+    Create one with `load_dataset`. ``source``, ``split`` and ``subset`` say where
+    the arrays came from; `describe` turns them into the JSON-able dict that the
+    protocol records with each result.
+
+    Args:
+        x_train, x_val, x_test: uint8 arrays of shape ``(n, height, width, channels)``.
+        y_train, y_val, y_test: int64 label arrays of shape ``(n,)``.
+        class_names: one name per label index.
+        source: where the data came from (``kind``, ``location``, ...).
+        split: how validation was taken from the training images.
+        subset: the sizes kept by `take`, or ``None`` for the full split.
+
+    Example:
+        >>> ds = load_dataset("tfds:cifar10")  # doctest: +SKIP
+        >>> ds.x_train.shape, ds.x_val.shape, ds.x_test.shape  # doctest: +SKIP
+        ((45000, 32, 32, 3), (5000, 32, 32, 3), (10000, 32, 32, 3))
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple
+    source: dict
+    split: dict
+    subset: dict | None = None
+
+    @property
+    def input_shape(self) -> tuple:
+        """Shape of one image, ``(height, width, channels)``."""
+        return tuple(int(d) for d in self.x_train.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (``len(class_names)``)."""
+        return len(self.class_names)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the six arrays as used (images, labels, split and subset).
+
+        Two datasets with the same fingerprint hold the same images and labels in
+        the same train / val / test roles, whatever path they were read from.
+
+        Example:
+            >>> ds.fingerprint()[:12]  # doctest: +SKIP
+            '3f1c0a9e52d4'
+        """
+        if getattr(self, "_fingerprint", None) is None:
+            h = hashlib.sha256()
+            for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+                arr = np.ascontiguousarray(getattr(self, name))
+                h.update(f"{name}:{arr.dtype.str}:{arr.shape}".encode())
+                h.update(memoryview(arr).cast("B"))
+            h.update("\n".join(self.class_names).encode())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+    def describe(self) -> dict:
+        """JSON-able description: source, counts, split, subset and fingerprint.
+
+        Example:
+            >>> ds.describe()["counts"]  # doctest: +SKIP
+            {'train': 45000, 'val': 5000, 'test': 10000}
+        """
+        return {
+            "source": dict(self.source),
+            "class_names": list(self.class_names),
+            "image_shape": list(self.input_shape),
+            "counts": {
+                "train": int(len(self.y_train)),
+                "val": int(len(self.y_val)),
+                "test": int(len(self.y_test)),
+            },
+            "split": dict(self.split),
+            "subset": dict(self.subset) if self.subset else None,
+            "fingerprint": self.fingerprint(),
+        }
+
+    def take(self, train=None, val=None, test=None, *, seed=0) -> Dataset:
+        """A smaller dataset: the first ``train`` / ``val`` images and ``test`` random ones.
+
+        Train and validation images are already in a seeded random order after
+        the split, so their first ``n`` are a random sample; the test images keep
+        the source order (often sorted by class), so ``test`` of them are drawn
+        with ``seed``. ``None`` keeps a part whole.
+
+        Args:
+            train: number of training images to keep, or ``None`` for all.
+            val: number of validation images to keep, or ``None`` for all.
+            test: number of test images to keep, or ``None`` for all.
+            seed: seed of the test sample.
+
+        Example:
+            >>> small = ds.take(train=2000, val=500, test=1000)  # doctest: +SKIP
+        """
+        sizes = {"train": train, "val": val, "test": test}
+        arrays = {}
+        for part, n in sizes.items():
+            x, y = getattr(self, f"x_{part}"), getattr(self, f"y_{part}")
+            if n is None:
+                arrays[part] = (x, y)
+                continue
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+                raise ValueError(f"`{part}` must be a positive integer or None, got {n!r}.")
+            if n > len(y):
+                raise ValueError(f"`{part}`={n} is more than the {len(y)} {part} images available.")
+            if part == "test":
+                idx = np.sort(np.random.default_rng(seed).permutation(len(y))[:n])
+            else:
+                idx = np.arange(n)
+            arrays[part] = (x[idx], y[idx])
+        subset = {"train": train, "val": val, "test": test, "test_seed": int(seed)}
+        return Dataset(
+            *arrays["train"],
+            *arrays["val"],
+            *arrays["test"],
+            class_names=self.class_names,
+            source=self.source,
+            split=self.split,
+            subset=subset,
+        )
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def load_dataset(
+    source="tfds:cifar10",
+    *,
+    val_size=5000,
+    split_seed=0,
+    tfds_data_dir=None,
+    download=False,
+    image_size=None,
+    cache_dir=None,
+) -> Dataset:
+    """Load a data set and split its training images into train and validation.
+
+    Args:
+        source: ``"tfds:NAME"`` (a tensorflow-datasets name, ``"tfds:cifar10"`` by
+            default), the path of an image-folder tree (``train/<class>/*``,
+            ``test/<class>/*``), or the path of an ``.npz`` file (see `load_npz`).
+        val_size: number of training images held out for validation (int >= 0;
+            5,000 as in the study).
+        split_seed: seed of the train / validation permutation.
+        tfds_data_dir: tensorflow-datasets data folder (``None``: tfds' default,
+            ``~/tensorflow_datasets``). Only for ``tfds:`` sources.
+        download: allow tensorflow-datasets to download and prepare the data when
+            it is not in ``tfds_data_dir`` (default ``False``: fail fast instead).
+        image_size: ``(height, width)`` to resize folder images to; ``None``
+            requires all images of a folder to have the same size.
+        cache_dir: folder for a decoded ``.npz`` copy of an image folder, keyed by
+            the folder's file list, sizes and times; ``None`` disables the cache.
+
+    Returns:
+        A `Dataset`.
+
+    Raises:
+        FileNotFoundError: a folder or file that does not exist.
+        ValueError: anything else wrong with the source, named in the message.
+
+    Example:
+        >>> ds = load_dataset("/data/cifar10-folder", val_size=5000, split_seed=0)  # doctest: +SKIP
+        >>> ds.describe()["split"]["val_size"]  # doctest: +SKIP
+        5000
+    """
+    if isinstance(source, os.PathLike):
+        source = os.fspath(source)
+    if not isinstance(source, str) or not source:
+        raise ValueError(
+            f"`source` must be 'tfds:NAME', an image-folder path or an .npz path, got {source!r}."
+        )
+    if source.startswith("tfds:"):
+        name = source[len("tfds:") :]
+        (x_tr, y_tr, x_te, y_te), class_names, info = load_tfds(
+            name, data_dir=tfds_data_dir, download=download
+        )
+    else:
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(
+                f"Data source {source!r} does not exist. Expected 'tfds:NAME', an image "
+                "folder with train/<class>/* and test/<class>/*, or an .npz file."
+            )
+        if path.is_dir():
+            (x_tr, y_tr, x_te, y_te), class_names, info = _load_folder_cached(
+                path, image_size=image_size, cache_dir=cache_dir
+            )
+        elif path.suffix.lower() == ".npz":
+            (x_tr, y_tr, x_te, y_te), class_names = load_npz(path)
+            info = {"kind": "npz", "location": str(path.resolve())}
+        else:
+            raise ValueError(
+                f"Data source {source!r} is a file but not an .npz file. Expected "
+                "'tfds:NAME', an image folder or an .npz file."
+            )
+    train_idx, val_idx = split_train_val(len(y_tr), val_size=val_size, seed=split_seed)
+    split = {
+        "method": "seeded random permutation of the training images",
+        "val_size": int(val_size),
+        "split_seed": int(split_seed),
+        "val_indices_sha256": hashlib.sha256(val_idx.astype("<i8").tobytes()).hexdigest(),
+    }
+    return Dataset(
+        x_tr[train_idx],
+        y_tr[train_idx],
+        x_tr[val_idx],
+        y_tr[val_idx],
+        x_te,
+        y_te,
+        class_names=tuple(class_names),
+        source=info,
+        split=split,
+    )
+
+
+def split_train_val(n, *, val_size=5000, seed=0):
+    """Indices of a seeded random train / validation split of ``n`` images.
+
+    The permutation is ``numpy.random.default_rng(seed).permutation(n)``: the
+    first ``val_size`` indices are validation, the rest training. Both come back
+    in permuted (random) order, so their first ``k`` are random samples.
+
+    Args:
+        n: number of training images.
+        val_size: number held out for validation, ``0 <= val_size < n``.
+        seed: seed of the permutation.
+
+    Returns:
+        ``(train_indices, val_indices)``, int64 arrays.
+
+    Example:
+        >>> tr, va = split_train_val(50000, val_size=5000, seed=0)
+        >>> len(tr), len(va)
+        (45000, 5000)
+    """
+    if isinstance(val_size, bool) or not isinstance(val_size, (int, np.integer)) or val_size < 0:
+        raise ValueError(f"`val_size` must be an integer >= 0, got {val_size!r}.")
+    if val_size >= n:
+        raise ValueError(
+            f"`val_size`={val_size} leaves no training images: the source has {n} "
+            f"training images, so val_size must be below {n}."
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"`split_seed` must be an integer >= 0, got {seed!r}.")
+    perm = np.random.default_rng(seed).permutation(n).astype(np.int64)
+    return perm[val_size:], perm[:val_size]
+
+
+# --------------------------------------------------------------------------- tfds
+
+
+def load_tfds(name="cifar10", *, data_dir=None, download=False):
+    """Train and test arrays of a tensorflow-datasets image classification set.
+
+    Tries ``download=False`` first and fails at once with instructions when the
+    data is not prepared (tfds would otherwise retry a download for minutes).
+
+    Args:
+        name: tfds name, optionally with a version (``"cifar10:3.0.2"``).
+        data_dir: tfds data folder, ``None`` for tfds' default.
+        download: let tfds download and prepare the data if it is missing.
+
+    Returns:
+        ``((x_train, y_train, x_test, y_test), class_names, info)``; ``info`` is
+        the JSON-able source description.
+
+    Example:
+        >>> (x_tr, y_tr, x_te, y_te), names, info = load_tfds("cifar10")  # doctest: +SKIP
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"tfds dataset name must be a non-empty string, got {name!r}.")
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "The 'tfds:' data source needs tensorflow-datasets (pip install "
+            "tensorflow-datasets); or pass an image folder or .npz file instead."
+        ) from e
+    data_dir_text = data_dir or "~/tensorflow_datasets (tfds default)"
+    try:
+        splits, info = tfds.load(
+            name,
+            split=list(_SPLITS),
+            data_dir=data_dir,
+            download=download,
+            as_supervised=True,
+            with_info=True,
+        )
+    except tfds.core.registered.DatasetNotFoundError as e:
+        raise ValueError(f"Unknown tensorflow-datasets name {name!r}.") from e
+    except AssertionError as e:
+        if "could not find data" not in str(e):
+            raise
+        raise FileNotFoundError(
+            f"tensorflow-datasets has no prepared copy of {name!r} in {data_dir_text}. "
+            f"Either download it once (needs a network): `python scripts/protocol.py "
+            f'--download` or `python -c "import tensorflow_datasets as tfds; '
+            f"tfds.load('{name}', data_dir={data_dir!r})\"`; or point the protocol at a "
+            f"local copy: an image folder (train/<class>/*, test/<class>/*) or an .npz "
+            f"file via --data-dir."
+        ) from e
+    arrays = []
+    for split_name, ds in zip(_SPLITS, splits):
+        xs, ys = [], []
+        for x, y in tfds.as_numpy(ds.batch(1024)):
+            xs.append(x)
+            ys.append(y)
+        if not xs:
+            raise ValueError(f"tfds dataset {name!r} split {split_name!r} is empty.")
+        x = np.concatenate(xs)
+        if x.dtype != np.uint8:
+            raise ValueError(f"tfds dataset {name!r} has {x.dtype} images; uint8 is expected.")
+        arrays += [x, np.concatenate(ys).astype(np.int64)]
+    label = info.features[info.supervised_keys[1]]
+    class_names = list(getattr(label, "names", None) or [str(i) for i in range(label.num_classes)])
+    source = {
+        "kind": "tfds",
+        "location": f"tfds:{info.name}",
+        "version": str(info.version),
+        "data_dir": str(data_dir) if data_dir else None,
+    }
+    return tuple(arrays), class_names, source
+
+
+# --------------------------------------------------------------------------- image folder
+
+
+def load_image_folder(root, *, image_size=None):
+    """Decode an image-folder tree ``ROOT/{train,test}/<class>/<image>`` into arrays.
+
+    Class names are the sorted sub-folder names of ``train``, which ``test``
+    must match; labels index into them. Images are converted to RGB with Pillow.
+    Hidden files are skipped, and so are files whose name does not end with one
+    of `IMAGE_EXTENSIONS` (their number is reported as ``ignored_files``).
+
+    Args:
+        root: the folder holding ``train`` and ``test``.
+        image_size: ``(height, width)`` to resize every image to (bilinear);
+            ``None`` requires all images to share one size.
+
+    Returns:
+        ``((x_train, y_train, x_test, y_test), class_names, info)``.
+
+    Raises:
+        FileNotFoundError: ``root``, ``root/train`` or ``root/test`` missing.
+        ValueError: no class folders, an empty class folder, different class
+            folders in train and test, an unreadable image or an image of another
+            size (the message names the file).
+
+    Example:
+        >>> arrays, names, info = load_image_folder("cifar10-folder")  # doctest: +SKIP
+        >>> names[:2]  # doctest: +SKIP
+        ['airplane', 'automobile']
+    """
+    root = Path(root).expanduser()
+    target = _check_image_size(image_size)
+    files, class_names, ignored = _list_image_folder(root)
+    arrays, first = [], None
+    for split_name in _SPLITS:
+        paths, labels = files[split_name]
+        x = None
+        for i, p in enumerate(paths):
+            img = _decode_image(p, target)
+            if first is None:
+                first = (p, img.shape)
+            elif img.shape != first[1]:
+                raise ValueError(
+                    f"Image {p} is {img.shape[1]}x{img.shape[0]} (width x height) but "
+                    f"{first[0]} is {first[1][1]}x{first[1][0]}: all images must have one "
+                    "size. Pass image_size=(height, width) to resize them."
+                )
+            if x is None:
+                x = np.empty((len(paths), *img.shape), dtype=np.uint8)
+            x[i] = img
+        arrays += [x, np.asarray(labels, dtype=np.int64)]
+    info = {
+        "kind": "folder",
+        "location": str(root.resolve()),
+        "image_size": list(target) if target is not None else None,
+        "ignored_files": ignored,
+    }
+    return tuple(arrays), class_names, info
+
+
+def _list_image_folder(root):
+    if not root.exists():
+        raise FileNotFoundError(f"Image folder {str(root)!r} does not exist.")
+    if not root.is_dir():
+        raise ValueError(f"Image folder {str(root)!r} is not a folder.")
+    class_sets = {}
+    for split_name in _SPLITS:
+        d = root / split_name
+        if not d.is_dir():
+            raise FileNotFoundError(
+                f"Image folder {str(root)!r} has no {split_name!r} sub-folder. Expected "
+                f"{root}/train/<class>/<image> and {root}/test/<class>/<image>."
+            )
+        classes = sorted(c.name for c in d.iterdir() if c.is_dir() and not c.name.startswith("."))
+        if not classes:
+            raise ValueError(
+                f"{str(d)!r} holds no class folders. Expected {d}/<class>/<image> "
+                "(one sub-folder per class)."
+            )
+        class_sets[split_name] = classes
+    if class_sets["train"] != class_sets["test"]:
+        only_train = sorted(set(class_sets["train"]) - set(class_sets["test"]))
+        only_test = sorted(set(class_sets["test"]) - set(class_sets["train"]))
+        raise ValueError(
+            f"The class folders of {root}/train and {root}/test differ: only in train: "
+            f"{only_train}, only in test: {only_test}. Both must hold the same classes."
+        )
+    class_names = class_sets["train"]
+    files, ignored = {}, 0
+    for split_name in _SPLITS:
+        paths, labels = [], []
+        for label, cls in enumerate(class_names):
+            d = root / split_name / cls
+            n_before = len(paths)
+            for entry in sorted(os.scandir(d), key=lambda e: e.name):
+                if entry.name.startswith(".") or not entry.is_file():
+                    continue
+                if not entry.name.lower().endswith(IMAGE_EXTENSIONS):
+                    ignored += 1
+                    continue
+                paths.append(Path(entry.path))
+                labels.append(label)
+            if len(paths) == n_before:
+                raise ValueError(
+                    f"Class folder {str(d)!r} holds no images (readable endings: "
+                    f"{', '.join(IMAGE_EXTENSIONS)})."
+                )
+        files[split_name] = (paths, labels)
+    return files, class_names, ignored
+
+
+def _check_image_size(image_size):
+    if image_size is None:
+        return None
+    try:
+        h, w = image_size
+    except (TypeError, ValueError):
+        h = w = None
+    if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in (h, w)):
+        raise ValueError(
+            f"`image_size` must be None or (height, width) positive integers, got {image_size!r}."
+        )
+    return (int(h), int(w))
+
+
+def _decode_image(path, size):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        with Image.open(io.BytesIO(data)) as img:
+            img = img.convert("RGB")
+            if size is not None and img.size != (size[1], size[0]):
+                img = img.resize((size[1], size[0]), Image.BILINEAR)
+            return np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise ValueError(f"Cannot read image {path}: {type(e).__name__}: {e}") from e
+
+
+def _folder_signature(root, image_size):
+    """Cheap identity of a folder's contents: relative paths, sizes and mtimes."""
+    h = hashlib.sha256(f"format={_CACHE_FORMAT};image_size={image_size}".encode())
+    files, _, _ = _list_image_folder(root)
+    for split_name in _SPLITS:
+        for p, label in zip(*files[split_name]):
+            st = p.stat()
+            h.update(f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\0{label}\n".encode())
+    return h.hexdigest()
+
+
+def _load_folder_cached(root, *, image_size, cache_dir):
+    if cache_dir is None:
+        return load_image_folder(root, image_size=image_size)
+    key = _folder_signature(root, _check_image_size(image_size))
+    cache_path = Path(cache_dir).expanduser() / f"folder-{key[:32]}.npz"
+    if cache_path.exists():
+        try:
+            arrays, class_names = load_npz(cache_path)
+            with np.load(cache_path, allow_pickle=False) as z:
+                info = {
+                    "kind": "folder",
+                    "location": str(root.resolve()),
+                    "image_size": list(image_size) if image_size is not None else None,
+                    "ignored_files": int(z["ignored_files"]) if "ignored_files" in z else 0,
+                }
+            info["cache"] = str(cache_path)
+            return arrays, class_names, info
+        except (ValueError, OSError):
+            pass  # a damaged cache file is rebuilt below
+    arrays, class_names, info = load_image_folder(root, image_size=image_size)
+    save_npz(cache_path, *arrays, class_names=class_names, ignored_files=info["ignored_files"])
+    info = dict(info, cache=str(cache_path))
+    return arrays, class_names, info
+
+
+# --------------------------------------------------------------------------- npz
+
+
+def load_npz(path):
+    """Train and test arrays from an ``.npz`` file.
+
+    The file holds ``x_train``, ``y_train``, ``x_test``, ``y_test`` (uint8 images
+    ``(n, h, w, c)`` or ``(n, h, w)``; integer labels ``(n,)`` or ``(n, 1)``, as
+    `keras.datasets.cifar10.load_data` gives them) and optionally
+    ``class_names``. Write one with `save_npz`.
+
+    Args:
+        path: the ``.npz`` file.
+
+    Returns:
+        ``((x_train, y_train, x_test, y_test), class_names)``.
+
+    Example:
+        >>> (x_tr, y_tr, x_te, y_te), names = load_npz("cifar10.npz")  # doctest: +SKIP
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f".npz file {str(path)!r} does not exist.")
+    try:
+        z = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise ValueError(f"Cannot read .npz file {path}: {type(e).__name__}: {e}") from e
+    with z:
+        missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z.files]
+        if missing:
+            raise ValueError(
+                f".npz file {path} lacks {missing}; it must hold x_train, y_train, x_test, "
+                f"y_test (and optionally class_names). It holds {sorted(z.files)}."
+            )
+        arrays = []
+        for part in _SPLITS:
+            x, y = z[f"x_{part}"], z[f"y_{part}"]
+            if x.ndim == 3:
+                x = x[..., None]
+            if x.ndim != 4 or x.dtype != np.uint8:
+                raise ValueError(
+                    f".npz file {path}: x_{part} must be uint8 images of shape (n, h, w, c) "
+                    f"or (n, h, w), got {x.dtype} {x.shape}."
+                )
+            y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
+            if y.ndim != 1 or y.shape[0] != x.shape[0] or not np.issubdtype(y.dtype, np.integer):
+                raise ValueError(
+                    f".npz file {path}: y_{part} must be {x.shape[0]} integer labels, "
+                    f"got {y.dtype} {y.shape}."
+                )
+            arrays += [x, y.astype(np.int64)]
+        if arrays[0].shape[1:] != arrays[2].shape[1:]:
+            raise ValueError(
+                f".npz file {path}: train images are {arrays[0].shape[1:]} but test images "
+                f"are {arrays[2].shape[1:]}."
+            )
+        n_labels = int(max(arrays[1].max(initial=0), arrays[3].max(initial=0))) + 1
+        if "class_names" in z.files:
+            class_names = [str(c) for c in z["class_names"].tolist()]
+        else:
+            class_names = [str(i) for i in range(n_labels)]
+        if min(arrays[1].min(initial=0), arrays[3].min(initial=0)) < 0 or n_labels > len(
+            class_names
+        ):
+            raise ValueError(
+                f".npz file {path}: labels must lie in 0..{len(class_names) - 1} "
+                f"({len(class_names)} class names)."
+            )
+    return tuple(arrays), class_names
+
+
+def save_npz(path, x_train, y_train, x_test, y_test, *, class_names=None, **extra):
+    """Write train and test arrays to an ``.npz`` file that `load_npz` reads.
+
+    The file is written under a temporary name and renamed, so a reader never
+    sees half a file.
+
+    Args:
+        path: the ``.npz`` file to write (parent folders are created).
+        x_train, y_train, x_test, y_test: the arrays.
+        class_names: optional list of class names.
+        **extra: further arrays or scalars to store.
+
+    Example:
+        >>> import keras  # doctest: +SKIP
+        >>> (x_tr, y_tr), (x_te, y_te) = keras.datasets.cifar10.load_data()  # doctest: +SKIP
+        >>> save_npz("cifar10.npz", x_tr, y_tr, x_te, y_te)  # doctest: +SKIP
+    """
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = dict(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, **extra)
+    if class_names is not None:
+        arrays["class_names"] = np.asarray([str(c) for c in class_names])
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- archives
+
+
+def extract_archive(archive, dest):
+    """Unpack a ``.tar``/``.tar.gz`` image-folder archive into ``dest`` once.
+
+    A marker file records the archive's size and modification time; a later
+    call with the same archive returns at once. Members that would land outside
+    ``dest`` are refused (``tarfile`` ``"data"`` filter).
+
+    Args:
+        archive: the archive (for example the offline CIFAR-10 JPEG copy).
+        dest: the folder to unpack into (use a temporary or git-ignored one).
+
+    Returns:
+        ``dest`` as a `pathlib.Path`.
+
+    Example:
+        >>> archive = "../shared/data/cifar10-jpeg.tar.gz"
+        >>> root = extract_archive(archive, ".data/cifar10-jpeg")  # doctest: +SKIP
+        >>> ds = load_dataset(root)  # doctest: +SKIP
+    """
+    archive, dest = Path(archive).expanduser(), Path(dest).expanduser()
+    if not archive.is_file():
+        raise FileNotFoundError(f"Archive {str(archive)!r} does not exist.")
+    st = archive.stat()
+    stamp = f"{archive.resolve()}\n{st.st_size}\n{st.st_mtime_ns}\n"
+    marker = dest / ".extracted"
+    if marker.exists() and marker.read_text() == stamp:
+        return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(dest, filter="data")
+    marker.write_text(stamp)
+    return dest
+
+
+# --------------------------------------------------------------------------- batches
+
+
+class ArrayBatches(keras.utils.PyDataset):
+    """Float32 batches of uint8 images for ``model.fit`` / ``predict``, any backend.
+
+    A `keras.utils.PyDataset`: batch ``i`` is taken from the arrays on demand
+    (only one batch is ever converted to float32). With ``shuffle=True`` the
+    order of epoch ``e`` is ``default_rng([seed, e]).permutation(n)``: a function
+    of the seed and the epoch alone, so a resumed run sees the same batches as an
+    uninterrupted one. Call `set_epoch` before each epoch.
+
+    Args:
+        x: uint8 images ``(n, h, w, c)``; values stay 0..255 (cast to float32).
+        y: integer labels ``(n,)``, or ``None`` for inputs only (predict).
+        batch_size: images per batch; the last batch may be smaller.
+        shuffle: reorder the images every epoch.
+        seed: seed of the shuffling.
+        **kwargs: passed to `keras.utils.PyDataset` (``workers``, ...).
+
+    Example:
+        >>> batches = ArrayBatches(ds.x_train, ds.y_train, 128, shuffle=True)  # doctest: +SKIP
+        >>> batches.set_epoch(0)  # doctest: +SKIP
+        >>> model.fit(batches, epochs=1)  # doctest: +SKIP
+    """
+
+    def __init__(self, x, y=None, batch_size=128, *, shuffle=False, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+            raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+        if batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+        if y is not None and len(x) != len(y):
+            raise ValueError(f"x has {len(x)} images but y has {len(y)} labels.")
+        if len(x) == 0:
+            raise ValueError("ArrayBatches needs at least one image, got an empty array.")
+        self.x, self.y = x, y
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch):
+        """Select the order of epoch ``epoch`` (0-based); no effect without shuffle."""
+        self.epoch = int(epoch)
+        if self.shuffle:
+            self._order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
+        else:
+            self._order = None
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, index):
+        if index < 0 or index >= len(self):
+            raise IndexError(f"batch index {index} out of range 0..{len(self) - 1}")
+        sl = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        idx = self._order[sl] if self._order is not None else sl
+        x = self.x[idx].astype(np.float32)
+        if self.y is None:
+            return (x,)
+        return x, self.y[idx]

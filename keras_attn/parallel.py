@@ -1,0 +1,393 @@
+"""Train several runs of one model at once: N independent copies packed in one Keras model.
+
+The protocol trains each model 16 times with different seeds. On an
+accelerator one small CNN leaves most of the device idle; packing N runs into
+one model makes every step N times bigger without changing any run's
+arithmetic. This works on every Keras backend without custom vectorisation:
+
+- `build_copies` builds the N networks exactly as a single run would build
+  them (``keras.utils.set_random_seed(seed)``, then the model), so each copy
+  starts from the same weights, and the same dropout seeds, as its plain run.
+- `pack_models` wraps them in one functional model with N inputs and N
+  outputs (named ``copy0``, ``copy1``...). `compile_packed` gives every output
+  its own loss; Keras minimises their sum. The copies share no parameter, so
+  the gradient of the sum with respect to copy ``i``'s weights is the
+  gradient of copy ``i``'s own loss: each copy trains as if alone.
+  (Optimizers that couple parameters break this: a *global* gradient-norm
+  clip, or the shared dynamic loss scale of ``mixed_float16``, which skips a
+  step for all copies when one overflows. `compile_packed` refuses the first.)
+- `PackedBatches` feeds copy ``i`` its own shuffled batches, the ones
+  `keras_attn.data.ArrayBatches` with copy ``i``'s seed would give it.
+- `evaluate_copies` validates every copy in one pass over the data.
+
+After training, the copies *are* the trained models (the packed model holds
+them, it does not copy their weights): save or evaluate ``copies[i]`` as usual.
+A test checks that a few packed steps give the same weights as training each
+copy alone, within float tolerance.
+
+Measured on a 2-core CPU (README, performance section): packing does not speed
+training up there (the cores are already busy with one copy). The gain on a GPU
+has not been measured (no GPU was available when this was written).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+import keras
+import numpy as np
+
+from keras_attn.data import ArrayBatches
+
+__all__ = [
+    "PackedBatches",
+    "benchmark_packing",
+    "build_copies",
+    "compile_packed",
+    "evaluate_copies",
+    "format_packing",
+    "pack_models",
+]
+
+
+def _check_seeds(seeds):
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise ValueError(f"`seeds` must be a list of integers, got {seeds!r}.")
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("`seeds` is empty: give one seed per copy.")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+            raise ValueError(f"`seeds` must be integers >= 0, got {seeds!r} (bad entry {s!r}).")
+    return [int(s) for s in seeds]
+
+
+def build_copies(name_or_config, seeds, **overrides):
+    """Build one network per seed, each exactly as a single seeded run builds it.
+
+    For each seed: ``keras.utils.set_random_seed(seed)``, then
+    `keras_attn.build` (with ``overrides``); the copy is named ``copy{i}``.
+    Note that this leaves the global random state at the last seed's.
+
+    Args:
+        name_or_config: a variant name or a config (as for `keras_attn.build`).
+        seeds: list of ints, one per copy (e.g. the protocol's run seeds).
+        **overrides: config overrides, as for `keras_attn.build`.
+
+    Returns:
+        list of `keras_attn.AttentionCNN`, one per seed.
+
+    Example:
+    >>> copies = build_copies("cnn", seeds=[0, 1])
+    >>> [m.name for m in copies]
+    ['copy0', 'copy1']
+    """
+    from keras_attn.backbone import AttentionCNN
+    from keras_attn.zoo import get_config
+
+    seeds = _check_seeds(seeds)
+    input_shape = overrides.pop("input_shape", None)
+    num_classes = overrides.pop("num_classes", None)
+    if input_shape is not None:
+        overrides["input_shape"] = list(input_shape)
+    if num_classes is not None:
+        overrides["num_classes"] = num_classes
+    config = get_config(name_or_config, **overrides)
+    copies = []
+    for i, seed in enumerate(seeds):
+        keras.utils.set_random_seed(seed)
+        copies.append(AttentionCNN(config, name=f"copy{i}"))
+    return copies
+
+
+def pack_models(models, name="packed"):
+    """One functional model with N inputs and N outputs: ``models[i]`` maps input i to output i.
+
+    The packed model holds the given models (no copy): training it trains them.
+
+    Args:
+        models: list of single-input, single-output ``keras.Model``s with
+            distinct names (`build_copies` names them ``copy0``...).
+        name: str, the packed model's name.
+
+    Returns:
+        A ``keras.Model`` with inputs ``copy{i}_pixels`` and outputs named
+        after the models.
+
+    Example:
+    >>> packed = pack_models(build_copies("cnn", seeds=[0, 1]))
+    >>> len(packed.inputs), packed.output_names
+    (2, ['copy0', 'copy1'])
+    """
+    models = list(models)
+    if not models:
+        raise ValueError("`models` is empty: give at least one model to pack.")
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        raise ValueError(
+            f"The models to pack need distinct names, got {names}. Build them with "
+            "`build_copies`, which names them copy0, copy1, ..."
+        )
+    inputs, outputs = [], []
+    for model in models:
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            raise ValueError(
+                f"Model {model.name!r} has {len(model.inputs)} inputs and "
+                f"{len(model.outputs)} outputs; pack_models needs one of each."
+            )
+        x = keras.Input(tuple(model.inputs[0].shape[1:]), name=f"{model.name}_pixels")
+        inputs.append(x)
+        outputs.append(model(x))
+    return keras.Model(inputs, outputs, name=name)
+
+
+def compile_packed(
+    packed, optimizer=None, *, jit_compile=None, metrics=("accuracy",), learning_rate=0.01
+):
+    """Compile a packed model: one sparse cross-entropy loss and one set of metrics per copy.
+
+    Keras minimises the sum of the per-copy losses, which trains every copy
+    independently (their parameters are disjoint).
+
+    Args:
+        packed: a model from `pack_models`.
+        optimizer: a ``keras.optimizers.Optimizer``, default ``SGD(learning_rate)``.
+            Must not clip by *global* norm (that would couple the copies).
+        jit_compile: bool or None (default: `keras_attn.benchmark.fast_path`'s).
+        metrics: per-copy metrics, default ``("accuracy",)``.
+        learning_rate: float, default 0.01 (only for the default optimizer).
+
+    Returns:
+        The packed model, compiled.
+
+    Example:
+    >>> packed = compile_packed(pack_models(build_copies("cnn", seeds=[0, 1])))
+    >>> packed.compiled  # doctest: +SKIP
+    True
+    """
+    from keras_attn.benchmark import fast_path
+
+    if optimizer is None:
+        optimizer = keras.optimizers.SGD(learning_rate=learning_rate)
+    if getattr(optimizer, "global_clipnorm", None):
+        raise ValueError(
+            f"The optimizer clips by global norm (global_clipnorm={optimizer.global_clipnorm}), "
+            "which would couple the packed copies; use clipnorm (per variable) or none."
+        )
+    if jit_compile is None:
+        jit_compile = fast_path()["jit_compile"]
+    n = len(packed.outputs)
+    packed.compile(
+        optimizer=optimizer,
+        loss=["sparse_categorical_crossentropy"] * n,
+        metrics=[list(metrics) for _ in range(n)],
+        jit_compile=bool(jit_compile),
+    )
+    return packed
+
+
+class PackedBatches(keras.utils.PyDataset):
+    """Batches for a packed model: copy ``i`` gets ArrayBatches(seed=seeds[i])'s batches.
+
+    Batch ``j`` is ``((x_0, ..., x_{N-1}), (y_0, ..., y_{N-1}))`` where
+    ``(x_i, y_i)`` is batch ``j`` of ``ArrayBatches(x, y, batch_size,
+    shuffle=True, seed=seeds[i])``: every copy sees the images in the order its
+    own run would. Call `set_epoch` before each epoch.
+
+    Args:
+        x: uint8 images ``(n, h, w, c)``.
+        y: integer labels ``(n,)``.
+        batch_size: images per batch and copy.
+        seeds: one shuffling seed per copy.
+        shuffle: bool, default True. Without shuffling all copies see the
+            same batches in order.
+        **kwargs: passed to `keras.utils.PyDataset` (``workers``...).
+
+    Example:
+    >>> x = np.zeros((10, 32, 32, 3), "uint8"); y = np.zeros(10, "int64")
+    >>> batches = PackedBatches(x, y, 4, seeds=[0, 1])
+    >>> xs, ys = batches[0]
+    >>> len(xs), xs[0].shape
+    (2, (4, 32, 32, 3))
+    """
+
+    def __init__(self, x, y, batch_size, seeds, *, shuffle=True, **kwargs):
+        super().__init__(**kwargs)
+        seeds = _check_seeds(seeds)
+        self.parts = [ArrayBatches(x, y, batch_size, shuffle=shuffle, seed=s) for s in seeds]
+        self.seeds = seeds
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        """Select every copy's order for epoch ``epoch`` (0-based)."""
+        self.epoch = int(epoch)
+        for part in self.parts:
+            part.set_epoch(epoch)
+
+    def __len__(self):
+        return len(self.parts[0])
+
+    def __getitem__(self, index):
+        xs, ys = zip(*(part[index] for part in self.parts))
+        return tuple(xs), tuple(ys)
+
+
+def evaluate_copies(packed, x, y, batch_size=256):
+    """Loss and accuracy of every copy on the same images, in one pass.
+
+    Computed in NumPy from the predicted probabilities (inference mode), with
+    Keras' clipping of probabilities for the cross-entropy.
+
+    Args:
+        packed: a model from `pack_models`.
+        x: uint8 (or float) images ``(n, h, w, c)``, raw 0..255 values.
+        y: integer labels ``(n,)``.
+        batch_size: int, default 256.
+
+    Returns:
+        list of ``{"loss": float, "accuracy": float}``, one per copy.
+
+    Example:
+    >>> evaluate_copies(packed, ds.x_val, ds.y_val)  # doctest: +SKIP
+    [{'loss': 1.02, 'accuracy': 0.64}, {'loss': 1.05, 'accuracy': 0.63}]
+    """
+    n = len(packed.inputs)
+    y = np.asarray(y)
+    if len(x) != len(y):
+        raise ValueError(f"x has {len(x)} images but y has {len(y)} labels.")
+    probs = [[] for _ in range(n)]
+    for start in range(0, len(x), batch_size):
+        xb = np.asarray(x[start : start + batch_size], dtype="float32")
+        out = packed.predict_on_batch([xb] * n)
+        out = out if isinstance(out, (list, tuple)) else [out]
+        for i, p in enumerate(out):
+            probs[i].append(np.asarray(keras.ops.convert_to_numpy(p), dtype=np.float64))
+    results = []
+    eps = 1e-7
+    for p in probs:
+        p = np.concatenate(p)
+        p_true = np.clip(p[np.arange(len(y)), y], eps, 1 - eps)
+        loss = float(np.mean(-np.log(p_true))) if np.all(np.isfinite(p)) else float("nan")
+        results.append({"loss": loss, "accuracy": float(np.mean(np.argmax(p, axis=1) == y))})
+    return results
+
+
+# --------------------------------------------------------------------------- measurement
+
+
+def benchmark_packing(
+    model="cnn",
+    copies=(1, 2, 4),
+    *,
+    batch_size=128,
+    warmup_steps=2,
+    windows=5,
+    steps_per_window=3,
+    jit_compile=None,
+    seed=0,
+    progress=None,
+):
+    """Training throughput of N packed copies versus one, measured side by side.
+
+    Args:
+        model: variant name, default ``"cnn"``.
+        copies: the numbers of copies to time, default ``(1, 2, 4)``.
+        batch_size: images per step and copy, default 128.
+        warmup_steps, windows, steps_per_window: as in
+            `keras_attn.benchmark.run_benchmark`.
+        jit_compile: bool or None (default: the fast path).
+        seed: int, default 0.
+        progress: callable taking a line of text (default: print to stderr).
+
+    Returns:
+        dict with ``rows``: per N, ``step_ms``, ``images_per_s`` (all copies)
+        and ``speedup`` (N copies' throughput over N single runs' one after
+        the other).
+
+    Example:
+    >>> benchmark_packing(copies=(1, 2), batch_size=2, warmup_steps=1, windows=1,
+    ...                   steps_per_window=1, progress=lambda s: None)  # doctest: +SKIP
+    """
+    from keras_attn.benchmark import _time_window, environment
+
+    if progress is None:
+
+        def progress(line):
+            print(line, file=sys.stderr, flush=True)
+
+    copies = [int(c) for c in copies]
+    if not copies or min(copies) < 1:
+        raise ValueError(f"`copies` must be positive integers, got {copies!r}.")
+    if 1 not in copies:
+        copies = [1, *copies]
+    rng = np.random.default_rng(seed)
+    entries = []
+    for n in copies:
+        packed = compile_packed(
+            pack_models(build_copies(model, seeds=[seed + i for i in range(n)])),
+            jit_compile=jit_compile,
+        )
+        shape = tuple(packed.inputs[0].shape[1:])
+        xs = [rng.integers(0, 256, (batch_size, *shape)).astype("float32") for _ in range(n)]
+        ys = [rng.integers(0, 10, batch_size) for _ in range(n)]
+        t0 = time.perf_counter()
+        for _ in range(warmup_steps):
+            packed.train_on_batch(xs, ys)
+        progress(f"[packing] {n} x {model}: warm-up {time.perf_counter() - t0:.1f}s")
+        entries.append({"copies": n, "packed": packed, "xs": xs, "ys": ys, "times": []})
+    for w in range(windows):
+        order = entries[w % len(entries) :] + entries[: w % len(entries)]
+        for e in order:
+            e["times"].append(
+                _time_window(
+                    lambda e=e: e["packed"].train_on_batch(e["xs"], e["ys"]), steps_per_window
+                )
+            )
+        progress(
+            f"[packing] window {w + 1}/{windows}: "
+            + ", ".join(f"{e['copies']}x {1000 * e['times'][-1]:.0f}ms" for e in entries)
+        )
+    rows = []
+    single = statistics.median(next(e for e in entries if e["copies"] == 1)["times"])
+    for e in entries:
+        step = statistics.median(e["times"])
+        rows.append(
+            {
+                "copies": e["copies"],
+                "step_ms": 1000 * step,
+                "step_s": e["times"],
+                "images_per_s": e["copies"] * batch_size / step,
+                "speedup": e["copies"] * single / step,
+            }
+        )
+    env = environment()
+    return {
+        "model": model,
+        "batch_size_per_copy": batch_size,
+        "jit_compile": entries[0]["packed"].jit_compile,
+        "windows": windows,
+        "steps_per_window": steps_per_window,
+        "device": env["device"],
+        "backend": env["backend"],
+        "rows": rows,
+    }
+
+
+def format_packing(result):
+    """A plain-text table of `benchmark_packing`'s result.
+
+    Example:
+    >>> print(format_packing(result))  # doctest: +SKIP
+    """
+    lines = [
+        f"packed training of {result['model']} ({result['backend']}, {result['device']}, "
+        f"batch {result['batch_size_per_copy']} per copy, jit {result['jit_compile']}):",
+        f"{'copies':>6} {'step ms':>9} {'img/s (all)':>12} {'speedup vs sequential':>22}",
+    ]
+    for r in result["rows"]:
+        lines.append(
+            f"{r['copies']:>6} {r['step_ms']:9.0f} {r['images_per_s']:12.1f} {r['speedup']:21.2f}x"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,1042 @@
+"""The study's multi-seed protocol: train every model several times, keep the records.
+
+For every (model, run): seed everything from ``base_seed + run``, train with a
+validation pass after each epoch, keep the best-validation weights, evaluate
+them on the test set and write one JSON record holding the result and every
+setting needed to reproduce it (`run_one`). `run_protocol` runs a list of
+models x runs, or one shard of it, and can be stopped at any time: rerunning
+it skips finished runs and resumes an interrupted one from its last finished
+epoch, with the same result as an uninterrupted run.
+
+Output folder layout (a local path or any ``tf.io.gfile`` path, e.g. ``gs://``)::
+
+    OUT/settings/<settings_id>.json                      the settings of each id
+    OUT/records/<settings_id>/<model>/run-0003.json     one record per finished run
+    OUT/checkpoints/<settings_id>/<model>/run-0003.npz  the state of an unfinished run
+
+Every file is written under a temporary name and renamed, so a killed process
+leaves either the old or the new file, never half of one. One file per record
+means shards writing into one folder never touch the same file; the report
+(`keras_attn.report`) merges them into ``results.jsonl`` and the tables.
+
+``settings_id`` is a hash of the settings that make results comparable
+(training settings, data content, seeds), not of how they were obtained
+(paths, threads, backend). A folder holding records of other settings is
+refused unless ``allow_mixed=True``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import glob as _glob
+import hashlib
+import io
+import json
+import math
+import os
+import platform
+import posixpath
+import time
+import uuid
+
+import keras
+import numpy as np
+
+import keras_attn
+from keras_attn.data import ArrayBatches, load_dataset
+
+__all__ = [
+    "PRESETS",
+    "ProtocolSettings",
+    "configure_runtime",
+    "environment",
+    "load_protocol_data",
+    "parse_shard",
+    "plan_tasks",
+    "run_one",
+    "run_protocol",
+    "run_seed",
+]
+
+RECORD_FORMAT = 1
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+PREPROCESSING = "none: uint8 pixels cast to float32, 0..255; the model rescales by 1/255"
+AUGMENTATION = "none"
+
+# Settings that decide whether two results may be pooled. Everything else in
+# ProtocolSettings (paths, threads, how data is fetched) is recorded but is not
+# part of the settings id.
+_COMPARABLE = (
+    "epochs",
+    "optimizer",
+    "learning_rate",
+    "momentum",
+    "batch_size",
+    "base_seed",
+    "val_size",
+    "split_seed",
+    "train_limit",
+    "val_limit",
+    "test_limit",
+    "model_overrides",
+    "deterministic",
+)
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclasses.dataclass
+class ProtocolSettings:
+    """Every setting of the protocol; stored with each record.
+
+    Defaults follow the study where it says something (16 runs, 10 epochs,
+    learning rate 0.1, 5,000 validation images); where it is silent they are
+    assumptions, marked here: plain SGD without momentum, batch size 128, no
+    augmentation, no preprocessing beyond the model's 1/255 rescaling.
+
+    Args:
+        runs: trainings per model, each with its own seed (study: 16).
+        epochs: epochs per run (study: 10).
+        optimizer: one of ``OPTIMIZERS`` (assumed: ``"sgd"``).
+        learning_rate: constant learning rate (study: 0.1).
+        momentum: SGD momentum (assumed: 0.0); must be 0 for other optimizers.
+        batch_size: training batch size (assumed: 128).
+        base_seed: run ``r`` uses seed ``base_seed + r``.
+        data: ``"tfds:NAME"``, an image-folder path or an ``.npz`` path.
+        val_size: training images held out for validation (study: 5,000).
+        split_seed: seed of the train / validation split.
+        train_limit, val_limit, test_limit: keep only this many images of each
+            part (``None``: all); for quick runs.
+        model_overrides: config keys passed to `keras_attn.build` for every model
+            (e.g. ``{"head": ...}``).
+        threads: CPU threads for the backend (``None``: all cores); recorded.
+        deterministic: enable deterministic ops (TensorFlow / PyTorch).
+        tfds_data_dir: tensorflow-datasets data folder (``None``: tfds' default).
+        download: allow tensorflow-datasets to download missing data.
+        cache_dir: decode cache for image folders (``None``: no cache).
+
+    Example:
+        >>> s = ProtocolSettings(runs=4, epochs=2, data="/data/cifar10-folder")
+        >>> s.runs, s.learning_rate
+        (4, 0.1)
+    """
+
+    runs: int = 16
+    epochs: int = 10
+    optimizer: str = "sgd"
+    learning_rate: float = 0.1
+    momentum: float = 0.0
+    batch_size: int = 128
+    base_seed: int = 0
+    data: str = "tfds:cifar10"
+    val_size: int = 5000
+    split_seed: int = 0
+    train_limit: int | None = None
+    val_limit: int | None = None
+    test_limit: int | None = None
+    model_overrides: dict = dataclasses.field(default_factory=dict)
+    threads: int | None = None
+    deterministic: bool = True
+    tfds_data_dir: str | None = None
+    download: bool = False
+    cache_dir: str | None = None
+
+    def __post_init__(self):
+        def _int(name, low, allow_none=False):
+            v = getattr(self, name)
+            if v is None and allow_none:
+                return
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                what = f"an integer >= {low}" + (" or None" if allow_none else "")
+                raise ValueError(f"`{name}` must be {what}, got {v!r}.")
+
+        _int("runs", 1)
+        _int("epochs", 1)
+        _int("batch_size", 1)
+        _int("base_seed", 0)
+        _int("val_size", 1)
+        _int("split_seed", 0)
+        for name in ("train_limit", "val_limit", "test_limit", "threads"):
+            _int(name, 1, allow_none=True)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
+        lr = self.learning_rate
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+            raise ValueError(f"`learning_rate` must be a number > 0, got {lr!r}.")
+        self.learning_rate = float(lr)
+        m = self.momentum
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 <= m < 1:
+            raise ValueError(f"`momentum` must be a number in [0, 1), got {m!r}.")
+        self.momentum = float(m)
+        if self.momentum and self.optimizer != "sgd":
+            raise ValueError(
+                f"`momentum`={self.momentum} applies to optimizer 'sgd' only, "
+                f"not {self.optimizer!r}; leave it at 0."
+            )
+        if not isinstance(self.model_overrides, dict):
+            raise ValueError(f"`model_overrides` must be a dict, got {self.model_overrides!r}.")
+        if not isinstance(self.data, str) or not self.data:
+            raise ValueError(f"`data` must be 'tfds:NAME' or a path, got {self.data!r}.")
+
+    def to_dict(self) -> dict:
+        """All settings as a JSON-able dict.
+
+        Example:
+            >>> ProtocolSettings().to_dict()["batch_size"]
+            128
+        """
+        return dataclasses.asdict(self)
+
+    def comparable(self, data_fingerprint) -> dict:
+        """The settings that decide whether results may be pooled, plus the data.
+
+        Args:
+            data_fingerprint: `keras_attn.data.Dataset.fingerprint` of the data.
+
+        Example:
+            >>> sorted(ProtocolSettings().comparable("abc"))[:3]
+            ['base_seed', 'batch_size', 'data_fingerprint']
+        """
+        d = {k: getattr(self, k) for k in _COMPARABLE}
+        d["data_fingerprint"] = data_fingerprint
+        d["preprocessing"] = PREPROCESSING
+        d["augmentation"] = AUGMENTATION
+        return json.loads(json.dumps(d, sort_keys=True))
+
+    def settings_id(self, data_fingerprint) -> str:
+        """A 16-hex-digit id of `comparable`.
+
+        Example:
+            >>> len(ProtocolSettings().settings_id("abc"))
+            16
+        """
+        text = json.dumps(self.comparable(data_fingerprint), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+PRESETS = {
+    "study": {
+        "description": "the study's protocol: all nine variants, 16 runs x 10 epochs, "
+        "CIFAR-10 (45,000 / 5,000 / 10,000)",
+        "models": None,
+        "settings": {},
+    },
+    "smoke": {
+        "description": "the whole pipeline in minutes on a CPU: 3 models x 2 runs x 2 epochs "
+        "on 2,000 train / 500 val / 1,000 test images (the offline JPEG copy when present)",
+        "models": ["cnn", "cnn_eca", "cnn_conv_ae"],
+        "settings": {
+            "runs": 2,
+            "epochs": 2,
+            "batch_size": 64,
+            "train_limit": 2000,
+            "val_limit": 500,
+            "test_limit": 1000,
+        },
+    },
+}
+"""Named protocol configurations: ``models`` (``None``: all registered) and
+`ProtocolSettings` overrides. Command-line flags override a preset."""
+
+
+def run_seed(base_seed, run_index) -> int:
+    """The seed of run ``run_index``: ``base_seed + run_index``.
+
+    Example:
+        >>> run_seed(0, 3)
+        3
+    """
+    return int(base_seed) + int(run_index)
+
+
+def parse_shard(spec):
+    """Parse a shard spec ``"I/N"`` (1-based: ``"1/2"`` and ``"2/2"``) into ``(I, N)``.
+
+    Args:
+        spec: ``"I/N"`` with ``1 <= I <= N``, or a tuple ``(I, N)``, or ``None``
+            for ``(1, 1)`` (everything).
+
+    Example:
+        >>> parse_shard("2/3")
+        (2, 3)
+    """
+    if spec is None:
+        return (1, 1)
+    try:
+        if isinstance(spec, str):
+            i_text, n_text = spec.split("/")
+            i, n = int(i_text), int(n_text)
+        else:
+            i, n = spec
+            if isinstance(i, bool) or isinstance(n, bool):
+                raise TypeError
+            i, n = int(i), int(n)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"Shard spec must look like 'I/N' with 1 <= I <= N (e.g. '1/2'), got {spec!r}."
+        ) from None
+    if n < 1 or not 1 <= i <= n:
+        raise ValueError(
+            f"Shard spec {spec!r} is out of range: need 1 <= I <= N (shards are "
+            f"numbered from 1, e.g. '1/{max(n, 2)}' .. '{max(n, 2)}/{max(n, 2)}')."
+        )
+    return (i, n)
+
+
+def _check_models(models):
+    known = list(keras_attn.list_models())
+    if models is None:
+        return known
+    if isinstance(models, str):
+        models = [m.strip() for m in models.split(",") if m.strip()]
+    models = list(models)
+    if not models:
+        raise ValueError(f"No models given; choose from {known}.")
+    unknown = [m for m in models if m not in known]
+    if unknown:
+        raise ValueError(f"Unknown model(s) {unknown}; registered models are {known}.")
+    if len(set(models)) != len(models):
+        raise ValueError(f"Model list has duplicates: {models}.")
+    return models
+
+
+def plan_tasks(models, runs, shard=None):
+    """The (model, run) pairs of a protocol, or of one shard of it.
+
+    Tasks are ordered run by run (run 0 of every model, then run 1, ...), so a
+    protocol stopped early has results for every model. Shard ``I/N`` takes every
+    N-th task starting at the I-th; the N shards together hold each task once.
+
+    Args:
+        models: list of model names (validated against `keras_attn.list_models`).
+        runs: runs per model (>= 1).
+        shard: ``"I/N"`` or ``(I, N)`` or ``None``.
+
+    Example:
+        >>> plan_tasks(["cnn", "cnn_eca"], 2, "1/2")
+        [('cnn', 0), ('cnn', 1)]
+    """
+    models = _check_models(models)
+    if isinstance(runs, bool) or not isinstance(runs, (int, np.integer)) or runs < 1:
+        raise ValueError(f"`runs` must be an integer >= 1, got {runs!r}.")
+    i, n = parse_shard(shard)
+    tasks = [(m, r) for r in range(runs) for m in models]
+    return tasks[i - 1 :: n]
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _remote(path):
+    return "://" in str(path)
+
+
+def _join(*parts):
+    parts = [str(p) for p in parts]
+    return posixpath.join(*parts) if _remote(parts[0]) else os.path.join(*parts)
+
+
+def _gfile():
+    import tensorflow as tf
+
+    return tf.io.gfile
+
+
+def _exists(path):
+    return _gfile().exists(path) if _remote(path) else os.path.exists(path)
+
+
+def _makedirs(path):
+    if _remote(path):
+        _gfile().makedirs(path)
+    else:
+        os.makedirs(path, exist_ok=True)
+
+
+def _read_bytes(path):
+    if _remote(path):
+        with _gfile().GFile(path, "rb") as f:
+            return f.read()
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _write_atomic(path, data: bytes):
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
+    parent = posixpath.dirname(path) if _remote(path) else os.path.dirname(path)
+    _makedirs(parent)
+    tmp = _join(parent, f".tmp-{uuid.uuid4().hex}-{os.path.basename(path)}")
+    if _remote(path):
+        gf = _gfile()
+        with gf.GFile(tmp, "wb") as f:
+            f.write(data)
+        gf.rename(tmp, path, overwrite=True)
+        return
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _remove(path):
+    if _remote(path):
+        if _gfile().exists(path):
+            _gfile().remove(path)
+    elif os.path.exists(path):
+        os.remove(path)
+
+
+def _prune_empty_dirs(out_dir, *parts):
+    """Remove OUT/a/b/c, then OUT/a/b, then OUT/a while empty (local folders only)."""
+    if _remote(out_dir):
+        return
+    for k in range(len(parts), 0, -1):
+        try:
+            os.rmdir(os.path.join(out_dir, *parts[:k]))
+        except OSError:
+            return
+
+
+def _glob_paths(pattern):
+    if _remote(pattern):
+        return sorted(_gfile().glob(pattern))
+    return sorted(_glob.glob(pattern))
+
+
+def _record_path(out_dir, settings_id, model, run):
+    return _join(out_dir, "records", settings_id, model, f"run-{run:04d}.json")
+
+
+def _checkpoint_path(out_dir, settings_id, model, run):
+    return _join(out_dir, "checkpoints", settings_id, model, f"run-{run:04d}.npz")
+
+
+def _read_json(path):
+    return json.loads(_read_bytes(path).decode("utf-8"))
+
+
+def _json_line(obj) -> bytes:
+    return (json.dumps(obj, sort_keys=True, allow_nan=True) + "\n").encode("utf-8")
+
+
+# --------------------------------------------------------------------------- runtime
+
+
+_RUNTIME = {}
+
+
+def configure_runtime(threads=None, deterministic=True) -> dict:
+    """Pin CPU threads and enable deterministic ops for the current backend.
+
+    Call it before the backend runs its first operation (TensorFlow fixes its
+    thread pools then; later calls keep the pools it has and report them).
+    TensorFlow: intra-op threads = ``threads``, inter-op threads = 1, and
+    ``tf.config.experimental.enable_op_determinism()``. PyTorch:
+    ``torch.set_num_threads`` and ``torch.use_deterministic_algorithms``. JAX on
+    CPU is deterministic; its threads follow ``XLA_FLAGS``.
+
+    Args:
+        threads: intra-op threads (``None``: ``os.cpu_count()``).
+        deterministic: enable deterministic ops.
+
+    Returns:
+        The thread settings in effect (recorded with each result).
+
+    Example:
+        >>> configure_runtime(threads=2)["intra_op_threads"]  # doctest: +SKIP
+        2
+    """
+    threads = int(threads or os.cpu_count() or 1)
+    backend = keras.backend.backend()
+    info = {"requested_threads": threads, "deterministic": bool(deterministic)}
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        for setter, value in (
+            (tf.config.threading.set_intra_op_parallelism_threads, threads),
+            (tf.config.threading.set_inter_op_parallelism_threads, 1),
+        ):
+            try:
+                setter(value)
+            except RuntimeError:
+                pass  # runtime already initialised: keep (and report) its pools
+        if deterministic:
+            tf.config.experimental.enable_op_determinism()
+        info["intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
+        info["inter_op_threads"] = tf.config.threading.get_inter_op_parallelism_threads()
+    elif backend == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        if deterministic:
+            torch.use_deterministic_algorithms(True)
+        info["intra_op_threads"] = torch.get_num_threads()
+    else:
+        info["intra_op_threads"] = None
+    info["xla_flags"] = os.environ.get("XLA_FLAGS")
+    _RUNTIME.clear()
+    _RUNTIME.update(info)
+    return info
+
+
+def _device_description():
+    backend = keras.backend.backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            if gpus:
+                details = tf.config.experimental.get_device_details
+                names = [details(g).get("device_name", g.name) for g in gpus]
+                return f"GPU: {', '.join(str(n) for n in names)} (x{len(gpus)})"
+        elif backend == "jax":
+            import jax
+
+            d = jax.devices()[0]
+            if d.platform != "cpu":
+                return f"{d.platform.upper()}: {d.device_kind} (x{jax.device_count()})"
+        elif backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                return f"GPU: {torch.cuda.get_device_name(0)} (x{torch.cuda.device_count()})"
+    except Exception as e:  # pragma: no cover - device queries are best effort
+        return f"unknown ({type(e).__name__}: {e})"
+    return f"CPU: {_cpu_name()} ({os.cpu_count()} cores)"
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(module_name):
+    try:
+        from importlib.metadata import version
+
+        return version(module_name)
+    except Exception:
+        return None
+
+
+def environment(data_kind=None) -> dict:
+    """Library versions, backend, device, threads and determinism flags.
+
+    Args:
+        data_kind: ``"tfds"``, ``"folder"`` or ``"npz"``: adds the version of the
+            library that read the data.
+
+    Example:
+        >>> environment()["backend"] in ("tensorflow", "jax", "torch")  # doctest: +SKIP
+        True
+    """
+    backend = keras.backend.backend()
+    versions = {
+        "keras_attn": keras_attn.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+    libs = {
+        "tensorflow": ("tensorflow", "tensorflow-cpu"),
+        "jax": ("jax", "jaxlib"),
+        "torch": ("torch",),
+    }.get(backend, ())
+    for lib in libs:
+        v = _version(lib)
+        if v:
+            versions[lib] = v
+    if data_kind == "tfds":
+        versions["tensorflow-datasets"] = _version("tensorflow-datasets")
+    elif data_kind == "folder":
+        versions["pillow"] = _version("pillow")
+    return {
+        "backend": backend,
+        "device": _device_description(),
+        "versions": versions,
+        "platform": platform.platform(),
+        "host": platform.node(),
+        "threads": dict(_RUNTIME),
+        "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (TF default: on)"),
+        "TF_DETERMINISTIC_OPS": os.environ.get("TF_DETERMINISTIC_OPS"),
+    }
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_protocol_data(settings):
+    """Load and split the data described by ``settings`` (a `ProtocolSettings`).
+
+    Example:
+        >>> data = load_protocol_data(ProtocolSettings(data="tfds:cifar10"))  # doctest: +SKIP
+    """
+    data = load_dataset(
+        settings.data,
+        val_size=settings.val_size,
+        split_seed=settings.split_seed,
+        tfds_data_dir=settings.tfds_data_dir,
+        download=settings.download,
+        cache_dir=settings.cache_dir,
+    )
+    if settings.train_limit or settings.val_limit or settings.test_limit:
+        data = data.take(settings.train_limit, settings.val_limit, settings.test_limit)
+    return data
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def _make_optimizer(settings):
+    lr = settings.learning_rate
+    if settings.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr, momentum=settings.momentum)
+    return {
+        "adam": keras.optimizers.Adam,
+        "adamw": keras.optimizers.AdamW,
+        "rmsprop": keras.optimizers.RMSprop,
+    }[settings.optimizer](learning_rate=lr)
+
+
+def _evaluate(model, x, y, batch_size):
+    """Loss and accuracy of ``model`` on uint8 images, computed in NumPy."""
+    probs = np.asarray(model.predict(ArrayBatches(x, None, batch_size), verbose=0))
+    probs = probs.astype(np.float64)
+    eps = 1e-7  # Keras' clipping of probabilities in sparse categorical cross-entropy
+    p_true = np.clip(probs[np.arange(len(y)), y], eps, 1 - eps)
+    loss = float(np.mean(-np.log(p_true)))
+    if not np.all(np.isfinite(probs)):
+        loss = float("nan")
+    acc = float(np.mean(np.argmax(probs, axis=1) == y))
+    return loss, acc
+
+
+def _values(variables):
+    return [np.asarray(keras.ops.convert_to_numpy(v)) for v in variables]
+
+
+def _assign(variables, values, what):
+    if len(variables) != len(values):
+        raise ValueError(
+            f"Checkpoint holds {len(values)} {what} variables but the model has "
+            f"{len(variables)}: it belongs to another model or Keras version."
+        )
+    for v, a in zip(variables, values):
+        if tuple(v.shape) != tuple(a.shape):
+            raise ValueError(
+                f"Checkpoint {what} variable {v.path} has shape {a.shape}, the model "
+                f"expects {tuple(v.shape)}."
+            )
+        v.assign(a)
+
+
+def _save_checkpoint(path, model, best_values, state):
+    arrays = {"state": np.frombuffer(_json_line(state), dtype=np.uint8)}
+    for i, a in enumerate(_values(model.variables)):
+        arrays[f"model_{i:04d}"] = a
+    for i, a in enumerate(_values(model.optimizer.variables)):
+        arrays[f"optimizer_{i:04d}"] = a
+    for i, a in enumerate(best_values or []):
+        arrays[f"best_{i:04d}"] = a
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    _write_atomic(path, buf.getvalue())
+
+
+def _load_checkpoint(path):
+    with np.load(io.BytesIO(_read_bytes(path)), allow_pickle=False) as z:
+        state = json.loads(bytes(z["state"]).decode("utf-8"))
+        groups = {"model": [], "optimizer": [], "best": []}
+        for key in sorted(k for k in z.files if k != "state"):
+            groups[key.rsplit("_", 1)[0]].append(z[key])
+    return state, groups
+
+
+class _EpochProgress(keras.callbacks.Callback):
+    """Prints 'batch i/n' inside long epochs, at most every ``every`` seconds."""
+
+    def __init__(self, log, prefix, num_batches, every):
+        super().__init__()
+        self.log, self.prefix, self.num_batches, self.every = log, prefix, num_batches, every
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.t0 = self.last = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        if self.every and now - self.last >= self.every:
+            self.last = now
+            done = batch + 1
+            eta = (now - self.t0) / done * (self.num_batches - done)
+            loss = (logs or {}).get("loss")
+            loss_text = f" loss {float(loss):.4f}" if loss is not None else ""
+            self.log(
+                f"{self.prefix} batch {done}/{self.num_batches}{loss_text} "
+                f"(epoch ETA {_fmt_duration(eta)})"
+            )
+
+
+def _fmt_duration(seconds):
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def run_one(
+    model_name,
+    run_index,
+    settings,
+    data,
+    out_dir,
+    *,
+    log=None,
+    on_epoch=None,
+    eta=None,
+    progress_every=60.0,
+):
+    """Train one run of one model (or resume it), evaluate it, write its record.
+
+    If the record exists already it is returned unchanged. Otherwise: seed
+    everything with `run_seed`, build the model, train epoch by epoch (resuming
+    from ``OUT/checkpoints/...`` if a previous process was killed), validate
+    after each epoch, keep the best-validation weights (first epoch among equal
+    accuracies), evaluate them on the test set and write the record atomically.
+    A run whose loss becomes NaN or infinite stops there and is recorded with
+    ``diverged: true``; its test accuracy comes from the best epoch before the
+    divergence, or is ``None`` if there is none.
+
+    Args:
+        model_name: a name from `keras_attn.list_models`.
+        run_index: run number (>= 0).
+        settings: a `ProtocolSettings`.
+        data: the `keras_attn.data.Dataset` (from `load_protocol_data`).
+        out_dir: output folder (local path or ``tf.io.gfile`` path).
+        log: callable taking one line of progress text (``None``: silent).
+        on_epoch: callable ``on_epoch(model_name, run_index, epoch, seconds)``
+            called after every finished epoch (used for protocol-wide ETAs).
+        eta: callable returning the seconds left in the whole protocol (or
+            ``None``), appended to each epoch line.
+        progress_every: seconds between in-epoch progress lines (0: none).
+
+    Returns:
+        The record (a dict).
+
+    Example:
+        >>> data = load_protocol_data(settings)  # doctest: +SKIP
+        >>> rec = run_one("cnn", 0, settings, data, "results/demo")  # doctest: +SKIP
+        >>> rec["test_accuracy"], rec["best_epoch"]  # doctest: +SKIP
+        (0.7012, 9)
+    """
+    _check_models([model_name])
+    if isinstance(run_index, bool) or not isinstance(run_index, (int, np.integer)) or run_index < 0:
+        raise ValueError(f"`run_index` must be an integer >= 0, got {run_index!r}.")
+    if len(data.y_val) == 0:
+        raise ValueError("The protocol needs validation images; got val_size=0.")
+    log = log or (lambda line: None)
+    fingerprint = data.fingerprint()
+    sid = settings.settings_id(fingerprint)
+    record_path = _record_path(out_dir, sid, model_name, run_index)
+    ckpt_path = _checkpoint_path(out_dir, sid, model_name, run_index)
+    if _exists(record_path):
+        _remove(ckpt_path)  # left over if a process died between the two steps
+        _prune_empty_dirs(out_dir, "checkpoints", sid, model_name)
+        return _read_json(record_path)
+
+    seed = run_seed(settings.base_seed, run_index)
+    if not _RUNTIME:
+        configure_runtime(settings.threads, settings.deterministic)
+    keras.utils.set_random_seed(seed)
+    model = keras_attn.build(
+        model_name,
+        input_shape=data.input_shape,
+        num_classes=data.num_classes,
+        **settings.model_overrides,
+    )
+    model.compile(
+        optimizer=_make_optimizer(settings),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    model.optimizer.build(model.trainable_variables)
+
+    state = {
+        "epochs_done": 0,
+        "train_loss": [],
+        "train_accuracy": [],
+        "val_loss": [],
+        "val_accuracy": [],
+        "epoch_seconds": [],
+        "best_epoch": None,
+        "best_val_accuracy": None,
+        "diverged": False,
+        "diverged_epoch": None,
+        "resumed_at_epochs": [],
+        "started_at": _now(),
+    }
+    best_values = None
+    if _exists(ckpt_path):
+        state, groups = _load_checkpoint(ckpt_path)
+        _assign(model.variables, groups["model"], "model")
+        _assign(model.optimizer.variables, groups["optimizer"], "optimizer")
+        best_values = groups["best"] or None
+        state["resumed_at_epochs"].append(state["epochs_done"])
+        log(f"[{model_name} run {run_index}] resuming after epoch {state['epochs_done']}")
+
+    batches = ArrayBatches(data.x_train, data.y_train, settings.batch_size, shuffle=True, seed=seed)
+    prefix = f"[{model_name} run {run_index}]"
+    for epoch in range(state["epochs_done"], settings.epochs):
+        t0 = time.perf_counter()
+        batches.set_epoch(epoch)
+        callbacks = [keras.callbacks.TerminateOnNaN()]
+        if progress_every:
+            callbacks.append(
+                _EpochProgress(log, f"{prefix} epoch {epoch + 1}", len(batches), progress_every)
+            )
+        # shuffle=False: Keras would otherwise reorder the batches with Python's global RNG,
+        # whose state a resumed process cannot reproduce. ArrayBatches shuffles instead.
+        hist = model.fit(batches, epochs=1, shuffle=False, verbose=0, callbacks=callbacks).history
+        train_loss = float(hist["loss"][-1])
+        train_acc = float(hist.get("accuracy", [float("nan")])[-1])
+        val_loss, val_acc = _evaluate(model, data.x_val, data.y_val, settings.batch_size)
+        seconds = time.perf_counter() - t0
+        for key, value in (
+            ("train_loss", train_loss),
+            ("train_accuracy", train_acc),
+            ("val_loss", val_loss),
+            ("val_accuracy", val_acc),
+            ("epoch_seconds", seconds),
+        ):
+            state[key].append(value)
+        state["epochs_done"] = epoch + 1
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            state["diverged"], state["diverged_epoch"] = True, epoch + 1
+            if on_epoch:
+                on_epoch(model_name, run_index, epoch, seconds)
+            log(
+                f"{prefix} epoch {epoch + 1}: train loss {train_loss}, val loss {val_loss}: "
+                "diverged; stopping this run"
+            )
+            break
+        if state["best_val_accuracy"] is None or val_acc > state["best_val_accuracy"]:
+            state["best_epoch"], state["best_val_accuracy"] = epoch + 1, val_acc
+            best_values = _values(model.variables)
+        _save_checkpoint(ckpt_path, model, best_values, state)
+        if on_epoch:
+            on_epoch(model_name, run_index, epoch, seconds)
+        eta_text = f" | protocol ETA {_fmt_duration(eta())}" if eta else ""
+        log(
+            f"{prefix} epoch {epoch + 1}/{settings.epochs}: train loss {train_loss:.4f} "
+            f"acc {train_acc:.4f} | val loss {val_loss:.4f} acc {val_acc:.4f} "
+            f"(best {state['best_val_accuracy']:.4f} @ epoch {state['best_epoch']}) "
+            f"| {seconds:.1f}s{eta_text}"
+        )
+
+    t0 = time.perf_counter()
+    test_loss = test_acc = None
+    if best_values is not None:
+        _assign(model.variables, best_values, "model")
+        test_loss, test_acc = _evaluate(model, data.x_test, data.y_test, settings.batch_size)
+    test_seconds = time.perf_counter() - t0
+
+    record = {
+        "format": RECORD_FORMAT,
+        "model": model_name,
+        "run": int(run_index),
+        "seed": seed,
+        "settings_id": sid,
+        "status": "diverged" if state["diverged"] else "finished",
+        "diverged": state["diverged"],
+        "diverged_epoch": state["diverged_epoch"],
+        "epochs_trained": state["epochs_done"],
+        "best_epoch": state["best_epoch"],
+        "best_val_accuracy": state["best_val_accuracy"],
+        "val_accuracy": state["val_accuracy"],
+        "val_loss": state["val_loss"],
+        "train_accuracy": state["train_accuracy"],
+        "train_loss": state["train_loss"],
+        "test_accuracy": test_acc,
+        "test_loss": test_loss,
+        "trainable_params": keras_attn.count_trainable_params(model),
+        "epoch_seconds": state["epoch_seconds"],
+        "test_seconds": test_seconds,
+        "wall_time_s": float(sum(state["epoch_seconds"]) + test_seconds),
+        "resumed_at_epochs": state["resumed_at_epochs"],
+        "started_at": state["started_at"],
+        "finished_at": _now(),
+        "settings": settings.to_dict(),
+        "comparable_settings": settings.comparable(fingerprint),
+        "preprocessing": PREPROCESSING,
+        "augmentation": AUGMENTATION,
+        "model_config": keras_attn.get_config(
+            model_name,
+            input_shape=list(data.input_shape),
+            num_classes=data.num_classes,
+            **settings.model_overrides,
+        ),
+        "data": data.describe(),
+        "environment": environment(data.source.get("kind")),
+    }
+    _write_atomic(record_path, _json_line(record))
+    _remove(ckpt_path)
+    _prune_empty_dirs(out_dir, "checkpoints", sid, model_name)
+    acc_text = f"{test_acc:.4f}" if test_acc is not None else "n/a"
+    log(
+        f"{prefix} done: test accuracy {acc_text} (best epoch {state['best_epoch']}"
+        f"{', DIVERGED' if state['diverged'] else ''}), {record['wall_time_s']:.1f}s"
+    )
+    return record
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+def _check_settings_folder(out_dir, settings, sid, fingerprint, allow_mixed):
+    """Write OUT/settings/<sid>.json; refuse a folder holding other settings' work."""
+    mine = settings.comparable(fingerprint)
+    for path in _glob_paths(_join(out_dir, "settings", "*.json")):
+        other_id = os.path.basename(path)[: -len(".json")]
+        if other_id == sid or allow_mixed:
+            continue
+        has_work = _glob_paths(_join(out_dir, "records", other_id, "*", "*.json")) or (
+            _glob_paths(_join(out_dir, "checkpoints", other_id, "*", "*.npz"))
+        )
+        if not has_work:
+            continue
+        other = _read_json(path).get("comparable_settings", {})
+        diff = {
+            k: (other.get(k), mine.get(k))
+            for k in sorted(set(other) | set(mine))
+            if other.get(k) != mine.get(k)
+        }
+        diff_text = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
+        raise ValueError(
+            f"Output folder {out_dir} holds results of other settings (id {other_id}); "
+            f"differences: {diff_text}. Use another output folder, or pass "
+            f"allow_mixed=True (--allow-mixed) to keep both (the report then shows them "
+            f"as separate groups)."
+        )
+    path = _join(out_dir, "settings", f"{sid}.json")
+    if not _exists(path):
+        doc = {
+            "settings_id": sid,
+            "comparable_settings": mine,
+            "settings": settings.to_dict(),
+            "created_at": _now(),
+        }
+        _write_atomic(path, _json_line(doc))
+
+
+def run_protocol(
+    models,
+    settings,
+    out_dir,
+    *,
+    data=None,
+    shard=None,
+    allow_mixed=False,
+    log=print,
+    progress_every=60.0,
+):
+    """Run every (model, run) of the protocol, or of one shard, into ``out_dir``.
+
+    Finished runs (records present) are skipped; an interrupted run resumes from
+    its checkpoint. Prints which model and run, each epoch, and an ETA for the
+    whole protocol (this shard) from the epoch times measured so far.
+
+    Args:
+        models: model names (list or comma-separated string); ``None``: all.
+        settings: a `ProtocolSettings`.
+        out_dir: output folder (local path or ``tf.io.gfile`` path such as ``gs://...``).
+        data: a loaded `keras_attn.data.Dataset`; ``None`` loads ``settings.data``.
+        shard: ``"I/N"`` (1-based) to run only every N-th task; ``None``: all.
+        allow_mixed: allow an output folder that holds records of other settings.
+        log: callable for progress lines (``print`` by default; ``None``: silent).
+        progress_every: seconds between in-epoch progress lines (0: none).
+
+    Returns:
+        The records of this shard's tasks, in task order.
+
+    Example:
+        >>> settings = ProtocolSettings(runs=2, epochs=2, data="cifar10-folder")  # doctest: +SKIP
+        >>> records = run_protocol(["cnn", "cnn_eca"], settings, "results/demo")  # doctest: +SKIP
+    """
+    log = log or (lambda line: None)
+    tasks = plan_tasks(models, settings.runs, shard)
+    if not _RUNTIME:
+        configure_runtime(settings.threads, settings.deterministic)
+    if data is None:
+        t0 = time.perf_counter()
+        data = load_protocol_data(settings)
+        d = data.describe()
+        log(
+            f"data: {d['source']['kind']} {d['source']['location']}: "
+            f"{d['counts']} ({time.perf_counter() - t0:.1f}s)"
+        )
+    fingerprint = data.fingerprint()
+    sid = settings.settings_id(fingerprint)
+    _check_settings_folder(out_dir, settings, sid, fingerprint, allow_mixed)
+
+    done = {t for t in tasks if _exists(_record_path(out_dir, sid, *t))}
+    pending = [t for t in tasks if t not in done]
+    log(
+        f"protocol: {len(tasks)} runs in this shard ({parse_shard(shard)[0]}/"
+        f"{parse_shard(shard)[1]}), {len(done)} already finished, {len(pending)} to go; "
+        f"{settings.epochs} epochs each; settings id {sid}; output {out_dir}"
+    )
+    times = {}  # model -> list of epoch seconds measured in this process
+    remaining = {t: settings.epochs for t in pending}
+
+    def on_epoch(model_name, run_index, epoch, seconds):
+        times.setdefault(model_name, []).append(seconds)
+        remaining[(model_name, run_index)] = settings.epochs - (epoch + 1)
+
+    records = []
+    for model_name, run_index in tasks:
+        if (model_name, run_index) in done:
+            records.append(_read_json(_record_path(out_dir, sid, model_name, run_index)))
+            continue
+        position = pending.index((model_name, run_index)) + 1
+        log(
+            f"=== {model_name} run {run_index + 1}/{settings.runs} (seed "
+            f"{run_seed(settings.base_seed, run_index)}) | task {position}/{len(pending)} "
+            f"| protocol ETA {_fmt_duration(_eta(remaining, times))}"
+        )
+        rec = run_one(
+            model_name,
+            run_index,
+            settings,
+            data,
+            out_dir,
+            log=log,
+            on_epoch=on_epoch,
+            eta=lambda: _eta(remaining, times),
+            progress_every=progress_every,
+        )
+        remaining[(model_name, run_index)] = 0
+        records.append(rec)
+    return records
+
+
+def _eta(remaining, times):
+    """Seconds left: remaining epochs x mean epoch time (per model where measured)."""
+    if not times:
+        return None
+    overall = float(np.mean([s for v in times.values() for s in v]))
+    return sum(n * float(np.mean(times.get(m, [overall]))) for (m, _), n in remaining.items())

@@ -1,0 +1,43 @@
+"""Shared test fixtures: seeding, quiet TensorFlow, the offline CIFAR-10 copy."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pathlib  # noqa: E402
+import tarfile  # noqa: E402
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+DATA_CACHE = REPO / ".data"  # git-ignored
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    """Every test starts from the same random state."""
+    keras.utils.set_random_seed(1234)
+
+
+@pytest.fixture(scope="session")
+def cifar_folder():
+    """The shared CIFAR-10 JPEG copy unpacked (once) as ``train/<class>/``, ``test/<class>/``.
+
+    Skips cleanly where the archive is absent (a user's clone does not have it).
+    """
+    if not SHARED_DATA.exists():
+        pytest.skip(f"offline CIFAR-10 copy not found at {SHARED_DATA}")
+    root = DATA_CACHE / "cifar10-jpeg"
+    done = root / ".unpacked"
+    if not done.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(SHARED_DATA) as tar:
+            tar.extractall(root, filter="data")
+        done.touch()
+    # The archive may hold a top folder; return the folder that has train/ and test/.
+    for candidate in [root, *root.iterdir()]:
+        if (candidate / "train").is_dir() and (candidate / "test").is_dir():
+            return candidate
+    pytest.fail(f"{SHARED_DATA} did not unpack to train/ and test/ folders under {root}")

@@ -1,0 +1,180 @@
+"""Every attention layer goes through `run_layer_test`; plus each layer's own facts.
+
+Backend-neutral: `test_backends.py` runs this file again under JAX (and PyTorch
+where it is installed).
+"""
+
+import keras
+import numpy as np
+import pytest
+from layer_checks import run_layer_test
+
+from keras_attn.layers import (
+    CBAM,
+    ECA,
+    CBAMChannelGate,
+    CBAMSpatialGate,
+    ConvAutoencoderGate,
+    LinearAutoencoderGate,
+    create_attention,
+    eca_kernel_size,
+    final_geometry,
+    max_depth,
+)
+
+# (class, kwargs, input shape, trainable params). Parameter counts from REFERENCE.md.
+CASES = {
+    "eca_c64": (ECA, {}, (8, 8, 64), 3),
+    "eca_c128": (ECA, {}, (6, 6, 128), 5),
+    "eca_fixed_k": (ECA, {"kernel_size": 7}, (4, 4, 16), 7),
+    "cbam_channel": (CBAMChannelGate, {}, (8, 8, 64), 580),
+    "cbam_spatial": (CBAMSpatialGate, {}, (8, 8, 64), 100),
+    "cbam_c64": (CBAM, {}, (8, 8, 64), 680),
+    "cbam_c128": (CBAM, {}, (5, 7, 128), 2284),
+    "conv_ae_site1": (ConvAutoencoderGate, {}, (32, 32, 64), 65_464),
+    "conv_ae_site2": (ConvAutoencoderGate, {}, (30, 30, 64), 65_464),
+    "conv_ae_site3": (ConvAutoencoderGate, {}, (15, 15, 128), 84_728),
+    "conv_ae_site4": (ConvAutoencoderGate, {"final_kernel": 2}, (13, 13, 128), 77_048),
+    "conv_ae_small": (
+        ConvAutoencoderGate,
+        {"filters": [4, 8], "final_kernel": 5, "activation": "gelu"},
+        (9, 14, 3),
+        # 3*16*4+4 + 4*16*8+8 + 8*16*4+4 + 4*25*3+3
+        3 * 16 * 4 + 4 + 4 * 16 * 8 + 8 + 8 * 16 * 4 + 4 + 4 * 25 * 3 + 3,
+    ),
+    "linear_ae_w32": (LinearAutoencoderGate, {}, (4, 32, 8), 257 * 32 + 18_316),
+    "linear_ae_w13": (LinearAutoencoderGate, {}, (3, 13, 4), 21_657),
+    "linear_ae_small": (
+        LinearAutoencoderGate,
+        {"units": [6, 2], "activation": "tanh"},
+        (3, 5, 2),
+        5 * 6 + 6 + 6 * 2 + 2 + 2 * 6 + 6 + 6 * 5 + 5,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_layer(case):
+    cls, kwargs, shape, params = CASES[case]
+    run_layer_test(cls, kwargs, shape, params)
+
+
+def test_eca_kernel_rule():
+    # t = floor((log2 C + 1) / 2), rounded up to odd: REFERENCE.md's k=3 at 64 and 5 at 128.
+    assert [eca_kernel_size(c) for c in (16, 32, 64, 128, 256, 512)] == [3, 3, 3, 5, 5, 5]
+    assert eca_kernel_size(128, gamma=1, b=0) == 7
+    layer = ECA()
+    layer.build((None, 4, 4, 128))
+    assert layer.kernel_size_ == 5 and "kernel_size_" not in layer.get_config()
+
+
+def test_eca_scales_channels_by_pooled_neighbours():
+    layer = ECA(kernel_size=3)
+    layer.build((None, 2, 2, 4))
+    layer.conv.kernel.assign(np.ones((3, 1, 1), "float32"))
+    x = np.zeros((1, 2, 2, 4), "float32")
+    x[..., 0] = 1.0  # channel 0 has mean 1, the rest 0
+    gate = keras.ops.convert_to_numpy(layer.gate(x))[0, 0, 0]
+    sigmoid = 1 / (1 + np.exp(-1.0))
+    # Channels 0 and 1 see the pooled 1 through the 3-wide kernel; 2 and 3 do not.
+    np.testing.assert_allclose(gate, [sigmoid, sigmoid, 0.5, 0.5], rtol=1e-6)
+
+
+def test_cbam_channel_gate_uses_avg_and_max():
+    layer = CBAMChannelGate(reduction=2)
+    x = np.random.default_rng(1).normal(size=(2, 4, 4, 4)).astype("float32")
+    layer.build(x.shape)
+    avg, mx = x.mean(axis=(1, 2)), x.max(axis=(1, 2))
+    w1, b1, w2, b2 = layer.get_weights()
+
+    def mlp(v):
+        return np.maximum(v @ w1 + b1, 0) @ w2 + b2
+
+    expected = 1 / (1 + np.exp(-(mlp(avg) + mlp(mx))))
+    gate = keras.ops.convert_to_numpy(layer.gate(x))[:, 0, 0, :]
+    np.testing.assert_allclose(gate, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_linear_ae_acts_on_each_row_independently():
+    layer = LinearAutoencoderGate(units=[4, 2])
+    x = np.random.default_rng(2).normal(size=(1, 3, 6, 2)).astype("float32")
+    mask = keras.ops.convert_to_numpy(layer.gate(x))
+    # Changing one row of one channel changes that row's mask and nothing else.
+    x2 = x.copy()
+    x2[0, 1, :, 0] += 1.0
+    mask2 = keras.ops.convert_to_numpy(layer.gate(x2))
+    changed = ~np.isclose(mask, mask2)
+    assert changed[0, 1, :, 0].any()
+    changed[0, 1, :, 0] = False
+    assert not changed.any()
+
+
+@pytest.mark.parametrize("size", [2, 3, 5, 7, 13, 15, 16, 27, 28, 30, 32, 33, 64, 96, 100])
+@pytest.mark.parametrize("kernel", [1, 2, 3, 4, 7])
+def test_final_geometry_hits_every_size(size, kernel):
+    # Any height, any depth, any kernel: the decoder comes back to the exact input size.
+    for depth in range(1, max_depth(size) + 1):
+        decoded = (size >> depth) << (depth - 1)
+        stride, before, after = final_geometry(decoded, size, kernel)
+        produced = (decoded - 1) * stride + max(kernel, stride)
+        assert before >= 0 and after >= 0
+        assert produced - before - after == size
+
+
+def test_final_geometry_matches_the_study_on_cifar_sites():
+    # REFERENCE.md's (kernel, stride, padding, output_padding) per site. Stride and
+    # leading crop (= padding) agree at sites 1, 2, 4; site 3 differs only in alignment.
+    assert final_geometry(16, 32, 3)[:2] == (2, 1)
+    assert final_geometry(12, 30, 3)[:2] == (3, 3)
+    assert final_geometry(4, 15, 3)[0] == 4
+    assert final_geometry(4, 13, 2)[:2] == (4, 1)
+
+
+@pytest.mark.parametrize("shape", [(13, 13, 3), (7, 20, 2), (1, 1, 1)])
+def test_conv_ae_odd_and_non_square_sizes(shape):
+    depth = max_depth(min(shape[:2]))
+    gate = ConvAutoencoderGate(filters=[2] * depth) if depth else None
+    if gate is None:
+        with pytest.raises(ValueError, match="at least 2 pixels"):
+            ConvAutoencoderGate(filters=[2])(np.zeros((1, *shape), "float32"))
+        return
+    y = gate(np.ones((1, *shape), "float32"))
+    assert tuple(y.shape) == (1, *shape)
+
+
+def test_conv_ae_too_deep_names_the_size():
+    with pytest.raises(ValueError, match=r"depth 4 .* input height is 13 .* at most 3 stages"):
+        ConvAutoencoderGate(filters=[4, 4, 4, 4])(np.zeros((1, 13, 13, 2), "float32"))
+
+
+@pytest.mark.parametrize(
+    "cls, kwargs, match",
+    [
+        (ECA, {"kernel_size": 0}, "kernel_size"),
+        (CBAMChannelGate, {"reduction": -1}, "reduction"),
+        (CBAMSpatialGate, {"kernel_size": 2.5}, "kernel_size"),
+        (ConvAutoencoderGate, {"filters": []}, "filters"),
+        (ConvAutoencoderGate, {"filters": [8, 0]}, r"bad entry 0"),
+        (ConvAutoencoderGate, {"final_kernel": 0}, "final_kernel"),
+        (ConvAutoencoderGate, {"activation": "nope"}, "activation"),
+        (LinearAutoencoderGate, {"units": [16, -2]}, r"bad entry -2"),
+        (LinearAutoencoderGate, {"units": 12}, "units"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(cls, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cls(**kwargs)
+
+
+@pytest.mark.parametrize("cls", [ECA, CBAM, ConvAutoencoderGate, LinearAutoencoderGate])
+def test_rank_other_than_4_is_refused(cls):
+    with pytest.raises(ValueError, match=r"rank 4.*rank 3"):
+        cls()(np.zeros((2, 8, 8), "float32"))
+
+
+def test_factory():
+    assert isinstance(create_attention("eca"), ECA)
+    layer = create_attention("conv_ae", filters=[4], name="g")
+    assert isinstance(layer, ConvAutoencoderGate) and layer.name == "g"
+    with pytest.raises(ValueError, match=r"Unknown attention block 'ecaa'.*'eca'"):
+        create_attention("ecaa")

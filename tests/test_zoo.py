@@ -1,0 +1,214 @@
+"""The registry and the builder: every variant's parameter count, forward, backward,
+save/load, input sizes, overrides and errors. Parametrized over `list_models()`,
+so a newly registered variant gets these checks for free.
+
+Backend-neutral: `test_backends.py` runs this file again under JAX.
+"""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import keras_attn
+from keras_attn.backbone import DEFAULT_CONFIG, site_sizes
+
+# REFERENCE.md, "exact trainable".
+EXACT_PARAMS = {
+    "cnn": 2_625_866,
+    "cnn_eca": 2_625_882,
+    "cnn_cbam": 2_631_794,
+    "cnn3": 1_677_130,
+    "cnn_conv_ae": 2_918_570,
+    "cnn_conv_ae_eca": 2_918_586,
+    "cnn_linear_ae": 2_722_260,
+    "cnn_linear_ae_eca": 2_722_276,
+    "cnn_cbam_spatial_eca": 2_626_282,
+}
+VARIANTS = list(EXACT_PARAMS)
+BACKEND = keras.backend.backend()
+# On JAX and PyTorch (test_backends.py), training and the other input sizes run on the
+# variants that between them use every attention layer: JAX compiles its random
+# initializers once per weight shape, which makes all nine builds slow on a 2-core CPU.
+TRAINED = VARIANTS if BACKEND == "tensorflow" else ["cnn_conv_ae_eca", "cnn_cbam", "cnn_linear_ae"]
+
+
+def _images(n, shape=(32, 32, 3), seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, size=(n, *shape)).astype("float32")
+
+
+def test_registry_lists_the_nine_study_variants():
+    models = keras_attn.list_models()
+    assert set(VARIANTS) <= set(models)
+    assert all(isinstance(d, str) and d and "\n" not in d for d in models.values())
+    assert list(keras_attn.list_models("cnn_linear*")) == ["cnn_linear_ae", "cnn_linear_ae_eca"]
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_exact_trainable_params(name):
+    model = keras_attn.build(name)
+    assert keras_attn.count_trainable_params(model) == EXACT_PARAMS[name]
+
+
+def test_study_code_cbam_slip_is_reproducible():
+    # REFERENCE.md: the study's code kept CBAM at sites 1 and 3 only.
+    model = keras_attn.build("cnn_cbam", sites=[1, 3])
+    assert keras_attn.count_trainable_params(model) == 2_628_830
+
+
+@pytest.mark.parametrize("name", TRAINED)
+def test_forward_backward_and_save_load(name, tmp_path):
+    model = keras_attn.build(name)
+    x, y = _images(8), np.arange(8) % 10
+    probs = keras.ops.convert_to_numpy(model(x, training=False))
+    assert probs.shape == (8, 10) and np.all(np.isfinite(probs))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+    # One training step changes every attention weight (gradients reach them all).
+    attention_weights = [w for _, layer in model.attention_layers for w in layer.trainable_weights]
+    assert bool(attention_weights) == (name not in ("cnn", "cnn3"))
+    before = [keras.ops.convert_to_numpy(w).copy() for w in attention_weights]
+    # Eager steps: XLA compilation would dominate this test (compiled vs eager is
+    # checked in test_parallel/test_benchmark).
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1),
+        loss="sparse_categorical_crossentropy",
+        jit_compile=False,
+    )
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    for w, old in zip(attention_weights, before):
+        assert not np.array_equal(keras.ops.convert_to_numpy(w), old), w.path
+
+    # .keras round trip: same class, same config, same predictions, no custom objects.
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is keras_attn.AttentionCNN
+    assert loaded.model_config == model.model_config
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (64, 64, 3), (96, 96, 3)])
+def test_every_variant_builds_for_other_input_sizes(shape):
+    for name in TRAINED:
+        model = keras_attn.build(name, input_shape=shape, num_classes=7)
+        probs = keras.ops.convert_to_numpy(model(_images(1, shape), training=False))
+        assert probs.shape == (1, 7), name
+
+
+def test_config_round_trips_through_json():
+    config = keras_attn.get_config("cnn_conv_ae_eca", sites=[2, 4], conv_ae={"filters": [8, 16]})
+    again = json.loads(json.dumps(config))
+    assert keras_attn.get_config(again) == config
+    a, b = keras_attn.build(config), keras_attn.build(again)
+    assert a.count_params() == b.count_params()
+    assert a.get_config()["config"] == config
+
+
+def test_overrides_change_the_architecture():
+    # Sites: gates only where asked.
+    model = keras_attn.build("cnn_conv_ae", sites=[1, 4])
+    assert [site for site, _ in model.attention_layers] == [1, 4]
+    # Order of blocks at a site follows `attention`.
+    model = keras_attn.build("cnn", attention=["conv_ae", "eca"], sites=[3])
+    assert [layer.name for _, layer in model.attention_layers] == ["site3_conv_ae", "site3_eca"]
+    # Autoencoder depth and widths; final kernel.
+    model = keras_attn.build("cnn_conv_ae", sites=[1], conv_ae={"filters": [8, 16, 32, 64, 64]})
+    gate = model.attention_layers[0][1]
+    assert gate.depth == 5 and gate.final_kernel == 3
+    # cnn3 has six sites.
+    model = keras_attn.build("cnn3", attention=["eca"])
+    assert [s for s, _ in model.attention_layers] == [1, 2, 3, 4, 5, 6]
+    # The study's head: a ReLU on the logits.
+    model = keras_attn.build("cnn", head="relu_softmax")
+    assert model.get_layer("logits_relu") is not None
+
+
+@pytest.mark.parametrize("position", ["pre_activation", "post_activation", "post_norm"])
+def test_attention_position(position):
+    model = keras_attn.build("cnn_eca", attention_position=position, sites=[1])
+    gate = model.get_layer("site1_eca")
+    feeds = gate.input._keras_history.operation.name
+    assert (
+        feeds
+        == {
+            "pre_activation": "block1_conv_a",
+            "post_activation": "block1_relu_a",
+            "post_norm": "block1_norm_a",
+        }[position]
+    )
+
+
+def test_feature_map_sizes_per_site():
+    assert site_sizes(DEFAULT_CONFIG) == [(32, 32, 64), (30, 30, 64), (15, 15, 128), (13, 13, 128)]
+    cnn3 = keras_attn.get_config("cnn3")
+    assert [s[:2] for s in site_sizes(cnn3)] == [
+        (32, 32),
+        (30, 30),
+        (15, 15),
+        (13, 13),
+        (6, 6),
+        (4, 4),
+    ]
+
+
+def test_register_a_variant():
+    keras_attn.register("cnn_eca_block1_test", {"attention": ["eca"], "sites": [1, 2]}, "test")
+    try:
+        model = keras_attn.build("cnn_eca_block1_test")
+        assert keras_attn.count_trainable_params(model) == EXACT_PARAMS["cnn"] + 6
+        with pytest.raises(ValueError, match="already registered"):
+            keras_attn.register("cnn_eca_block1_test", {}, "again")
+    finally:
+        keras_attn.zoo.VARIANTS.pop("cnn_eca_block1_test")
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, match",
+    [
+        (
+            ("cnn_conv_ae_ec",),
+            {},
+            r"Unknown model 'cnn_conv_ae_ec'. Did you mean 'cnn_conv_ae_eca'",
+        ),
+        (("resnet50",), {}, r"Unknown model 'resnet50'.*Available: cnn, cnn3"),
+        (("cnn",), {"site": [1]}, r"Unknown config key \(override\) 'site'. Did you mean 'sites'"),
+        (("cnn_conv_ae",), {"conv_ae": {"filter": [4]}}, r"Unknown `conv_ae` option 'filter'"),
+        (("cnn_eca",), {"sites": [0, 5]}, r"Site 0 is out of range.*sites 1 to 4"),
+        (("cnn_eca",), {"sites": [5]}, r"Site 5 is out of range.*sites 1 to 4"),
+        (("cnn_eca",), {"sites": [1, 1]}, "lists a site twice"),
+        (
+            ("cnn_conv_ae",),
+            {"conv_ae": {"filters": [4, 4, 4, 4]}},
+            r"too deep for site 3 \(15x15\), site 4 \(13x13\): depth 4 .* Use at most 3 stages",
+        ),
+        (("cnn_conv_ae",), {"conv_ae": {"filters": [12, 0]}}, r"`filters` .*bad entry 0"),
+        (("cnn_linear_ae",), {"linear_ae": {"units": [128, -1]}}, r"`units` .*bad entry -1"),
+        (
+            ("cnn",),
+            {"blocks": [64, 0]},
+            r"`blocks entries \(filters per block\)` must be a positive",
+        ),
+        (("cnn",), {"dense_units": 0}, "`dense_units` must be a positive integer, got 0"),
+        (("cnn",), {"input_shape": (32, 32)}, r"rank 3, got \[32, 32\]"),
+        (("cnn",), {"input_shape": (32, 32, 3, 1)}, r"rank 3, got \[32, 32, 3, 1\]"),
+        (("cnn",), {"input_shape": (8, 8, 3)}, r"too small for 2 conv blocks"),
+        (("cnn",), {"attention": ["eca", "se"]}, r"Unknown attention block 'se'"),
+        (("cnn",), {"head": "logits"}, r"`head` must be one of"),
+        (("cnn_conv_ae",), {"conv_ae": {"final_kernel": [3, 3]}}, r"list of 2 .* 4 sites"),
+        (("cnn",), {"dropout": 1.5}, r"`dropout` must be a number in \[0, 1\), got 1.5"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        keras_attn.build(*args, **kwargs)
+
+
+def test_backend_is_what_the_environment_asked_for():
+    # Guards test_backends.py: the subprocess runs really switch backend.
+    import os
+
+    assert BACKEND == os.environ.get("KERAS_BACKEND", BACKEND)
