@@ -143,7 +143,12 @@ def attention_sites(config):
 
 
 def final_kernel_at(config, site):
-    """The conv-autoencoder gate's final kernel at ``site`` (1-based)."""
+    """The conv-autoencoder gate's final kernel at ``site`` (1-based).
+
+    Example:
+    >>> final_kernel_at({"conv_ae": {"final_kernel": [3, 3, 3, 2]}}, 4)
+    2
+    """
     k = config["conv_ae"]["final_kernel"]
     return k if isinstance(k, int) else k[site - 1]
 

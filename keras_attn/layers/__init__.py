@@ -24,7 +24,12 @@ ATTENTION_LAYERS = {
 
 
 def check_attention_name(kind):
-    """Raise ``ValueError`` naming the valid blocks unless ``kind`` is one of them."""
+    """Raise ``ValueError`` naming the valid blocks unless ``kind`` is one of them.
+
+    Example:
+    >>> check_attention_name("eca")
+    'eca'
+    """
     if kind not in ATTENTION_LAYERS:
         close = difflib.get_close_matches(str(kind), ATTENTION_LAYERS, n=3)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""

@@ -29,7 +29,7 @@ class CBAMChannelGate(keras.layers.Layer):
 
     Example:
     >>> import numpy as np
-    >>> CBAMChannelGate()(np.ones((2, 8, 8, 64), "float32")).shape
+    >>> tuple(CBAMChannelGate()(np.ones((2, 8, 8, 64), "float32")).shape)
     (2, 8, 8, 64)
     """
 
@@ -83,7 +83,7 @@ class CBAMSpatialGate(keras.layers.Layer):
 
     Example:
     >>> import numpy as np
-    >>> CBAMSpatialGate()(np.ones((2, 8, 8, 64), "float32")).shape
+    >>> tuple(CBAMSpatialGate()(np.ones((2, 8, 8, 64), "float32")).shape)
     (2, 8, 8, 64)
     """
 
@@ -132,7 +132,7 @@ class CBAM(keras.layers.Layer):
     Example:
     >>> import numpy as np
     >>> layer = CBAM()
-    >>> layer(np.ones((2, 8, 8, 64), "float32")).shape
+    >>> tuple(layer(np.ones((2, 8, 8, 64), "float32")).shape)
     (2, 8, 8, 64)
     """
 

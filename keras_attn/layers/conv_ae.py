@@ -101,7 +101,7 @@ class ConvAutoencoderGate(keras.layers.Layer):
     Example:
     >>> import numpy as np
     >>> gate = ConvAutoencoderGate()
-    >>> gate(np.ones((2, 15, 15, 128), "float32")).shape
+    >>> tuple(gate(np.ones((2, 15, 15, 128), "float32")).shape)
     (2, 15, 15, 128)
     >>> gate.count_params()
     84728

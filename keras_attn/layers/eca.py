@@ -60,7 +60,7 @@ class ECA(keras.layers.Layer):
     Example:
     >>> import numpy as np
     >>> layer = ECA()
-    >>> layer(np.ones((2, 8, 8, 64), "float32")).shape
+    >>> tuple(layer(np.ones((2, 8, 8, 64), "float32")).shape)
     (2, 8, 8, 64)
     >>> layer.kernel_size_
     3

@@ -35,7 +35,7 @@ class LinearAutoencoderGate(keras.layers.Layer):
     Example:
     >>> import numpy as np
     >>> gate = LinearAutoencoderGate()
-    >>> gate(np.ones((2, 13, 13, 128), "float32")).shape
+    >>> tuple(gate(np.ones((2, 13, 13, 128), "float32")).shape)
     (2, 13, 13, 128)
     >>> gate.count_params()
     21657
