@@ -153,7 +153,7 @@ def figure_inches(rows, cols):
 
     Example:
     >>> figure_inches(4, 3)
-    (7.5, 10.6)
+    (7.5, 11.1)
     """
     return (
         round(cols * CELL_INCHES + _COLORBAR_INCHES, 6),

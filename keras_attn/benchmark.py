@@ -51,6 +51,7 @@ import time
 
 __all__ = [
     "DEFAULT_TARGET",
+    "add_ratios",
     "benchmark_pipeline",
     "compile_for_training",
     "device_description",
@@ -59,6 +60,7 @@ __all__ = [
     "format_table",
     "main",
     "parse_args",
+    "project_protocol",
     "run_benchmark",
     "write_json",
 ]
@@ -97,7 +99,10 @@ def _accelerators():
         import torch
 
         if torch.cuda.is_available():
-            return [f"cuda:{i}:{torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())]
+            return [
+                f"cuda:{i}:{torch.cuda.get_device_name(i)}"
+                for i in range(torch.cuda.device_count())
+            ]
     return []
 
 
@@ -235,9 +240,7 @@ def fast_path(backend=None, accelerator=None):
     """
     backend = backend or _backend()
     if backend not in ("tensorflow", "jax", "torch"):
-        raise ValueError(
-            f"Unknown backend {backend!r}: expected 'tensorflow', 'jax' or 'torch'."
-        )
+        raise ValueError(f"Unknown backend {backend!r}: expected 'tensorflow', 'jax' or 'torch'.")
     if accelerator is None:
         accelerator = bool(_accelerators()) if backend == _backend() else False
     if backend == "tensorflow":
@@ -498,12 +501,25 @@ def _model_names(models):
         names = list(models)
     if not names:
         raise ValueError("`models` is empty: give at least one variant name.")
-    for name in names:
-        if name not in available:
-            keras_attn.get_config(name)  # raises with close matches
-    if BASELINE not in names:
-        names = [BASELINE, *names]  # ratios need the baseline measured in the same run
-    return list(dict.fromkeys(names))
+    specs = {}
+    for item in names:
+        if isinstance(item, tuple) and len(item) == 2 and callable(item[1]):
+            label, build_fn = item
+        elif isinstance(item, str):
+            if item not in available:
+                keras_attn.get_config(item)  # raises, naming close matches
+            label, build_fn = item, (lambda n=item: keras_attn.build(n))
+        else:
+            raise ValueError(
+                f"Each entry of `models` must be a variant name or a (label, build_fn) pair, "
+                f"got {item!r}."
+            )
+        if label in specs:
+            raise ValueError(f"`models` names {label!r} twice.")
+        specs[label] = build_fn
+    if BASELINE not in specs:  # ratios need the baseline measured in the same run
+        specs = {BASELINE: lambda: keras_attn.build(BASELINE), **specs}
+    return specs
 
 
 def _normalize_settings(settings, jit_compile, mixed_precision, run_eagerly):
@@ -529,11 +545,20 @@ def _normalize_settings(settings, jit_compile, mixed_precision, run_eagerly):
                 f"`mixed_precision` must be None, 'mixed_float16' or 'mixed_bfloat16', "
                 f"got {policy!r}."
             )
-        label = "eager" if eager else ("jit" if jit else "graph" if _backend() == "tensorflow" else "nojit")
+        label = (
+            "eager"
+            if eager
+            else ("jit" if jit else "graph" if _backend() == "tensorflow" else "nojit")
+        )
         if policy:
             label += "+" + policy.replace("mixed_", "")
         out.append(
-            {"label": label, "jit_compile": bool(jit and not eager), "eager": eager, "mixed_precision": policy}
+            {
+                "label": label,
+                "jit_compile": bool(jit and not eager),
+                "eager": eager,
+                "mixed_precision": policy,
+            }
         )
     labels = [s["label"] for s in out]
     if len(set(labels)) != len(labels):
@@ -565,6 +590,8 @@ def run_benchmark(
     Args:
         models: list or comma-separated str of variant names; default every
             registered variant. ``cnn`` is always added (the ratios need it).
+            An entry may also be a ``(label, build_fn)`` pair, ``build_fn()``
+            returning a model to measure (for example a prototype of a layer).
         batch_size: int, default 128; images per training step.
         jit_compile: bool or None (default: `fast_path`'s choice).
         mixed_precision: None (default), ``"mixed_bfloat16"`` or
@@ -618,7 +645,8 @@ def run_benchmark(
         def progress(line):
             print(line, file=sys.stderr, flush=True)
 
-    names = _model_names(models)
+    specs = _model_names(models)
+    names = list(specs)
     configs = _normalize_settings(settings, jit_compile, mixed_precision, run_eagerly)
     started = time.perf_counter()
     env = environment()
@@ -631,9 +659,20 @@ def run_benchmark(
     sampler.start()
     rng = np.random.default_rng(seed)
     input_shape = tuple(keras_attn.get_config(BASELINE)["input_shape"])
-    x = rng.integers(0, 256, (batch_size, *input_shape)).astype("float32")
-    y = rng.integers(0, 10, batch_size)
-    x_infer = rng.integers(0, 256, (inference_batch_size, *input_shape)).astype("float32")
+    arrays = {}
+
+    def data_for(model):
+        """Random images of the model's input shape (the same arrays for every model)."""
+        shape = tuple(model.inputs[0].shape[1:])
+        classes = int(model.outputs[0].shape[-1])
+        if (shape, classes) not in arrays:
+            arrays[shape, classes] = (
+                rng.integers(0, 256, (batch_size, *shape)).astype("float32"),
+                rng.integers(0, classes, batch_size),
+                rng.integers(0, 256, (inference_batch_size, *shape)).astype("float32"),
+            )
+        return arrays[shape, classes]
+
     baseline_macs = count_macs(keras_attn.build(BASELINE))
 
     entries = []
@@ -646,13 +685,14 @@ def run_benchmark(
                 before = sampler.rss()
                 keras.config.set_dtype_policy(config["mixed_precision"] or "float32")
                 try:
-                    model = keras_attn.build(name)
+                    model = specs[name]()
                 finally:
                     keras.config.set_dtype_policy(previous_policy)
                 summary = mac_summary(model, baseline=baseline_macs)
                 compile_for_training(
                     model, jit_compile=config["jit_compile"], run_eagerly=config["eager"]
                 )
+                x, y, x_infer = data_for(model)
                 _reset_device_peak()
                 t0 = time.perf_counter()
                 for _ in range(warmup_steps):
@@ -691,15 +731,18 @@ def run_benchmark(
             order = entries[w % len(entries) :] + entries[: w % len(entries)]
             for entry in order:
                 model = entry["_model"]
+                x, y, x_infer = data_for(model)
                 sampler.take_peak()
                 _reset_device_peak()
                 entry["train_step_s"].append(
-                    _time_window(lambda m=model: m.train_on_batch(x, y), steps_per_window)
+                    _time_window(lambda m=model, x=x, y=y: m.train_on_batch(x, y), steps_per_window)
                 )
                 entry["inference_batch_s"].append(
-                    _time_window(lambda m=model: m.predict_on_batch(x_infer), steps_per_window)
+                    _time_window(lambda m=model, x=x_infer: m.predict_on_batch(x), steps_per_window)
                 )
-                entry["peak_host_rss_mb"] = max(entry["peak_host_rss_mb"], sampler.take_peak() / _MB)
+                entry["peak_host_rss_mb"] = max(
+                    entry["peak_host_rss_mb"], sampler.take_peak() / _MB
+                )
                 device_peak = _device_peak_mb()
                 if device_peak is not None:
                     entry["peak_device_mb"] = max(entry["peak_device_mb"] or 0.0, device_peak)
@@ -740,14 +783,7 @@ def run_benchmark(
             }
         )
         results.append(entry)
-    for entry in results:
-        base = next(
-            e for e in results if e["model"] == BASELINE and e["setting"] == entry["setting"]
-        )
-        entry["train_step_ratio"] = entry["train_step_ms"] / base["train_step_ms"]
-        entry["inference_ratio"] = entry["inference_batch_ms"] / base["inference_batch_ms"]
-        entry["cost_over_arithmetic"] = entry["train_step_ratio"] / entry["mac_ratio"]
-        entry["meets_target"] = entry["cost_over_arithmetic"] <= target
+    add_ratios(results, target)
     if len(configs) > 1:
         first = configs[0]["label"]
         for entry in results:
@@ -762,6 +798,7 @@ def run_benchmark(
         base = next(e for e in results if e["model"] == BASELINE and e["setting"] == fit["setting"])
         fit["train_on_batch_images_per_s"] = base["train_images_per_s"]
         fit["fit_over_bare_step"] = fit["images_per_s"] / base["train_images_per_s"]
+    projection = project_protocol(results)
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     env["load_average_at_end"] = list(load) if load else None
     try:
@@ -792,7 +829,106 @@ def run_benchmark(
         "results": results,
         "pipeline": pipe,
         "fit_check": fit,
+        "protocol_projection": projection,
         "wall_seconds": time.perf_counter() - started,
+    }
+
+
+def add_ratios(results, target=DEFAULT_TARGET):
+    """Add each entry's ratios to the baseline measured in the same run and setting.
+
+    ``train_step_ratio`` is the ratio of median step times; ``cost_over_arithmetic``
+    divides it by the MAC ratio and ``meets_target`` compares that with
+    ``target``. Two figures less sensitive to other processes on the machine are
+    added: ``train_step_ratio_paired``, the median over windows of the ratio of
+    the variant's window to the baseline's window of the same round (taken
+    seconds apart), and ``train_step_ratio_best``, the ratio of the fastest
+    windows.
+
+    Args:
+        results: list of result entries (`run_benchmark`'s ``"results"``).
+        target: float, default 1.2.
+
+    Returns:
+        ``results``, updated in place.
+
+    Example:
+    >>> rows = [{"model": "cnn", "setting": "graph", "train_step_s": [1.0, 1.2],
+    ...          "inference_batch_s": [0.3], "mac_ratio": 1.0},
+    ...         {"model": "cnn_x", "setting": "graph", "train_step_s": [2.0, 2.6],
+    ...          "inference_batch_s": [0.6], "mac_ratio": 2.0}]
+    >>> round(add_ratios(rows)[1]["cost_over_arithmetic"], 3)
+    1.045
+    """
+    for entry in results:
+        entry["train_step_ms"] = 1000 * statistics.median(entry["train_step_s"])
+        entry["inference_batch_ms"] = 1000 * statistics.median(entry["inference_batch_s"])
+    for entry in results:
+        base = next(
+            e for e in results if e["model"] == BASELINE and e["setting"] == entry["setting"]
+        )
+        entry["train_step_ratio"] = entry["train_step_ms"] / base["train_step_ms"]
+        entry["train_step_ratio_paired"] = statistics.median(
+            a / b for a, b in zip(entry["train_step_s"], base["train_step_s"])
+        )
+        entry["train_step_ratio_best"] = min(entry["train_step_s"]) / min(base["train_step_s"])
+        entry["inference_ratio"] = entry["inference_batch_ms"] / base["inference_batch_ms"]
+        entry["cost_over_arithmetic"] = entry["train_step_ratio"] / entry["mac_ratio"]
+        entry["cost_over_arithmetic_paired"] = entry["train_step_ratio_paired"] / entry["mac_ratio"]
+        entry["meets_target"] = entry["cost_over_arithmetic"] <= target
+    return results
+
+
+def project_protocol(
+    results,
+    *,
+    runs=16,
+    epochs=10,
+    train_images=45000,
+    val_images=5000,
+    test_images=10000,
+    copies=1,
+    packing_speedup=1.0,
+):
+    """Projected wall time of the study's protocol from measured throughputs.
+
+    Per variant: ``runs * epochs`` epochs of ``train_images`` at the measured
+    training images/s, plus a validation pass of ``val_images`` after each epoch
+    and one test pass per run at the measured inference images/s. With packed
+    training (``copies`` > 1), the training part is divided by the measured
+    ``packing_speedup``. Input-pipeline and per-epoch overheads are not
+    included (the fit check in the benchmark shows how small they are).
+
+    Args:
+        results: `run_benchmark`'s ``"results"`` (one setting per variant is used:
+            the first seen).
+        runs, epochs: int, default 16 and 10 (the study's).
+        train_images, val_images, test_images: int, default CIFAR-10's split.
+        copies: int, default 1; runs trained at once.
+        packing_speedup: float, default 1.0; measured throughput gain of
+            ``copies`` packed runs over one run (`keras_attn.parallel`).
+
+    Returns:
+        dict: ``{"per_variant_hours": {...}, "total_hours": float, "assumptions": str}``.
+
+    Example:
+    >>> rows = [{"model": "cnn", "train_images_per_s": 4500.0, "inference_images_per_s": 10000.0}]
+    >>> round(project_protocol(rows)["total_hours"], 3)
+    0.471
+    """
+    per_variant = {}
+    for e in results:
+        if e["model"] in per_variant:
+            continue
+        train = runs * epochs * train_images / e["train_images_per_s"] / packing_speedup
+        infer = runs * (epochs * val_images + test_images) / e["inference_images_per_s"]
+        per_variant[e["model"]] = (train + infer) / 3600
+    return {
+        "per_variant_hours": per_variant,
+        "total_hours": sum(per_variant.values()),
+        "assumptions": f"{runs} runs x {epochs} epochs x {train_images} training images, "
+        f"validation on {val_images} per epoch, test on {test_images} per run; {copies} "
+        f"run(s) at once (throughput x{packing_speedup:.2f}); no pipeline or epoch overhead",
     }
 
 
@@ -800,7 +936,11 @@ def run_benchmark(
 
 
 def _fmt(value, spec):
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+    return (
+        "-"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else format(value, spec)
+    )
 
 
 def format_table(result):
@@ -820,7 +960,8 @@ def format_table(result):
     ]
     header = (
         f"{'model':22} {'setting':10} {'MMACs/img':>9} {'MAC x':>6} {'train img/s':>11} "
-        f"{'step ms':>8} {'step x':>6} {'cost/arith':>10} {'<=' + str(s['target_cost_over_arithmetic']):>5} "
+        f"{'step ms':>8} {'step x':>6} {'cost/arith':>10} "
+        f"{'<=' + str(s['target_cost_over_arithmetic']):>5} {'paired':>6} "
         f"{'infer img/s':>11} {'infer x':>7} {'peak RSS MB':>11} {'+RSS MB':>7} {'dev MB':>6}"
     )
     lines += [header, "-" * len(header)]
@@ -829,11 +970,17 @@ def format_table(result):
             f"{e['model']:22} {e['setting']:10} {e['macs_per_image'] / 1e6:9.1f} "
             f"{e['mac_ratio']:6.2f} {e['train_images_per_s']:11.1f} {e['train_step_ms']:8.0f} "
             f"{e['train_step_ratio']:6.2f} {e['cost_over_arithmetic']:10.2f} "
-            f"{'yes' if e['meets_target'] else 'NO':>5} {e['inference_images_per_s']:11.1f} "
+            f"{'yes' if e['meets_target'] else 'NO':>5} "
+            f"{e.get('cost_over_arithmetic_paired', float('nan')):6.2f} "
+            f"{e['inference_images_per_s']:11.1f} "
             f"{e['inference_ratio']:7.2f} {e['peak_host_rss_mb']:11.0f} "
             f"{e['host_rss_growth_mb']:7.0f} {_fmt(e['peak_device_mb'], '6.0f')}"
         )
-    speedups = [k for k in (result["results"][0] if result["results"] else {}) if k.startswith("speedup_vs_")]
+    speedups = [
+        k
+        for k in (result["results"][0] if result["results"] else {})
+        if k.startswith("speedup_vs_")
+    ]
     if speedups:
         key = speedups[0]
         lines.append("")
@@ -856,6 +1003,16 @@ def format_table(result):
             f"{fit['images_per_s']:.1f} img/s = {100 * fit['fit_over_bare_step']:.0f}% of "
             f"train_on_batch's {fit['train_on_batch_images_per_s']:.1f} img/s"
         )
+    proj = result.get("protocol_projection")
+    if proj:
+        lines.append(
+            f"projected protocol time at these speeds: {proj['total_hours']:.1f} h for "
+            f"{len(proj['per_variant_hours'])} variant(s) ({proj['assumptions']})"
+        )
+    lines.append(
+        "step x: median step time over cnn's; cost/arith: step x over MAC x; paired: the same "
+        "from per-round ratios (robust to other load on the machine)"
+    )
     lines.append(f"wall time {result['wall_seconds']:.0f}s")
     return "\n".join(lines)
 
@@ -901,42 +1058,83 @@ def parse_args(argv=None):
         description="Training and inference throughput, MACs and memory of keras_attn variants, "
         "measured side by side; prints a table and writes JSON.",
     )
-    p.add_argument("--models", default=None, help="comma-separated variants (default: all); "
-                   "cnn is always added as the baseline")
-    p.add_argument("--backend", choices=("tensorflow", "jax", "torch"), default=None,
-                   help="Keras backend (default: KERAS_BACKEND or tensorflow); the benchmark "
-                   "re-runs itself in a subprocess when Keras is already loaded with another")
+    p.add_argument(
+        "--models",
+        default=None,
+        help="comma-separated variants (default: all); cnn is always added as the baseline",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("tensorflow", "jax", "torch"),
+        default=None,
+        help="Keras backend (default: KERAS_BACKEND or tensorflow); the benchmark "
+        "re-runs itself in a subprocess when Keras is already loaded with another",
+    )
     jit = p.add_mutually_exclusive_group()
-    jit.add_argument("--jit", dest="jit", action="store_true", default=None,
-                     help="jit-compile steps (XLA); default: the fast path for this backend")
+    jit.add_argument(
+        "--jit",
+        dest="jit",
+        action="store_true",
+        default=None,
+        help="jit-compile steps (XLA); default: the fast path for this backend",
+    )
     jit.add_argument("--no-jit", dest="jit", action="store_false", help="do not jit-compile")
-    jit.add_argument("--compare-jit", action="store_true",
-                     help="measure without and with jit compilation side by side")
+    jit.add_argument(
+        "--compare-jit",
+        action="store_true",
+        help="measure without and with jit compilation side by side",
+    )
     p.set_defaults(jit=None)
     p.add_argument("--eager", action="store_true", help="run eagerly (op by op)")
-    p.add_argument("--mixed-precision", choices=("mixed_bfloat16", "mixed_float16"), default=None,
-                   help="dtype policy to build the models under (default float32)")
-    p.add_argument("--compare-mixed-precision", action="store_true",
-                   help="measure float32 and --mixed-precision (default mixed_bfloat16) side by side")
+    p.add_argument(
+        "--mixed-precision",
+        choices=("mixed_bfloat16", "mixed_float16"),
+        default=None,
+        help="dtype policy to build the models under (default float32)",
+    )
+    p.add_argument(
+        "--compare-mixed-precision",
+        action="store_true",
+        help="measure float32 and --mixed-precision (default mixed_bfloat16) side by side",
+    )
     p.add_argument("--batch", type=_positive_int_arg, default=128, help="training batch (128)")
-    p.add_argument("--inference-batch", type=_positive_int_arg, default=None,
-                   help="inference batch (default: --batch)")
+    p.add_argument(
+        "--inference-batch",
+        type=_positive_int_arg,
+        default=None,
+        help="inference batch (default: --batch)",
+    )
     p.add_argument("--warmup", type=_positive_int_arg, default=2, help="warm-up steps (2)")
     p.add_argument("--windows", type=_positive_int_arg, default=5, help="timed windows (5)")
     p.add_argument("--steps", type=_positive_int_arg, default=3, help="steps per window (3)")
-    p.add_argument("--threads", type=_positive_int_arg, default=None,
-                   help="TensorFlow intra-op threads (default: TensorFlow's choice)")
-    p.add_argument("--deterministic", action="store_true",
-                   help="enable TensorFlow op determinism, as the protocol does by default")
-    p.add_argument("--copies", default=None,
-                   help="also time packed training of N copies of cnn (keras_attn.parallel), "
-                   "e.g. 1,2,4")
+    p.add_argument(
+        "--threads",
+        type=_positive_int_arg,
+        default=None,
+        help="TensorFlow intra-op threads (default: TensorFlow's choice)",
+    )
+    p.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="enable TensorFlow op determinism, as the protocol does by default",
+    )
+    p.add_argument(
+        "--copies",
+        default=None,
+        help="also time packed training of N copies of cnn (keras_attn.parallel), e.g. 1,2,4",
+    )
     p.add_argument("--no-pipeline", action="store_true", help="skip the input-pipeline timing")
     p.add_argument("--no-fit-check", action="store_true", help="skip the model.fit epoch timing")
-    p.add_argument("--tiny", action="store_true",
-                   help="smoke-test configuration: cnn and cnn_eca, batch 4, one 1-step window")
-    p.add_argument("--output", default="results/benchmark.json",
-                   help="JSON file to write (default results/benchmark.json)")
+    p.add_argument(
+        "--tiny",
+        action="store_true",
+        help="smoke-test configuration: cnn and cnn_eca, batch 4, one 1-step window",
+    )
+    p.add_argument(
+        "--output",
+        default="results/benchmark.json",
+        help="JSON file to write (default results/benchmark.json)",
+    )
     args = p.parse_args(argv)
     if args.tiny:
         args.models = args.models or "cnn,cnn_eca"

@@ -355,13 +355,13 @@ def load_tfds(name="cifar10", *, data_dir=None, download=False):
     except AssertionError as e:
         if "could not find data" not in str(e):
             raise
+        dir_arg = f", data_dir={str(data_dir)!r}" if data_dir else ""
         raise FileNotFoundError(
             f"tensorflow-datasets has no prepared copy of {name!r} in {data_dir_text}. "
-            f"Either download it once (needs a network): `python scripts/protocol.py "
-            f'--download` or `python -c "import tensorflow_datasets as tfds; '
-            f"tfds.load('{name}', data_dir={data_dir!r})\"`; or point the protocol at a "
-            f"local copy: an image folder (train/<class>/*, test/<class>/*) or an .npz "
-            f"file via --data-dir."
+            "Either download it once (needs a network): add --download to "
+            "scripts/protocol.py, or run `python -c 'import tensorflow_datasets as tfds; "
+            f'tfds.load("{name}"{dir_arg})\'`; or use a local copy instead: an image '
+            "folder (train/<class>/*, test/<class>/*) or an .npz file, via --data-dir."
         ) from e
     arrays = []
     for split_name, ds in zip(_SPLITS, splits):
@@ -693,7 +693,15 @@ def extract_archive(archive, dest):
         return dest
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive) as tar:
-        tar.extractall(dest, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4
+            tar.extractall(dest, filter="data")
+        else:  # pragma: no cover - older Pythons: refuse unsafe members ourselves
+            root = os.path.realpath(dest)
+            for m in tar.getmembers():
+                target = os.path.realpath(os.path.join(root, m.name))
+                if not (m.isfile() or m.isdir()) or os.path.commonpath([root, target]) != root:
+                    raise tarfile.TarError(f"Refusing unsafe archive member {m.name!r}")
+            tar.extractall(dest)
     marker.write_text(stamp)
     return dest
 

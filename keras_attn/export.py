@@ -160,6 +160,11 @@ def _image_input_shape(model):
 
 def _class_names(class_names, record, num_classes):
     source = "argument"
+    if isinstance(class_names, str):
+        raise ValueError(
+            f"`class_names` must be a list of names, got the string {class_names!r}; "
+            "e.g. class_names.split(',')."
+        )
     if class_names is None and record is not None:
         class_names = _find_key(record, "class_names")
         source = "record"

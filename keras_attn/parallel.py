@@ -140,7 +140,31 @@ def pack_models(models, name="packed"):
         x = keras.Input(tuple(model.inputs[0].shape[1:]), name=f"{model.name}_pixels")
         inputs.append(x)
         outputs.append(model(x))
-    return keras.Model(inputs, outputs, name=name)
+    packed = keras.Model(inputs, outputs, name=name)
+    if keras.backend.backend() == "torch":
+        _register_torch_parameters(packed)
+    return packed
+
+
+def _register_torch_parameters(packed):
+    """Register every copy's variables with torch under distinct keys.
+
+    Keras' torch backend keys a model's ``torch.nn.ParameterDict`` by variable
+    path (``block1_conv_a/kernel``), which is the same in every copy: all but
+    the last copy's parameters would be dropped, so ``zero_grad`` would not
+    clear their gradients and they would accumulate from step to step (found
+    by this module's test with keras 3.15.1).
+    """
+    import torch
+
+    def track_variables():
+        packed._torch_params = torch.nn.ParameterDict(
+            {f"v{i}": v.value for i, v in enumerate(packed.variables)}
+        )
+
+    # Keras calls this again when the model is (re)built: keep the distinct keys.
+    packed._track_variables = track_variables
+    track_variables()
 
 
 def compile_packed(

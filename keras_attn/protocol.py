@@ -196,8 +196,9 @@ class ProtocolSettings:
             data_fingerprint: `keras_attn.data.Dataset.fingerprint` of the data.
 
         Example:
-            >>> sorted(ProtocolSettings().comparable("abc"))[:3]
-            ['base_seed', 'batch_size', 'data_fingerprint']
+            >>> c = ProtocolSettings(threads=4).comparable("abc")
+            >>> c["learning_rate"], c["data_fingerprint"], "threads" in c
+            (0.1, 'abc', False)
         """
         d = {k: getattr(self, k) for k in _COMPARABLE}
         d["data_fingerprint"] = data_fingerprint
@@ -398,6 +399,18 @@ def _prune_empty_dirs(out_dir, *parts):
             os.rmdir(os.path.join(out_dir, *parts[:k]))
         except OSError:
             return
+
+
+def _remove_stale_temps(path):
+    """Delete temporary files a killed writer of ``path`` left behind (local folders)."""
+    if _remote(path):
+        return
+    pattern = os.path.join(os.path.dirname(path), f".tmp-*-{os.path.basename(path)}")
+    for tmp in _glob.glob(pattern):
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
 
 
 def _glob_paths(pattern):
@@ -718,6 +731,11 @@ def run_one(
     ``diverged: true``; its test accuracy comes from the best epoch before the
     divergence, or is ``None`` if there is none.
 
+    Timings in the record: ``epoch_seconds`` (wall time of training plus
+    validation, per epoch), ``epoch_cpu_seconds`` (CPU time of the process over
+    all its threads: less sensitive to other load on the machine), ``wall_time_s``
+    (their sum plus the test evaluation; model building and data loading excluded).
+
     Args:
         model_name: a name from `keras_attn.list_models`.
         run_index: run number (>= 0).
@@ -755,6 +773,8 @@ def run_one(
         _prune_empty_dirs(out_dir, "checkpoints", sid, model_name)
         return _read_json(record_path)
 
+    _remove_stale_temps(ckpt_path)  # only this run writes these names
+    _remove_stale_temps(record_path)
     seed = run_seed(settings.base_seed, run_index)
     if not _RUNTIME:
         configure_runtime(settings.threads, settings.deterministic)
@@ -779,6 +799,7 @@ def run_one(
         "val_loss": [],
         "val_accuracy": [],
         "epoch_seconds": [],
+        "epoch_cpu_seconds": [],
         "best_epoch": None,
         "best_val_accuracy": None,
         "diverged": False,
@@ -788,7 +809,8 @@ def run_one(
     }
     best_values = None
     if _exists(ckpt_path):
-        state, groups = _load_checkpoint(ckpt_path)
+        saved, groups = _load_checkpoint(ckpt_path)
+        state = {**state, **saved}
         _assign(model.variables, groups["model"], "model")
         _assign(model.optimizer.variables, groups["optimizer"], "optimizer")
         best_values = groups["best"] or None
@@ -798,7 +820,7 @@ def run_one(
     batches = ArrayBatches(data.x_train, data.y_train, settings.batch_size, shuffle=True, seed=seed)
     prefix = f"[{model_name} run {run_index}]"
     for epoch in range(state["epochs_done"], settings.epochs):
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         batches.set_epoch(epoch)
         callbacks = [keras.callbacks.TerminateOnNaN()]
         if progress_every:
@@ -812,12 +834,14 @@ def run_one(
         train_acc = float(hist.get("accuracy", [float("nan")])[-1])
         val_loss, val_acc = _evaluate(model, data.x_val, data.y_val, settings.batch_size)
         seconds = time.perf_counter() - t0
+        cpu_seconds = time.process_time() - cpu0
         for key, value in (
             ("train_loss", train_loss),
             ("train_accuracy", train_acc),
             ("val_loss", val_loss),
             ("val_accuracy", val_acc),
             ("epoch_seconds", seconds),
+            ("epoch_cpu_seconds", cpu_seconds),
         ):
             state[key].append(value)
         state["epochs_done"] = epoch + 1
@@ -871,6 +895,7 @@ def run_one(
         "test_loss": test_loss,
         "trainable_params": keras_attn.count_trainable_params(model),
         "epoch_seconds": state["epoch_seconds"],
+        "epoch_cpu_seconds": state["epoch_cpu_seconds"],
         "test_seconds": test_seconds,
         "wall_time_s": float(sum(state["epoch_seconds"]) + test_seconds),
         "resumed_at_epochs": state["resumed_at_epochs"],

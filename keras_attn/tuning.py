@@ -1051,6 +1051,22 @@ def _data_fingerprint(*arrays):
     return h.hexdigest()
 
 
+def _hyperband_plan(max_epochs, factor):
+    """(trials, epochs trained in all) of one Hyperband iteration, by KerasTuner's formulas."""
+    brackets, e = 0, max_epochs
+    while e >= 1:
+        e, brackets = e / factor, brackets + 1
+    end_size = math.ceil(1 + math.log(max_epochs, factor))
+    trials = epochs = 0
+    for b in range(brackets):
+        last = 0
+        for r in range(b + 1):
+            size = math.ceil(end_size / (b + 1) * factor ** (b - r))
+            ep = math.ceil(max_epochs / factor ** (b - r))
+            trials, epochs, last = trials + size, epochs + size * (ep - last), ep
+    return trials, epochs
+
+
 def read_trials(project_dir):
     """Every trial of a project, read from its ``trial_*/trial.json`` files.
 
@@ -1189,10 +1205,16 @@ def search(
     before = read_trials(project_dir)
     done_before = {t.trial_id for t in before if t.status == "COMPLETED"}
     log(hypermodel.describe())
-    cap = {
-        "hyperband": f"Hyperband brackets (max {epochs} epochs, factor {factor})"
-        + (f", at most {max_trials} trials" if max_trials else ""),
-    }.get(tuner, f"{max_trials or 30} trials of {epochs} epoch(s)")
+    if tuner == "hyperband":
+        n_trials, n_epochs = _hyperband_plan(epochs, factor)
+        cap = (
+            f"Hyperband: {n_trials} trials, {n_epochs} epochs in all (at most {epochs} a "
+            f"trial, factor {factor})" + (f", capped at {max_trials} trials" if max_trials else "")
+        )
+        if n_trials < 3:
+            cap += f"; few trials: Hyperband needs more epochs than {epochs} to compare configs"
+    else:
+        cap = f"{max_trials or 30} trials of {epochs} epoch(s)"
     state = f"resuming: {len(done_before)} trial(s) finished" if before else "new project"
     where = {"chief": "chief (serves the oracle, trains nothing)", "worker": "worker"}.get(
         role, "one process"

@@ -13,6 +13,9 @@ MODULES = [
     "keras_attn.layers.linear_ae",
     "keras_attn.backbone",
     "keras_attn.zoo",
+    "keras_attn.export",
+    "keras_attn.attention_maps",
+    "keras_attn.tuning",
 ]
 
 

@@ -1,0 +1,98 @@
+"""Classify images with an exported model: top-k classes with probabilities.
+
+    python scripts/predict.py saved_models/cnn_conv_ae cat.png ship.jpg
+    python scripts/predict.py saved_models/cnn_conv_ae photos/*.jpg --top-k 3 --json
+
+The export can be an export folder (its .keras file is used, else its SavedModel),
+a .keras file, or a SavedModel folder (--format picks one in an export folder).
+Images are decoded with Pillow (PNG, JPEG, ...) and converted to the model's
+channels. An image of another size than the model's is, by default, center-cropped
+to the model's aspect ratio and resized (a note says so); --resize stretch resizes
+without cropping, --resize none refuses it. Class names come from model.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(REPO))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def build_parser():
+    from keras_attn.export import LOAD_FORMATS, RESIZE_MODES
+
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("export", help="export folder, .keras file or SavedModel folder")
+    ap.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
+    ap.add_argument(
+        "--top-k", type=int, default=5, help="classes shown per image (default: %(default)s)"
+    )
+    ap.add_argument(
+        "--resize",
+        choices=RESIZE_MODES,
+        default="crop",
+        help="images of another size: center-crop then resize (default), stretch, or refuse",
+    )
+    ap.add_argument(
+        "--format",
+        choices=LOAD_FORMATS,
+        default="auto",
+        help="artifact to use (default: %(default)s)",
+    )
+    ap.add_argument("--json", action="store_true", help="print one JSON object per image")
+    return ap
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from keras_attn import export
+
+    try:
+        if args.top_k < 1:
+            raise ValueError(f"--top-k must be at least 1, got {args.top_k}.")
+        model = export.load(args.export, format=args.format)
+        card = export.load_card(args.export) or {}
+        if card.get("input"):
+            image_shape = card["input"]["shape"][1:]
+        elif hasattr(model, "input_shape"):
+            image_shape = model.input_shape[1:]
+        else:  # a bare SavedModel without its card
+            image_shape = model.serve.input_signature[0].shape[1:]
+        class_names = card.get("class_names")
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+    failed = 0
+    for path in args.images:
+        try:
+            images, notes = export.load_images([path], image_shape, resize=args.resize)
+        except (ValueError, FileNotFoundError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        probs = export.predict(model, images)
+        ranked = export.top_k(probs, class_names, k=args.top_k)[0]
+        if args.json:
+            print(json.dumps({"image": path, "note": notes[0], "top_k": ranked}))
+            continue
+        print(path + (f"  ({notes[0].split('; ', 1)[1]})" if notes[0] else ""))
+        width = max(len(name) for name, _ in ranked)
+        for i, (name, p) in enumerate(ranked, start=1):
+            print(f"  {i}. {name:<{width}}  {p:.4f}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""Run the study's multi-seed protocol (Table 1) and write records and a report.
+
+    python scripts/protocol.py                      # all nine variants, 16 runs x 10 epochs
+    python scripts/protocol.py --models cnn,cnn_conv_ae --runs 4 --data-dir ~/cifar10-folder
+    python scripts/protocol.py --preset smoke       # the whole pipeline in minutes on a CPU
+
+Rerunning the same command resumes: finished runs are skipped and an interrupted
+run continues from its last finished epoch. See keras_attn/protocol.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_ARCHIVE = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+LOCAL_DATA = REPO / ".data"  # git-ignored
+if str(REPO) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(REPO))
+
+
+def _pre_parse_backend(argv):
+    """Set KERAS_BACKEND from --backend before keras is imported."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--backend", choices=("tensorflow", "jax", "torch"))
+    known, _ = pre.parse_known_args(argv)
+    if known.backend:
+        os.environ["KERAS_BACKEND"] = known.backend
+
+
+def _override(text):
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--override needs KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def build_parser(presets, models):
+    epilog = ["presets (flags given on the command line override them):"]
+    for name, p in presets.items():
+        epilog.append(f"  {name}: {p['description']}")
+        if p["settings"]:
+            epilog.append(f"      settings: {json.dumps(p['settings'])}")
+        if p["models"]:
+            epilog.append(f"      models: {','.join(p['models'])}")
+    epilog.append(
+        "  smoke reads the offline CIFAR-10 JPEG copy (../shared/data/cifar10-jpeg.tar.gz, "
+        "unpacked once into .data/) when present, else tfds:cifar10."
+    )
+    epilog.append("models: " + ", ".join(models))
+    epilog.append(
+        "assumptions where the study is silent: plain SGD (momentum 0), batch size 128, "
+        "no augmentation, no preprocessing beyond the model's 1/255 rescaling, seeds "
+        "base_seed + run, validation = a seeded random 5,000 of the 50,000 training images."
+    )
+    ap = argparse.ArgumentParser(
+        description="Train each model --runs times (different seeds), keep each run's "
+        "best-validation epoch, evaluate it on the test set, and report mean, std, 95% CI "
+        "and Welch's t-test against cnn.",
+        epilog="\n".join(epilog),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--preset", choices=sorted(presets), default="study")
+    ap.add_argument("--models", help="comma-separated model names (default: the preset's)")
+    ap.add_argument(
+        "--out", help="output folder, local or tf.io.gfile path (default: results/<preset>)"
+    )
+    g = ap.add_argument_group("training (defaults: the preset's, else the study's)")
+    g.add_argument("--runs", type=int, help="runs per model (study: 16)")
+    g.add_argument("--epochs", type=int, help="epochs per run (study: 10)")
+    g.add_argument(
+        "--optimizer", choices=("sgd", "adam", "adamw", "rmsprop"), help="optimizer (assumed: sgd)"
+    )
+    g.add_argument("--lr", type=float, help="learning rate (study: 0.1)")
+    g.add_argument("--momentum", type=float, help="SGD momentum (assumed: 0)")
+    g.add_argument("--batch-size", type=int, help="batch size (assumed: 128)")
+    g.add_argument("--seed", type=int, help="base seed; run r uses seed + r (default 0)")
+    g.add_argument(
+        "--override",
+        type=_override,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model config override for every model, VALUE as JSON "
+        "(e.g. --override 'sites=[1,3]'); repeatable",
+    )
+    d = ap.add_argument_group("data")
+    d.add_argument(
+        "--data-dir",
+        help="image folder (train/<class>/*, test/<class>/*) or "
+        ".npz file, instead of tensorflow-datasets",
+    )
+    d.add_argument("--dataset", help="tensorflow-datasets name (default cifar10)")
+    d.add_argument("--tfds-dir", help="tensorflow-datasets data folder")
+    d.add_argument(
+        "--download",
+        action="store_true",
+        help="let tensorflow-datasets download missing data (never by default)",
+    )
+    d.add_argument("--val-size", type=int, help="validation images (study: 5000)")
+    d.add_argument("--split-seed", type=int, help="seed of the train/val split (default 0)")
+    d.add_argument("--train-limit", type=int, help="use only this many training images")
+    d.add_argument("--val-limit", type=int, help="use only this many validation images")
+    d.add_argument("--test-limit", type=int, help="use only this many test images")
+    d.add_argument("--cache-dir", help="cache decoded image folders as .npz here")
+    r = ap.add_argument_group("execution")
+    r.add_argument(
+        "--shard",
+        help="run shard I/N of the runs (1-based: 1/2 and 2/2); "
+        "shards may write to one output folder",
+    )
+    r.add_argument(
+        "--allow-mixed",
+        action="store_true",
+        help="allow an output folder that holds records of other settings",
+    )
+    r.add_argument(
+        "--backend",
+        choices=("tensorflow", "jax", "torch"),
+        help="Keras backend (default: KERAS_BACKEND or tensorflow)",
+    )
+    r.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    r.add_argument(
+        "--no-deterministic",
+        action="store_true",
+        help="do not enable deterministic ops (faster on some GPUs)",
+    )
+    r.add_argument(
+        "--progress-every",
+        type=float,
+        default=60.0,
+        help="seconds between in-epoch progress lines (0: none; default 60)",
+    )
+    r.add_argument("--no-report", action="store_true", help="do not write the report")
+    r.add_argument("--quiet", action="store_true", help="print only the final summary")
+    return ap
+
+
+def resolve_smoke_data():
+    """The smoke preset's data: the offline JPEG copy unpacked into .data/, else tfds."""
+    from keras_attn.data import extract_archive
+
+    if SHARED_ARCHIVE.exists():
+        root = extract_archive(SHARED_ARCHIVE, LOCAL_DATA / "cifar10-jpeg")
+        return str(root), str(LOCAL_DATA / "cache")
+    return "tfds:cifar10", None
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    _pre_parse_backend(argv)
+    import keras_attn
+    from keras_attn import protocol, report
+
+    ap = build_parser(protocol.PRESETS, list(keras_attn.list_models()))
+    args = ap.parse_args(argv)
+    preset = protocol.PRESETS[args.preset]
+    values = dict(preset["settings"])
+    if args.data_dir and args.dataset:
+        ap.error("give either --data-dir or --dataset, not both")
+    if args.data_dir:
+        values["data"] = args.data_dir
+    elif args.dataset:
+        values["data"] = f"tfds:{args.dataset}"
+    elif args.preset == "smoke":
+        values["data"], values["cache_dir"] = resolve_smoke_data()
+    for flag, key in (
+        ("runs", "runs"),
+        ("epochs", "epochs"),
+        ("optimizer", "optimizer"),
+        ("lr", "learning_rate"),
+        ("momentum", "momentum"),
+        ("batch_size", "batch_size"),
+        ("seed", "base_seed"),
+        ("val_size", "val_size"),
+        ("split_seed", "split_seed"),
+        ("train_limit", "train_limit"),
+        ("val_limit", "val_limit"),
+        ("test_limit", "test_limit"),
+        ("threads", "threads"),
+        ("tfds_dir", "tfds_data_dir"),
+        ("cache_dir", "cache_dir"),
+    ):
+        if getattr(args, flag) is not None:
+            values[key] = getattr(args, flag)
+    if args.download:
+        values["download"] = True
+    if args.no_deterministic:
+        values["deterministic"] = False
+    if args.override:
+        values["model_overrides"] = dict(args.override)
+    out = args.out or str(Path("results") / args.preset)
+    log = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
+    t0 = time.perf_counter()
+    try:
+        settings = protocol.ProtocolSettings(**values)
+        models = args.models if args.models is not None else preset["models"]
+        protocol.plan_tasks(models, settings.runs, args.shard)  # validate before loading data
+        protocol.configure_runtime(settings.threads, settings.deterministic)
+        protocol.run_protocol(
+            models,
+            settings,
+            out,
+            shard=args.shard,
+            allow_mixed=args.allow_mixed,
+            log=log,
+            progress_every=args.progress_every,
+        )
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    total = time.perf_counter() - t0
+    if not args.no_report:
+        records = report.load_records(out)
+        paths = report.write_report(out, records)
+        if not args.quiet:
+            print(report.format_markdown(report.summarize(records), records))
+        print("report: " + ", ".join(paths.values()))
+    print(f"protocol finished in {total:.1f}s; records in {out}/records", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""Attention maps: every variant with attention gives one mask per block and site, in
+[0, 1], at the image size; the PNG grid has the expected size; `cnn` gets a clear error;
+a reloaded .keras model gives the same maps; the script writes the PNG.
+"""
+
+import importlib.util
+import pathlib
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+import keras_attn
+from keras_attn import export
+from keras_attn.attention_maps import attention_maps, figure_inches, plot_attention_maps
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+WITH_ATTENTION = [
+    name for name in keras_attn.list_models() if keras_attn.get_config(name)["attention"]
+]
+STUDY_WITH_ATTENTION = [
+    "cnn_eca",
+    "cnn_cbam",
+    "cnn_conv_ae",
+    "cnn_conv_ae_eca",
+    "cnn_linear_ae",
+    "cnn_linear_ae_eca",
+    "cnn_cbam_spatial_eca",
+]
+CHANNEL_ONLY = {"eca", "cbam_channel"}
+
+
+def small_model(name, **overrides):
+    depth = len(keras_attn.get_config(name)["blocks"])
+    blocks = [min(8 * 2**i, 16) for i in range(depth)]  # same depth, few filters
+    return keras_attn.build(name, **{"blocks": blocks, "dense_units": 16, **overrides})
+
+
+def image(shape=(32, 32, 3), seed=0):
+    return np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
+
+
+def test_the_study_variants_with_attention_are_all_covered():
+    assert set(STUDY_WITH_ATTENTION) <= set(WITH_ATTENTION)
+
+
+@pytest.mark.parametrize("name", WITH_ATTENTION)
+def test_one_mask_per_block_and_site_in_0_1_at_image_size(name):
+    model = small_model(name)
+    config = model.model_config
+    maps = attention_maps(model, image())
+    sites = keras_attn.backbone.attention_sites(config)
+    expected = [(site, kind) for site in sites for kind in config["attention"]]
+    assert [(m["site"], m["kind"]) for m in maps] == expected
+    for m in maps:
+        assert m["name"] == f"site{m['site']}_{m['kind']}"
+        assert m["mask"].shape == (32, 32) and m["mask"].dtype == np.float32
+        assert 0.0 <= m["mask"].min() <= m["mask"].max() <= 1.0
+        assert m["channel_only"] == (m["kind"] in CHANNEL_ONLY)
+        if m["channel_only"]:  # one weight per channel: the channel mean is flat
+            assert m["mask_shape"][:2] == (1, 1) and np.ptp(m["mask"]) < 1e-6
+
+
+def test_masks_are_the_layers_gates_on_their_inputs():
+    """Site 1's input is the first convolution's output: check the mask against it."""
+    model = small_model("cnn_conv_ae")
+    img = image()
+    conv = keras.Model(model.inputs[0], model.get_layer("block1_conv_a").output)
+    x = conv(img[None].astype("float32"))
+    gate = keras.ops.convert_to_numpy(model.get_layer("site1_conv_ae").gate(x))[0]
+    np.testing.assert_allclose(attention_maps(model, img)[0]["mask"], gate.mean(-1), atol=1e-6)
+
+
+def test_grayscale_model_and_sites_subset():
+    model = small_model("cnn_cbam", input_shape=(28, 28, 1), sites=[2, 3])
+    maps = attention_maps(model, image((28, 28, 1)))
+    assert [m["site"] for m in maps] == [2, 3]
+    assert all(m["mask"].shape == (28, 28) for m in maps)
+
+
+@pytest.mark.parametrize("name", ["cnn", "cnn3"])
+def test_a_model_without_attention_gets_a_clear_message(name, tmp_path):
+    model = small_model(name)
+    with pytest.raises(ValueError, match=rf"model '{name}' has no attention blocks;.*cnn_eca"):
+        attention_maps(model, image())
+    with pytest.raises(ValueError, match="has no attention blocks"):
+        plot_attention_maps(model, image(), tmp_path / "maps.png")
+    assert not (tmp_path / "maps.png").exists()
+
+
+def test_bad_inputs_are_refused(tmp_path):
+    model = small_model("cnn_eca")
+    with pytest.raises(ValueError, match=r"image has shape \(16, 16, 3\).*takes \(32, 32, 3\)"):
+        attention_maps(model, image((16, 16, 3)))
+    with pytest.raises(ValueError, match="need the Keras model.*SavedModel"):
+        attention_maps(object(), image())
+    with pytest.raises(ValueError, match="`scale` must be one of"):
+        plot_attention_maps(model, image(), tmp_path / "m.png", scale="log")
+
+
+@pytest.mark.parametrize("scale", ["panel", "fixed"])
+def test_png_grid_has_the_expected_size(tmp_path, scale):
+    model = small_model("cnn_cbam_spatial_eca")
+    result = plot_attention_maps(model, image(), tmp_path / "sub" / "maps.png", scale=scale, dpi=50)
+    assert (result["rows"], result["cols"]) == (4, 3)  # 4 sites; image + eca + spatial gate
+    width, height = figure_inches(4, 3)
+    with Image.open(result["path"]) as png:
+        assert png.format == "PNG"
+        assert png.size == (round(width * 50), round(height * 50))
+        pixels = np.asarray(png.convert("RGB"))
+    assert pixels.std() > 10  # something was drawn
+
+
+def test_a_reloaded_keras_model_gives_the_same_maps(tmp_path):
+    model = small_model("cnn_conv_ae_eca")
+    model.save(tmp_path / "m.keras")
+    reloaded = keras_attn.load(tmp_path / "m.keras")
+    img = image()
+    for a, b in zip(attention_maps(model, img), attention_maps(reloaded, img), strict=True):
+        assert a["name"] == b["name"]
+        np.testing.assert_allclose(a["mask"], b["mask"], atol=1e-6)
+
+
+def _script(monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", keras.backend.backend())
+    path = REPO / "scripts" / "attention_maps.py"
+    spec = importlib.util.spec_from_file_location("script_attention_maps", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_script_writes_the_png_and_explains_cnn(tmp_path, monkeypatch, capsys):
+    script = _script(monkeypatch)
+    names = [f"class_{i}" for i in range(10)]
+    for name in ("cnn_conv_ae", "cnn"):
+        export.export_model(
+            small_model(name), tmp_path / name, class_names=names, formats="keras", verify=False
+        )
+    cat = tmp_path / "cat.png"
+    Image.fromarray(image((48, 40, 3))).save(cat)
+    out = tmp_path / "maps.png"
+    assert script.main([str(tmp_path / "cnn_conv_ae"), str(cat), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "center-cropped and resized to 32x32" in captured.err
+    assert f"wrote {out}: 4 attention masks at 4 site(s)" in captured.out
+    assert "predicted class_" in captured.out
+    with Image.open(out) as png:
+        assert png.size == tuple(round(v * 100) for v in figure_inches(4, 2))
+
+    assert script.main([str(tmp_path / "cnn"), str(cat), "--out", str(tmp_path / "x.png")]) == 2
+    assert "model 'cnn' has no attention blocks" in capsys.readouterr().err
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("nope")
+    assert script.main([str(tmp_path / "cnn_conv_ae"), str(bad)]) == 2
+    assert "Cannot decode" in capsys.readouterr().err

@@ -1,0 +1,212 @@
+"""The benchmark (smoke runs, no timing assertions) and the fast path's equivalence."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_attn
+from keras_attn import benchmark
+from keras_attn.benchmark import (
+    compile_for_training,
+    fast_path,
+    format_table,
+    parse_args,
+    run_benchmark,
+    write_json,
+)
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+# A small network with every kind of attention layer, so one step takes milliseconds.
+SMALL = {
+    "input_shape": [12, 12, 3],
+    "blocks": [4, 8],
+    "dense_units": 16,
+    "conv_ae": {"filters": [4]},
+}
+# Every attention layer at every site, in one model: one check covers them all.
+EVERY_BLOCK = ["eca", "cbam", "conv_ae", "linear_ae", "cbam_spatial"]
+
+
+def _one_step(seed, x, y, overrides, **compile_kwargs):
+    keras.utils.set_random_seed(seed)
+    model = keras_attn.build("cnn", **SMALL, attention=EVERY_BLOCK, **overrides)
+    compile_for_training(model, learning_rate=0.1, momentum=0.9, **compile_kwargs)
+    logs = model.train_on_batch(x, y, return_dict=True)
+    return model, logs
+
+
+@pytest.mark.parametrize("jit", [True, False])
+def test_fast_path_matches_eager_step(jit):
+    """Compiled (jit or graph) and eager: same weights in, same weights and loss out.
+
+    TensorFlow's XLA draws other dropout masks than its eager and graph modes
+    (same distribution, other numbers), so with TensorFlow and jit the check
+    runs without dropout; everywhere else dropout stays on.
+    """
+    overrides = {}
+    if jit and keras.backend.backend() == "tensorflow":
+        overrides = {"dropout": 0.0, "spatial_dropout": 0.0}
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (8, 12, 12, 3)).astype("float32")
+    y = rng.integers(0, 10, 8)
+    eager, eager_logs = _one_step(5, x, y, overrides, run_eagerly=True)
+    model, logs = _one_step(5, x, y, overrides, jit_compile=jit)
+    assert model.jit_compile is jit and not model.run_eagerly
+    assert logs["loss"] == pytest.approx(eager_logs["loss"], rel=1e-5)
+    for v, ref in zip(model.variables, eager.variables):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(v),
+            keras.ops.convert_to_numpy(ref),
+            rtol=1e-4,
+            atol=1e-5,
+            err_msg=v.path,
+        )
+
+
+@pytest.mark.slow
+def test_fast_path_matches_eager_step_under_jax():
+    """The same check under JAX (its own process: Keras picks the backend at import)."""
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__]
+    cmd += ["-k", "fast_path_matches_eager_step and not under_jax"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout and " failed" not in done.stdout
+
+
+def test_fast_path_choices():
+    assert fast_path("tensorflow", accelerator=False)["jit_compile"] is False
+    assert fast_path("tensorflow", accelerator=True)["jit_compile"] is True
+    assert fast_path("jax", accelerator=False)["jit_compile"] is True
+    assert fast_path("torch", accelerator=False)["jit_compile"] is False
+    for backend in ("tensorflow", "jax", "torch"):
+        for acc in (False, True):
+            settings = fast_path(backend, accelerator=acc)
+            assert settings["mixed_precision"] is None
+            assert settings["copies"] >= 1
+    assert fast_path()["jit_compile"] in (True, False)
+    with pytest.raises(ValueError, match="Unknown backend"):
+        fast_path("mxnet")
+
+
+def test_compile_for_training_defaults_to_fast_path():
+    model = compile_for_training(keras_attn.build("cnn_eca", **SMALL))
+    assert model.jit_compile is fast_path()["jit_compile"]
+    assert isinstance(model.optimizer, keras.optimizers.SGD)
+
+
+def test_run_benchmark_tiny():
+    lines = []
+    result = run_benchmark(
+        ["cnn_eca"],
+        batch_size=2,
+        warmup_steps=1,
+        windows=2,
+        steps_per_window=1,
+        pipeline=True,
+        pipeline_images=32,
+        fit_check=True,
+        progress=lines.append,
+    )
+    assert [r["model"] for r in result["results"]] == ["cnn", "cnn_eca"]  # baseline added
+    for r in result["results"]:
+        assert r["train_images_per_s"] > 0 and r["inference_images_per_s"] > 0
+        assert len(r["train_step_s"]) == 2
+        assert r["macs_per_image"] > 0 and r["peak_host_rss_mb"] > 0
+        assert r["peak_device_mb"] is None or r["peak_device_mb"] >= 0
+        assert isinstance(r["meets_target"], bool)
+    base = result["results"][0]
+    assert base["train_step_ratio"] == 1.0 and base["mac_ratio"] == 1.0
+    assert result["pipeline"]["images_per_s"] > 0
+    assert result["fit_check"]["images_per_s"] > 0
+    env = result["environment"]
+    for key in ("backend", "device", "versions", "threads", "TF_ENABLE_ONEDNN_OPTS"):
+        assert key in env
+    assert any("cnn_eca" in line for line in lines)
+    json.dumps(result)  # JSON-able
+    table = format_table(result)
+    assert "cnn_eca" in table and "input pipeline" in table
+
+
+def test_run_benchmark_settings_side_by_side_and_custom_builders():
+    result = run_benchmark(
+        [("small_cbam", lambda: keras_attn.build("cnn_cbam", **SMALL))],
+        settings=[{"jit_compile": False}, {"jit_compile": True}],
+        batch_size=2,
+        warmup_steps=1,
+        windows=1,
+        steps_per_window=1,
+        pipeline=False,
+        fit_check=False,
+        progress=lambda line: None,
+    )
+    labels = {(r["model"], r["setting"]) for r in result["results"]}
+    assert len(labels) == 4
+    first = result["settings"]["settings"][0]["label"]
+    assert all(f"speedup_vs_{first}" in r for r in result["results"])
+    assert "speedup" in format_table(result)
+
+
+def test_run_benchmark_errors():
+    quiet = {"progress": lambda line: None, "pipeline": False, "fit_check": False}
+    with pytest.raises(ValueError, match="Unknown model"):
+        run_benchmark(["cnn_ecaa"], **quiet)
+    with pytest.raises(ValueError, match="batch_size"):
+        run_benchmark(["cnn"], batch_size=0, **quiet)
+    with pytest.raises(ValueError, match="mixed_precision"):
+        run_benchmark(["cnn"], mixed_precision="float8", **quiet)
+    with pytest.raises(ValueError, match="Unknown benchmark setting"):
+        run_benchmark(["cnn"], settings=[{"xla": True}], **quiet)
+    with pytest.raises(ValueError, match="pair"):
+        run_benchmark([42], **quiet)
+
+
+def test_write_json_is_atomic(tmp_path):
+    path = tmp_path / "sub" / "bench.json"
+    write_json({"a": 1}, path)
+    write_json({"a": 2}, path)
+    assert json.loads(path.read_text()) == {"a": 2}
+    assert [p.name for p in path.parent.iterdir()] == ["bench.json"]
+
+
+def test_parse_args():
+    args = parse_args(["--models", "cnn,cnn_eca", "--backend", "jax", "--jit", "--batch", "64"])
+    assert (args.models, args.backend, args.jit, args.batch) == ("cnn,cnn_eca", "jax", True, 64)
+    assert parse_args([]).jit is None and parse_args(["--no-jit"]).jit is False
+    tiny = parse_args(["--tiny"])
+    assert (tiny.batch, tiny.windows, tiny.steps) == (4, 1, 1)
+    assert parse_args(["--copies", "1,2"]).copies == [1, 2]
+    for bad in (["--copies", "0"], ["--copies", "x"], ["--batch", "0"], ["--jit", "--no-jit"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
+
+
+def test_main_tiny_writes_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert benchmark.main(["--tiny", "--no-fit-check", "--copies", "2", "--output", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["settings"]["batch_size"] == 4
+    assert result["packing"]["rows"][-1]["copies"] == 2
+    printed = capsys.readouterr().out
+    assert "cnn_eca" in printed and "packed training" in printed
+
+
+@pytest.mark.slow
+def test_script_runs_in_ci_configuration(tmp_path):
+    """The CI smoke check: the script, tiny configuration, under another backend too."""
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cmd = [sys.executable, str(REPO / "scripts" / "benchmark.py"), "--tiny", "--no-fit-check"]
+    cmd += ["--models", "cnn", "--backend", "jax", "--output", str(out)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["environment"]["backend"] == "jax"
+    assert result["results"][0]["jit_compile"] is True  # JAX's fast path
+    assert "cnn" in done.stdout
