@@ -68,13 +68,17 @@ def build_copies(name_or_config, seeds, **overrides):
     """Build one network per seed, each exactly as a single seeded run builds it.
 
     For each seed: ``keras.utils.set_random_seed(seed)``, then
-    `keras_attn.build` (with ``overrides``); the copy is named ``copy{i}``.
-    Note that this leaves the global random state at the last seed's.
+    ``keras_attn.build(name_or_config, **overrides)``, the calls a single run
+    makes, so copy ``i`` starts from the weights (and dropout seeds) of the run
+    seeded ``seeds[i]``; the copy is then renamed ``copy{i}`` (the name does not
+    touch the weights). Note that this leaves the global random state at the
+    last seed's.
 
     Args:
         name_or_config: a variant name or a config (as for `keras_attn.build`).
         seeds: list of ints, one per copy (e.g. the protocol's run seeds).
-        **overrides: config overrides, as for `keras_attn.build`.
+        **overrides: as for `keras_attn.build` (``input_shape``, ``num_classes``
+            and config overrides).
 
     Returns:
         list of `keras_attn.AttentionCNN`, one per seed.
@@ -84,21 +88,17 @@ def build_copies(name_or_config, seeds, **overrides):
     >>> [m.name for m in copies]
     ['copy0', 'copy1']
     """
-    from keras_attn.backbone import AttentionCNN
-    from keras_attn.zoo import get_config
+    from keras_attn.zoo import build
 
     seeds = _check_seeds(seeds)
-    input_shape = overrides.pop("input_shape", None)
-    num_classes = overrides.pop("num_classes", None)
-    if input_shape is not None:
-        overrides["input_shape"] = list(input_shape)
-    if num_classes is not None:
-        overrides["num_classes"] = num_classes
-    config = get_config(name_or_config, **overrides)
     copies = []
     for i, seed in enumerate(seeds):
+        # Exactly the calls of a single run: building consumes random numbers (every
+        # layer constructor draws its initializer's seed), so nothing may come between.
         keras.utils.set_random_seed(seed)
-        copies.append(AttentionCNN(config, name=f"copy{i}"))
+        model = build(name_or_config, **overrides)
+        model.name = f"copy{i}"  # packed models need distinct names; weights are unaffected
+        copies.append(model)
     return copies
 
 
@@ -326,9 +326,9 @@ def benchmark_packing(
         progress: callable taking a line of text (default: print to stderr).
 
     Returns:
-        dict with ``rows``: per N, ``step_ms``, ``images_per_s`` (all copies)
-        and ``speedup`` (N copies' throughput over N single runs' one after
-        the other).
+        dict with ``rows``: per N, ``step_ms``, ``images_per_s`` (all copies),
+        ``speedup`` (N copies' throughput over N single runs' one after the
+        other) and ``cpu_speedup`` (the same from process CPU seconds).
 
     Example:
     >>> benchmark_packing(copies=(1, 2), batch_size=2, warmup_steps=1, windows=1,
@@ -360,21 +360,23 @@ def benchmark_packing(
         for _ in range(warmup_steps):
             packed.train_on_batch(xs, ys)
         progress(f"[packing] {n} x {model}: warm-up {time.perf_counter() - t0:.1f}s")
-        entries.append({"copies": n, "packed": packed, "xs": xs, "ys": ys, "times": []})
+        entries.append({"copies": n, "packed": packed, "xs": xs, "ys": ys, "times": [], "cpu": []})
     for w in range(windows):
         order = entries[w % len(entries) :] + entries[: w % len(entries)]
         for e in order:
-            e["times"].append(
-                _time_window(
-                    lambda e=e: e["packed"].train_on_batch(e["xs"], e["ys"]), steps_per_window
-                )
+            wall, cpu = _time_window(
+                lambda e=e: e["packed"].train_on_batch(e["xs"], e["ys"]), steps_per_window
             )
+            e["times"].append(wall)
+            e["cpu"].append(cpu)
         progress(
             f"[packing] window {w + 1}/{windows}: "
             + ", ".join(f"{e['copies']}x {1000 * e['times'][-1]:.0f}ms" for e in entries)
         )
     rows = []
-    single = statistics.median(next(e for e in entries if e["copies"] == 1)["times"])
+    reference = next(e for e in entries if e["copies"] == 1)
+    single = statistics.median(reference["times"])
+    single_cpu = statistics.median(reference["cpu"])
     for e in entries:
         step = statistics.median(e["times"])
         rows.append(
@@ -382,8 +384,10 @@ def benchmark_packing(
                 "copies": e["copies"],
                 "step_ms": 1000 * step,
                 "step_s": e["times"],
+                "step_cpu_s": e["cpu"],
                 "images_per_s": e["copies"] * batch_size / step,
                 "speedup": e["copies"] * single / step,
+                "cpu_speedup": e["copies"] * single_cpu / statistics.median(e["cpu"]),
             }
         )
     env = environment()
@@ -408,10 +412,12 @@ def format_packing(result):
     lines = [
         f"packed training of {result['model']} ({result['backend']}, {result['device']}, "
         f"batch {result['batch_size_per_copy']} per copy, jit {result['jit_compile']}):",
-        f"{'copies':>6} {'step ms':>9} {'img/s (all)':>12} {'speedup vs sequential':>22}",
+        f"{'copies':>6} {'step ms':>9} {'img/s (all)':>12} {'speedup vs sequential':>22} "
+        f"{'(CPU-s)':>8}",
     ]
     for r in result["rows"]:
         lines.append(
-            f"{r['copies']:>6} {r['step_ms']:9.0f} {r['images_per_s']:12.1f} {r['speedup']:21.2f}x"
+            f"{r['copies']:>6} {r['step_ms']:9.0f} {r['images_per_s']:12.1f} "
+            f"{r['speedup']:21.2f}x {r.get('cpu_speedup', float('nan')):7.2f}x"
         )
     return "\n".join(lines)

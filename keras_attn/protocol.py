@@ -37,6 +37,7 @@ import math
 import os
 import platform
 import posixpath
+import tempfile
 import time
 import uuid
 
@@ -60,6 +61,7 @@ __all__ = [
 ]
 
 RECORD_FORMAT = 1
+_STUDY_MODELS = keras_attn.zoo.STUDY_VARIANTS
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 PREPROCESSING = "none: uint8 pixels cast to float32, 0..255; the model rescales by 1/255"
 AUGMENTATION = "none"
@@ -286,18 +288,49 @@ def parse_shard(spec):
     return (i, n)
 
 
+def _register_config_file(path):
+    """Register the model config in a JSON file (e.g. the tuner's best_config.json).
+
+    The variant's name is the config's ``name`` (else the file's stem); a name
+    already registered with a different config is refused.
+    """
+    try:
+        with open(path) as f:
+            config = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"Cannot read model config file {path!r}: {e}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"Model config file {path!r} must hold a JSON object (a config).")
+    name = str(config.get("name") or os.path.splitext(os.path.basename(path))[0])
+    config = keras_attn.get_config({**config, "name": name})
+    if name in keras_attn.zoo.VARIANTS:
+        if keras_attn.get_config(name) != config:
+            raise ValueError(
+                f"Model config file {path!r} is named {name!r}, which is registered with a "
+                'different config; give the file\'s config another "name".'
+            )
+        return name
+    keras_attn.register(name, config, f"Config from {path}.")
+    return name
+
+
 def _check_models(models):
+    """Model names, checked. An entry ending in ``.json`` is a config file, registered."""
     known = list(keras_attn.list_models())
     if models is None:
-        return known
+        return [m for m in known if m in _STUDY_MODELS]
     if isinstance(models, str):
         models = [m.strip() for m in models.split(",") if m.strip()]
-    models = list(models)
+    models = [_register_config_file(m) if str(m).endswith(".json") else m for m in models]
+    known = list(keras_attn.list_models())
     if not models:
-        raise ValueError(f"No models given; choose from {known}.")
+        raise ValueError(f"No models given; choose from {known} or give a config .json file.")
     unknown = [m for m in models if m not in known]
     if unknown:
-        raise ValueError(f"Unknown model(s) {unknown}; registered models are {known}.")
+        raise ValueError(
+            f"Unknown model(s) {unknown}; registered models are {known}, or give the path "
+            "of a config .json file (e.g. a tuner's best_config.json)."
+        )
     if len(set(models)) != len(models):
         raise ValueError(f"Model list has duplicates: {models}.")
     return models
@@ -425,6 +458,10 @@ def _record_path(out_dir, settings_id, model, run):
 
 def _checkpoint_path(out_dir, settings_id, model, run):
     return _join(out_dir, "checkpoints", settings_id, model, f"run-{run:04d}.npz")
+
+
+def _weights_path(out_dir, settings_id, model, run):
+    return _join(out_dir, "weights", settings_id, model, f"run-{run:04d}.weights.h5")
 
 
 def _read_json(path):
@@ -719,6 +756,7 @@ def run_one(
     on_epoch=None,
     eta=None,
     progress_every=60.0,
+    save_weights=True,
 ):
     """Train one run of one model (or resume it), evaluate it, write its record.
 
@@ -748,6 +786,10 @@ def run_one(
         eta: callable returning the seconds left in the whole protocol (or
             ``None``), appended to each epoch line.
         progress_every: seconds between in-epoch progress lines (0: none).
+        save_weights: bool, default True. Save the best-validation weights as
+            ``OUT/weights/<settings_id>/<model>/run-NNNN.weights.h5`` (about 11 MB
+            per run for ``cnn``), named in the record's ``weights``, so the run can
+            be exported (`best_run`, `keras_attn.export.export_best`).
 
     Returns:
         The record (a dict).
@@ -874,6 +916,15 @@ def run_one(
         _assign(model.variables, best_values, "model")
         test_loss, test_acc = _evaluate(model, data.x_test, data.y_test, settings.batch_size)
     test_seconds = time.perf_counter() - t0
+    weights_rel = None
+    if save_weights and best_values is not None:
+        weights_path = _weights_path(out_dir, sid, model_name, run_index)
+        with tempfile.TemporaryDirectory() as tmp:
+            local = os.path.join(tmp, "best.weights.h5")
+            model.save_weights(local)
+            with open(local, "rb") as f:
+                _write_atomic(weights_path, f.read())
+        weights_rel = posixpath.join("weights", sid, model_name, f"run-{run_index:04d}.weights.h5")
 
     record = {
         "format": RECORD_FORMAT,
@@ -893,6 +944,7 @@ def run_one(
         "train_loss": state["train_loss"],
         "test_accuracy": test_acc,
         "test_loss": test_loss,
+        "weights": weights_rel,
         "trainable_params": keras_attn.count_trainable_params(model),
         "epoch_seconds": state["epoch_seconds"],
         "epoch_cpu_seconds": state["epoch_cpu_seconds"],
@@ -978,6 +1030,7 @@ def run_protocol(
     allow_mixed=False,
     log=print,
     progress_every=60.0,
+    save_weights=True,
 ):
     """Run every (model, run) of the protocol, or of one shard, into ``out_dir``.
 
@@ -994,6 +1047,7 @@ def run_protocol(
         allow_mixed: allow an output folder that holds records of other settings.
         log: callable for progress lines (``print`` by default; ``None``: silent).
         progress_every: seconds between in-epoch progress lines (0: none).
+        save_weights: save each run's best-validation weights (see `run_one`).
 
     Returns:
         The records of this shard's tasks, in task order.
@@ -1053,10 +1107,65 @@ def run_protocol(
             on_epoch=on_epoch,
             eta=lambda: _eta(remaining, times),
             progress_every=progress_every,
+            save_weights=save_weights,
         )
         remaining[(model_name, run_index)] = 0
         records.append(rec)
     return records
+
+
+def best_run(out_dir, model_name, settings_id=None):
+    """The best run of a model in a protocol folder: highest validation accuracy.
+
+    The choice never looks at test accuracy. Ties go to the lowest run number.
+    Only finished runs that saved weights count.
+
+    Args:
+        out_dir: the protocol's output folder.
+        model_name: a model with records there.
+        settings_id: which settings' records, when the folder holds several.
+
+    Returns:
+        ``(record, weights_path)``: the run's record and the full path of its
+        best-validation weights (``.weights.h5``).
+
+    Example:
+        >>> record, weights = best_run("results/ae", "cnn_conv_ae")  # doctest: +SKIP
+        >>> record["best_val_accuracy"], weights  # doctest: +SKIP
+        (0.7134, 'results/ae/weights/3f2a.../cnn_conv_ae/run-0005.weights.h5')
+    """
+    ids = sorted(
+        os.path.basename(p.rstrip("/")) for p in _glob_paths(_join(out_dir, "records", "*"))
+    )
+    if not ids:
+        raise ValueError(f"No protocol records in {out_dir!r} (expected {out_dir}/records/...).")
+    if settings_id is None:
+        if len(ids) > 1:
+            raise ValueError(
+                f"{out_dir!r} holds records of several settings {ids}; pass settings_id."
+            )
+        settings_id = ids[0]
+    elif settings_id not in ids:
+        raise ValueError(f"No records of settings {settings_id!r} in {out_dir!r}; found {ids}.")
+    paths = _glob_paths(_join(out_dir, "records", settings_id, model_name, "run-*.json"))
+    if not paths:
+        have = sorted(
+            os.path.basename(p.rstrip("/"))
+            for p in _glob_paths(_join(out_dir, "records", settings_id, "*"))
+        )
+        raise ValueError(
+            f"No records of model {model_name!r} in {out_dir!r}; models with records: {have}."
+        )
+    records = [_read_json(p) for p in paths]
+    usable = [r for r in records if r.get("weights") and r.get("best_val_accuracy") is not None]
+    if not usable:
+        raise ValueError(
+            f"None of the {len(records)} runs of {model_name!r} in {out_dir!r} saved weights "
+            "(trained with save_weights=False / --no-weights, or all diverged); rerun them "
+            "with weights to export."
+        )
+    best = max(usable, key=lambda r: (r["best_val_accuracy"], -r["run"]))
+    return best, _join(out_dir, *best["weights"].split("/"))
 
 
 def _eta(remaining, times):

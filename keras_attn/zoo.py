@@ -55,6 +55,9 @@ VARIANTS = {
     },
 }
 
+#: The study's nine variants (`register` adds to VARIANTS, never to this).
+STUDY_VARIANTS = tuple(VARIANTS)
+
 
 def register(name, config, description):
     """Add a named variant to the registry.

@@ -69,7 +69,11 @@ def build_parser(presets, models):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("--preset", choices=sorted(presets), default="study")
-    ap.add_argument("--models", help="comma-separated model names (default: the preset's)")
+    ap.add_argument(
+        "--models",
+        help="comma-separated model names or config .json files, e.g. a tuner's "
+        "best_config.json (default: the preset's)",
+    )
     ap.add_argument(
         "--out", help="output folder, local or tf.io.gfile path (default: results/<preset>)"
     )
@@ -140,6 +144,20 @@ def build_parser(presets, models):
         help="seconds between in-epoch progress lines (0: none; default 60)",
     )
     r.add_argument("--no-report", action="store_true", help="do not write the report")
+    r.add_argument(
+        "--no-weights",
+        action="store_true",
+        help="do not keep each run's best weights (about 11 MB a run; needed for --export)",
+    )
+    r.add_argument(
+        "--export",
+        nargs="?",
+        const="saved_models",
+        default=None,
+        metavar="DIR",
+        help="when done, export each model's best-validation run to DIR/<model>/ "
+        "(default DIR: saved_models)",
+    )
     r.add_argument("--quiet", action="store_true", help="print only the final summary")
     return ap
 
@@ -213,6 +231,7 @@ def main(argv=None):
             allow_mixed=args.allow_mixed,
             log=log,
             progress_every=args.progress_every,
+            save_weights=not args.no_weights,
         )
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -225,6 +244,20 @@ def main(argv=None):
             print(report.format_markdown(report.summarize(records), records))
         print("report: " + ", ".join(paths.values()))
     print(f"protocol finished in {total:.1f}s; records in {out}/records", flush=True)
+    if args.export:
+        if args.no_weights:
+            print("error: --export needs the runs' weights; drop --no-weights", file=sys.stderr)
+            return 2
+        from keras_attn.export import export_best
+
+        for name in protocol._check_models(models):
+            card = export_best(out, name, out_root=args.export, overwrite=True)
+            summary = card.get("record_summary", {})
+            print(
+                f"exported {name} (run {summary.get('run')}, val accuracy "
+                f"{summary.get('best_val_accuracy')}) -> {Path(args.export) / name}",
+                flush=True,
+            )
     return 0
 
 

@@ -199,14 +199,25 @@ def test_main_tiny_writes_json(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_script_runs_in_ci_configuration(tmp_path):
-    """The CI smoke check: the script, tiny configuration, under another backend too."""
+    """The CI smoke check: the script itself, tiny configuration."""
     out = tmp_path / "bench.json"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    cmd = [sys.executable, str(REPO / "scripts" / "benchmark.py"), "--tiny", "--no-fit-check"]
-    cmd += ["--models", "cnn", "--backend", "jax", "--output", str(out)]
+    cmd = [sys.executable, str(REPO / "scripts" / "benchmark.py"), "--tiny", "--output", str(out)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     result = json.loads(out.read_text())
+    assert {r["model"] for r in result["results"]} == {"cnn", "cnn_eca"}
+    assert "cnn_eca" in done.stdout and "[benchmark]" in done.stderr
+
+
+@pytest.mark.slow
+def test_backend_flag_reruns_under_that_backend(tmp_path):
+    """Keras is already loaded (TensorFlow here): --backend jax re-runs in a fresh process."""
+    if keras.backend.backend() == "jax":
+        pytest.skip("already under JAX")
+    out = tmp_path / "bench.json"
+    argv = ["--tiny", "--models", "cnn", "--no-fit-check", "--no-pipeline"]
+    assert benchmark.main([*argv, "--backend", "jax", "--output", str(out)]) == 0
+    result = json.loads(out.read_text())
     assert result["environment"]["backend"] == "jax"
     assert result["results"][0]["jit_compile"] is True  # JAX's fast path
-    assert "cnn" in done.stdout
