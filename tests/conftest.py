@@ -5,7 +5,6 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pathlib  # noqa: E402
-import tarfile  # noqa: E402
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
@@ -29,15 +28,10 @@ def cifar_folder():
     """
     if not SHARED_DATA.exists():
         pytest.skip(f"offline CIFAR-10 copy not found at {SHARED_DATA}")
-    root = DATA_CACHE / "cifar10-jpeg"
-    done = root / ".unpacked"
-    if not done.exists():
-        root.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(SHARED_DATA) as tar:
-            tar.extractall(root, filter="data")
-        done.touch()
-    # The archive may hold a top folder; return the folder that has train/ and test/.
-    for candidate in [root, *root.iterdir()]:
-        if (candidate / "train").is_dir() and (candidate / "test").is_dir():
-            return candidate
-    pytest.fail(f"{SHARED_DATA} did not unpack to train/ and test/ folders under {root}")
+    from keras_attn.data import extract_archive
+
+    # The same folder and marker as the smoke preset, so the archive is unpacked once.
+    root = extract_archive(SHARED_DATA, DATA_CACHE / "cifar10-jpeg")
+    if not ((root / "train").is_dir() and (root / "test").is_dir()):
+        pytest.fail(f"{SHARED_DATA} did not unpack to train/ and test/ folders under {root}")
+    return root

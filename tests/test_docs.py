@@ -16,6 +16,9 @@ MODULES = [
     "keras_attn.export",
     "keras_attn.attention_maps",
     "keras_attn.tuning",
+    "keras_attn.data",
+    "keras_attn.protocol",
+    "keras_attn.report",
 ]
 
 

@@ -142,6 +142,19 @@ def test_attention_position(position):
     )
 
 
+def test_batchnorm_follows_pytorch_defaults_and_is_configurable():
+    # The study's framework: PyTorch momentum 0.1 (Keras 0.9), epsilon 1e-5, also in CBAM.
+    model = keras_attn.build("cnn_cbam", sites=[1])
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    norms.append(model.get_layer("site1_cbam").spatial.norm)
+    assert len(norms) == 5
+    assert all(n.momentum == 0.9 and n.epsilon == 1e-5 for n in norms)
+    model = keras_attn.build("cnn", bn_momentum=0.99, bn_epsilon=1e-3)
+    assert model.get_layer("block2_norm_b").momentum == 0.99
+    with pytest.raises(ValueError, match="bn_momentum"):
+        keras_attn.build("cnn", bn_momentum=1.0)
+
+
 def test_feature_map_sizes_per_site():
     assert site_sizes(DEFAULT_CONFIG) == [(32, 32, 64), (30, 30, 64), (15, 15, 128), (13, 13, 128)]
     cnn3 = keras_attn.get_config("cnn3")

@@ -79,6 +79,9 @@ class CBAMSpatialGate(keras.layers.Layer):
 
     Args:
         kernel_size: int, default 7.
+        momentum: float, default 0.9. BatchNorm momentum (Keras convention; 0.9
+            is PyTorch's default, the framework of the study and of CBAM's code).
+        epsilon: float, default 1e-5. BatchNorm epsilon (PyTorch's default).
         **kwargs: base layer arguments.
 
     Example:
@@ -87,13 +90,17 @@ class CBAMSpatialGate(keras.layers.Layer):
     (2, 8, 8, 64)
     """
 
-    def __init__(self, kernel_size=7, **kwargs):
+    def __init__(self, kernel_size=7, momentum=0.9, epsilon=1e-5, **kwargs):
         super().__init__(**kwargs)
         self.kernel_size = check_positive_int("kernel_size", kernel_size)
+        self.momentum = momentum
+        self.epsilon = epsilon
         self.conv = keras.layers.Conv2D(
             1, kernel_size, padding="same", use_bias=False, dtype=self.dtype_policy, name="conv"
         )
-        self.norm = keras.layers.BatchNormalization(dtype=self.dtype_policy, name="norm")
+        self.norm = keras.layers.BatchNormalization(
+            momentum=momentum, epsilon=epsilon, dtype=self.dtype_policy, name="norm"
+        )
 
     def build(self, input_shape):
         check_rank4(self, input_shape)
@@ -116,7 +123,9 @@ class CBAMSpatialGate(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"kernel_size": self.kernel_size})
+        config.update(
+            {"kernel_size": self.kernel_size, "momentum": self.momentum, "epsilon": self.epsilon}
+        )
         return config
 
 
@@ -127,6 +136,8 @@ class CBAM(keras.layers.Layer):
     Args:
         reduction: int, default 16. Channel gate's MLP reduction ratio.
         spatial_kernel_size: int, default 7. Spatial gate's kernel size.
+        momentum: float, default 0.9. Spatial gate's BatchNorm momentum.
+        epsilon: float, default 1e-5. Spatial gate's BatchNorm epsilon.
         **kwargs: base layer arguments.
 
     Example:
@@ -136,12 +147,16 @@ class CBAM(keras.layers.Layer):
     (2, 8, 8, 64)
     """
 
-    def __init__(self, reduction=16, spatial_kernel_size=7, **kwargs):
+    def __init__(self, reduction=16, spatial_kernel_size=7, momentum=0.9, epsilon=1e-5, **kwargs):
         super().__init__(**kwargs)
         self.reduction = reduction
         self.spatial_kernel_size = spatial_kernel_size
+        self.momentum = momentum
+        self.epsilon = epsilon
         self.channel = CBAMChannelGate(reduction, dtype=self.dtype_policy, name="channel")
-        self.spatial = CBAMSpatialGate(spatial_kernel_size, dtype=self.dtype_policy, name="spatial")
+        self.spatial = CBAMSpatialGate(
+            spatial_kernel_size, momentum, epsilon, dtype=self.dtype_policy, name="spatial"
+        )
 
     def build(self, input_shape):
         self.channel.build(input_shape)
@@ -163,6 +178,11 @@ class CBAM(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {"reduction": self.reduction, "spatial_kernel_size": self.spatial_kernel_size}
+            {
+                "reduction": self.reduction,
+                "spatial_kernel_size": self.spatial_kernel_size,
+                "momentum": self.momentum,
+                "epsilon": self.epsilon,
+            }
         )
         return config
