@@ -205,22 +205,26 @@ def environment():
 def fast_path(backend=None, accelerator=None):
     """The fastest safe settings for training keras_attn models on this backend and device.
 
-    Measured with this module (see the README's performance section):
+    Measured with this module on a 2-core CPU (see the README's performance
+    section); nothing here was measured on a GPU, none was available:
 
-    - TensorFlow on CPU: ``jit_compile=False``. XLA made every variant's
-      training step slower on the 2-core test machine (about twice as slow), so
-      the default graph mode with oneDNN kernels is the fast path.
+    - TensorFlow on CPU: ``jit_compile=False``. With XLA every variant's
+      training step took longer (about 1.3x to 1.6x as long for ``cnn``,
+      the conv- and linear-autoencoder variants, side by side), so the graph
+      mode with oneDNN kernels (Keras' own CPU default) is the fast path.
     - TensorFlow on GPU: ``jit_compile=True`` (what Keras' ``"auto"`` picks on a
-      GPU; not measured here, no GPU was available).
+      GPU). Note that TensorFlow op determinism, which the protocol enables by
+      default, makes Keras turn XLA off.
     - JAX: ``jit_compile=True`` (without it every op is dispatched one by one).
     - PyTorch: ``jit_compile=False`` (``torch.compile`` is not measured).
 
-    Mixed precision is never on by default: on CPU it was slower, and on a GPU
-    its accuracy has not been checked against float32 for these models (turn it
-    on with ``mixed_precision="mixed_float16"`` or ``"mixed_bfloat16"``).
-    ``copies`` is how many runs to train at once with `keras_attn.parallel`:
-    1 on CPU (no gain measured on 2 cores); on a GPU packing is exact and
-    expected to help, but its gain has not been measured.
+    Mixed precision is never on by default: ``"mixed_bfloat16"`` trained 1.25x
+    to 1.45x faster on the test CPU (which has AVX512-BF16; CPUs without it are
+    usually slower), but its effect on these models' accuracy has not been
+    checked; turn it on explicitly. ``copies`` is how many runs to train at
+    once with `keras_attn.parallel`: 1 on CPU (no gain measured on 2 cores,
+    TensorFlow or JAX); 8 on a GPU, where packing is exact and is expected to
+    fill the device, but where its gain has not been measured.
 
     Args:
         backend: ``"tensorflow"``, ``"jax"`` or ``"torch"``; default Keras'
@@ -248,7 +252,7 @@ def fast_path(backend=None, accelerator=None):
         reason = (
             "TensorFlow GPU: XLA (Keras' own 'auto' choice on GPU; not measured here)"
             if accelerator
-            else "TensorFlow CPU: XLA measured ~2x slower than the oneDNN graph path"
+            else "TensorFlow CPU: XLA measured 1.3-1.6x slower than the oneDNN graph path"
         )
     elif backend == "jax":
         jit, reason = True, "JAX: jit-compiled steps (eager JAX dispatches op by op)"
@@ -490,10 +494,15 @@ def _fit_check(model, batch_size, steps, input_shape):
     warm = ArrayBatches(x[: 2 * batch_size], y[: 2 * batch_size], batch_size, shuffle=True)
     model.fit(warm, epochs=1, shuffle=False, verbose=0)
     batches = ArrayBatches(x, y, batch_size, shuffle=True, seed=0)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     model.fit(batches, epochs=1, shuffle=False, verbose=0)
-    seconds = time.perf_counter() - start
-    return {"steps": steps, "seconds": seconds, "images_per_s": n / seconds}
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    return {
+        "steps": steps,
+        "seconds": seconds,
+        "cpu_seconds_per_step": cpu / steps,
+        "images_per_s": n / seconds,
+    }
 
 
 def _model_names(models):
@@ -811,6 +820,10 @@ def run_benchmark(
         base = next(e for e in results if e["model"] == BASELINE and e["setting"] == fit["setting"])
         fit["train_on_batch_images_per_s"] = base["train_images_per_s"]
         fit["fit_over_bare_step"] = fit["images_per_s"] / base["train_images_per_s"]
+        # The same from CPU seconds (robust to other processes on the machine).
+        fit["fit_over_bare_step_cpu"] = (
+            statistics.median(base["train_step_cpu_s"]) / fit["cpu_seconds_per_step"]
+        )
     projection = project_protocol(results)
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     env["load_average_at_end"] = list(load) if load else None
@@ -1024,7 +1037,8 @@ def format_table(result):
         lines.append(
             f"model.fit on ArrayBatches ({BASELINE}, {fit['setting']}): "
             f"{fit['images_per_s']:.1f} img/s = {100 * fit['fit_over_bare_step']:.0f}% of "
-            f"train_on_batch's {fit['train_on_batch_images_per_s']:.1f} img/s"
+            f"train_on_batch's {fit['train_on_batch_images_per_s']:.1f} img/s "
+            f"({100 * fit['fit_over_bare_step_cpu']:.0f}% by CPU seconds per step)"
         )
     proj = result.get("protocol_projection")
     if proj:

@@ -72,6 +72,7 @@ def register(name, config, description):
     ...          "ECA in the first block only.")
     >>> "cnn_eca_first_block" in list_models()
     True
+    >>> _ = VARIANTS.pop("cnn_eca_first_block")  # (the example cleans up after itself)
     """
     if name in VARIANTS:
         raise ValueError(f"A variant named {name!r} is already registered.")

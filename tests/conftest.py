@@ -3,6 +3,10 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# XLA's CPU optimisation passes dominate the tests' compile time (JAX compiles every
+# weight initializer; several tests compare compiled steps): skip them. Results are the
+# same computation, and subprocesses inherit this. Not for benchmarks.
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 
 import pathlib  # noqa: E402
 

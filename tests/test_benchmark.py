@@ -137,7 +137,7 @@ def test_run_benchmark_tiny():
 def test_run_benchmark_settings_side_by_side_and_custom_builders():
     result = run_benchmark(
         [("small_cbam", lambda: keras_attn.build("cnn_cbam", **SMALL))],
-        settings=[{"jit_compile": False}, {"jit_compile": True}],
+        settings=[{"jit_compile": False}, {"eager": True}],
         batch_size=2,
         warmup_steps=1,
         windows=1,

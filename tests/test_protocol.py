@@ -116,7 +116,8 @@ def test_shards_partition_the_tasks():
     parts = [protocol.plan_tasks(models, 5, f"{i}/4") for i in range(1, 5)]
     assert sorted(t for p in parts for t in p) == sorted(full)
     assert sum(len(p) for p in parts) == len(full) == 15
-    assert protocol.plan_tasks(None, 1) == [(m, 0) for m in protocol.keras_attn.list_models()]
+    study = protocol.keras_attn.zoo.STUDY_VARIANTS
+    assert protocol.plan_tasks(None, 1) == [(m, 0) for m in study]
 
 
 def test_unknown_model_and_bad_runs_are_rejected():
