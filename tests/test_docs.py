@@ -7,6 +7,7 @@ import pytest
 
 MODULES = [
     "keras_attn.layers",
+    "keras_attn.layers._gate",
     "keras_attn.layers.eca",
     "keras_attn.layers.cbam",
     "keras_attn.layers.conv_ae",

@@ -12,10 +12,11 @@ import keras
 from keras import ops
 
 from keras_attn.layers._checks import check_positive_int, check_rank4
+from keras_attn.layers._gate import AttentionGate
 
 
 @keras.saving.register_keras_serializable(package="keras_attn")
-class CBAMChannelGate(keras.layers.Layer):
+class CBAMChannelGate(AttentionGate):
     """CBAM's channel attention: a shared MLP over average- and max-pooled channels.
 
     The global-average and global-max pooled vectors go through the same MLP
@@ -56,12 +57,6 @@ class CBAMChannelGate(keras.layers.Layer):
         mx = self.out(self.hidden(ops.max(inputs, axis=(1, 2))))
         return ops.sigmoid(avg + mx)[:, None, None, :]
 
-    def call(self, inputs):
-        return inputs * self.gate(inputs)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
     def get_config(self):
         config = super().get_config()
         config.update({"reduction": self.reduction})
@@ -69,7 +64,7 @@ class CBAMChannelGate(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_attn")
-class CBAMSpatialGate(keras.layers.Layer):
+class CBAMSpatialGate(AttentionGate):
     """CBAM's spatial attention: a 7x7 convolution over channel-pooled maps.
 
     The max and the mean over channels are stacked into two maps, a
@@ -118,9 +113,6 @@ class CBAMSpatialGate(keras.layers.Layer):
     def call(self, inputs, training=None):
         return inputs * self.gate(inputs, training=training)
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -130,7 +122,7 @@ class CBAMSpatialGate(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_attn")
-class CBAM(keras.layers.Layer):
+class CBAM(AttentionGate):
     """CBAM: `CBAMChannelGate` followed by `CBAMSpatialGate`.
 
     Args:
@@ -171,9 +163,6 @@ class CBAM(keras.layers.Layer):
     def call(self, inputs, training=None):
         x = self.channel(inputs)
         return self.spatial(x, training=training)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
 
     def get_config(self):
         config = super().get_config()

@@ -28,6 +28,7 @@ from keras_attn.layers._checks import (
     check_positive_ints,
     check_rank4,
 )
+from keras_attn.layers._gate import AttentionGate
 
 
 def max_depth(size):
@@ -73,7 +74,7 @@ def final_geometry(decoded, target, kernel):
 
 
 @keras.saving.register_keras_serializable(package="keras_attn")
-class ConvAutoencoderGate(keras.layers.Layer):
+class ConvAutoencoderGate(AttentionGate):
     """Convolutional autoencoder whose sigmoid output masks the input element-wise.
 
     Encoder: one 4x4 stride-2 convolution (padding 1, then ``activation``) per
@@ -168,12 +169,6 @@ class ConvAutoencoderGate(keras.layers.Layer):
         for stage in self.stages:
             x = stage(x)
         return ops.sigmoid(x)
-
-    def call(self, inputs):
-        return inputs * self.gate(inputs)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
 
     def get_config(self):
         config = super().get_config()

@@ -13,6 +13,7 @@ import keras
 from keras import ops
 
 from keras_attn.layers._checks import check_positive_int, check_rank4
+from keras_attn.layers._gate import AttentionGate
 
 
 def eca_kernel_size(channels, gamma=2, b=1):
@@ -40,7 +41,7 @@ def eca_kernel_size(channels, gamma=2, b=1):
 
 
 @keras.saving.register_keras_serializable(package="keras_attn")
-class ECA(keras.layers.Layer):
+class ECA(AttentionGate):
     """Efficient Channel Attention: a 1-D convolution across pooled channels.
 
     Global average pooling gives one value per channel; a 1-D convolution
@@ -92,12 +93,6 @@ class ECA(keras.layers.Layer):
         weights = self.conv(ops.expand_dims(pooled, -1))  # (B, C, 1)
         weights = ops.sigmoid(weights[..., 0])
         return weights[:, None, None, :]
-
-    def call(self, inputs):
-        return inputs * self.gate(inputs)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
 
     def get_config(self):
         config = super().get_config()

@@ -14,10 +14,11 @@ import keras
 from keras import ops
 
 from keras_attn.layers._checks import check_activation, check_positive_ints, check_rank4
+from keras_attn.layers._gate import AttentionGate
 
 
 @keras.saving.register_keras_serializable(package="keras_attn")
-class LinearAutoencoderGate(keras.layers.Layer):
+class LinearAutoencoderGate(AttentionGate):
     """Fully connected autoencoder over each row's width, used as a sigmoid mask.
 
     With ``units=(128, 64, 12)`` the row of length ``W`` is mapped
@@ -74,12 +75,6 @@ class LinearAutoencoderGate(keras.layers.Layer):
         for layer in self.dense_layers:
             x = layer(x)
         return ops.transpose(x, (0, 1, 3, 2))
-
-    def call(self, inputs):
-        return inputs * self.gate(inputs)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
 
     def get_config(self):
         config = super().get_config()
