@@ -178,3 +178,23 @@ def test_factory():
     assert isinstance(layer, ConvAutoencoderGate) and layer.name == "g"
     with pytest.raises(ValueError, match=r"Unknown attention block 'ecaa'.*'eca'"):
         create_attention("ecaa")
+
+
+def test_conv_ae_same_padding_equals_the_study_padding_of_1():
+    # On even sides the encoder uses "same"; it must see the windows of padding 1.
+    gate = ConvAutoencoderGate(filters=[3])
+    x = np.random.default_rng(3).normal(size=(2, 8, 6, 2)).astype("float32")
+    gate.build(x.shape)
+    conv = gate.get_layer("encode_0") if hasattr(gate, "get_layer") else gate.stages[0]
+    assert conv.padding == "same"
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    expected = keras.ops.relu(
+        keras.ops.conv(padded, conv.kernel, strides=2, padding="valid") + conv.bias
+    )
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(conv(x)), keras.ops.convert_to_numpy(expected), atol=1e-5
+    )
+    # Odd sides keep the explicit padding, rounding down as PyTorch does.
+    odd = ConvAutoencoderGate(filters=[3])
+    odd.build((None, 7, 6, 2))
+    assert odd.stages[0].name == "pad_0" and odd.stages[1].padding == "valid"

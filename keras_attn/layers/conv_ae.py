@@ -134,11 +134,21 @@ class ConvAutoencoderGate(AttentionGate):
         kw = {"dtype": self.dtype_policy}
         act = self.activation
         stages = []
+        h, w = height, width
         for i, f in enumerate(self.filters):
-            stages.append(keras.layers.ZeroPadding2D(1, name=f"pad_{i}", **kw))
+            # A 4x4 stride-2 conv with padding 1 is Keras' "same" when both sides are even;
+            # odd sides need the explicit padding (then "valid") to round down like PyTorch.
+            if h % 2 == 0 and w % 2 == 0:
+                padding = "same"
+            else:
+                stages.append(keras.layers.ZeroPadding2D(1, name=f"pad_{i}", **kw))
+                padding = "valid"
             stages.append(
-                keras.layers.Conv2D(f, 4, strides=2, activation=act, name=f"encode_{i}", **kw)
+                keras.layers.Conv2D(
+                    f, 4, strides=2, padding=padding, activation=act, name=f"encode_{i}", **kw
+                )
             )
+            h, w = h // 2, w // 2
         for i, f in enumerate(reversed(self.filters[:-1])):
             stages.append(
                 keras.layers.Conv2DTranspose(
@@ -146,7 +156,7 @@ class ConvAutoencoderGate(AttentionGate):
                 )
             )
         decoded = [(s >> self.depth) << (self.depth - 1) for s in (height, width)]
-        (sh, top, bottom), (sw, left, right) = (
+        (sh, top, _), (sw, left, _) = (
             final_geometry(d, t, self.final_kernel) for d, t in zip(decoded, (height, width))
         )
         stages.append(
@@ -154,21 +164,24 @@ class ConvAutoencoderGate(AttentionGate):
                 channels, self.final_kernel, strides=(sh, sw), name="decode_final", **kw
             )
         )
-        stages.append(keras.layers.Cropping2D(((top, bottom), (left, right)), name="crop", **kw))
         shape = tuple(input_shape)
         for stage in stages:
             stage.build(shape)
             shape = stage.compute_output_shape(shape)
-        if tuple(shape[1:]) != (height, width, channels):  # a bug in the geometry, not user input
+        if shape[1] - top < height or shape[2] - left < width or shape[3] != channels:
+            # A bug in the geometry, not user input.
             raise RuntimeError(f"ConvAutoencoderGate produced {shape} for input {input_shape}.")
         self.stages = stages
+        # The excess of the last transposed conv is cropped by slicing (cheaper than a layer).
+        self._crop = (top, left, height, width)
 
     def gate(self, inputs):
         """The mask in (0, 1), same shape as ``inputs``."""
         x = inputs
         for stage in self.stages:
             x = stage(x)
-        return ops.sigmoid(x)
+        top, left, height, width = self._crop
+        return ops.sigmoid(x[:, top : top + height, left : left + width, :])
 
     def get_config(self):
         config = super().get_config()

@@ -71,10 +71,12 @@ class LinearAutoencoderGate(AttentionGate):
 
     def gate(self, inputs):
         """The mask in (0, 1), shape ``(batch, H, W, C)``."""
-        x = ops.transpose(inputs, (0, 1, 3, 2))  # (B, H, C, W): rows last
+        _, height, width, channels = inputs.shape
+        # All batch * H * C rows as one matrix: each dense layer is one large matmul.
+        x = ops.reshape(ops.transpose(inputs, (0, 1, 3, 2)), (-1, width))
         for layer in self.dense_layers:
             x = layer(x)
-        return ops.transpose(x, (0, 1, 3, 2))
+        return ops.transpose(ops.reshape(x, (-1, height, channels, width)), (0, 1, 3, 2))
 
     def get_config(self):
         config = super().get_config()
