@@ -53,11 +53,8 @@ class CBAMChannelGate(AttentionGate):
 
     def gate(self, inputs):
         """Per-channel weights in (0, 1), shape ``(batch, 1, 1, C)``."""
-        _, height, width, channels = inputs.shape
         avg = self.out(self.hidden(ops.mean(inputs, axis=(1, 2))))
-        # Global max as one max-pooling window: measured faster than a max reduction on CPU.
-        pooled = ops.max_pool(inputs, (height, width), strides=(height, width))
-        mx = self.out(self.hidden(ops.reshape(pooled, (-1, channels))))
+        mx = self.out(self.hidden(ops.max(inputs, axis=(1, 2))))
         return ops.sigmoid(avg + mx)[:, None, None, :]
 
     def get_config(self):

@@ -181,7 +181,10 @@ class ConvAutoencoderGate(AttentionGate):
         for stage in self.stages:
             x = stage(x)
         top, left, height, width = self._crop
-        return ops.sigmoid(x[:, top : top + height, left : left + width, :])
+        # ops.slice, not indexing: on TensorFlow indexing is a strided slice whose gradient
+        # (StridedSliceGrad) costs ~7x more on CPU; slice's gradient is a pad.
+        x = ops.slice(x, (0, top, left, 0), (ops.shape(x)[0], height, width, inputs.shape[-1]))
+        return ops.sigmoid(x)
 
     def get_config(self):
         config = super().get_config()
