@@ -107,14 +107,9 @@ def _accelerators():
 
 
 def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from keras_attn.protocol import _cpu_name as cpu_name
+
+    return cpu_name()
 
 
 def device_description():
