@@ -179,7 +179,7 @@ def compile_packed(
         packed: a model from `pack_models`.
         optimizer: a ``keras.optimizers.Optimizer``, default ``SGD(learning_rate)``.
             Must not clip by *global* norm (that would couple the copies).
-        jit_compile: bool or None (default: `keras_attn.benchmark.fast_path`'s).
+        jit_compile: bool or None (default: `keras_attn.training.fast_path`'s).
         metrics: per-copy metrics, default ``("accuracy",)``.
         learning_rate: float, default 0.01 (only for the default optimizer).
 
@@ -191,7 +191,7 @@ def compile_packed(
     >>> packed.compiled  # doctest: +SKIP
     True
     """
-    from keras_attn.benchmark import fast_path
+    from keras_attn.training import fast_path
 
     if optimizer is None:
         optimizer = keras.optimizers.SGD(learning_rate=learning_rate)

@@ -20,6 +20,7 @@ MODULES = [
     "keras_attn.data",
     "keras_attn.protocol",
     "keras_attn.report",
+    "keras_attn.training",
 ]
 
 

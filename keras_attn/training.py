@@ -1,0 +1,234 @@
+"""How keras_attn trains fast: the settings per backend and device, and the compile call.
+
+The protocol (`keras_attn.protocol`), the tuner (`keras_attn.tuning`) and the
+benchmark (`keras_attn.benchmark`) all compile through `compile_for_training`
+with `fast_path`'s choices unless told otherwise, so the speed the benchmark
+measures is the speed they train at:
+
+- `fast_path`: jit compilation per backend and device, and how many runs to
+  pack on one device (`keras_attn.parallel`); mixed precision is never on by
+  default.
+- `dtype_policy`: a context manager that builds models under a mixed-precision
+  policy (``"mixed_bfloat16"`` or ``"mixed_float16"``), or leaves the current
+  one (``None``).
+- `compile_for_training`: ``model.compile`` with SGD, sparse categorical
+  cross-entropy and accuracy, jit from `fast_path` unless given.
+
+Every part has an off switch on the command lines: ``--no-jit``,
+``--mixed-precision`` is opt-in, ``--copies 1``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+__all__ = [
+    "MIXED_PRECISION_POLICIES",
+    "check_mixed_precision",
+    "compile_for_training",
+    "dtype_policy",
+    "fast_path",
+]
+
+#: The mixed-precision dtype policies keras_attn accepts (``None``: float32).
+MIXED_PRECISION_POLICIES = ("mixed_bfloat16", "mixed_float16")
+
+
+def _backend():
+    import keras
+
+    return keras.backend.backend()
+
+
+def _accelerators():
+    """Names of the accelerators the current backend sees (empty on a CPU)."""
+    backend = _backend()
+    if backend == "jax":
+        import jax
+
+        return [f"{d.platform}:{d.device_kind}" for d in jax.devices() if d.platform != "cpu"]
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        found = []
+        for d in tf.config.list_physical_devices("GPU"):
+            details = tf.config.experimental.get_device_details(d)
+            found.append(f"{d.name}:{details.get('device_name', 'GPU')}")
+        return found
+    if backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return [
+                f"cuda:{i}:{torch.cuda.get_device_name(i)}"
+                for i in range(torch.cuda.device_count())
+            ]
+    return []
+
+
+def fast_path(backend=None, accelerator=None):
+    """The fastest safe settings for training keras_attn models on this backend and device.
+
+    Measured with this module on a 2-core CPU (see the README's performance
+    section); nothing here was measured on a GPU, none was available:
+
+    - TensorFlow on CPU: ``jit_compile=False``. With XLA every variant's
+      training step took longer (about 1.3x to 1.6x as long for ``cnn``,
+      the conv- and linear-autoencoder variants, side by side), so the graph
+      mode with oneDNN kernels (Keras' own CPU default) is the fast path.
+    - TensorFlow on GPU: ``jit_compile=True`` (what Keras' ``"auto"`` picks on a
+      GPU). Note that TensorFlow op determinism, which the protocol enables by
+      default, makes Keras turn XLA off.
+    - JAX: ``jit_compile=True`` (without it every op is dispatched one by one).
+    - PyTorch: ``jit_compile=False`` (``torch.compile`` is not measured).
+
+    Mixed precision is never on by default: ``"mixed_bfloat16"`` trained 1.25x
+    to 1.45x faster on the test CPU (which has AVX512-BF16; CPUs without it are
+    usually slower), but its effect on these models' accuracy has not been
+    checked; turn it on explicitly. ``copies`` is how many runs to train at
+    once with `keras_attn.parallel`: 1 on CPU (no gain measured on 2 cores,
+    TensorFlow or JAX); 8 on a GPU, where packing is exact and is expected to
+    fill the device, but where its gain has not been measured.
+
+    Args:
+        backend: ``"tensorflow"``, ``"jax"`` or ``"torch"``; default Keras'
+            current backend.
+        accelerator: bool, whether a GPU is used; default: whether the backend
+            sees one.
+
+    Returns:
+        dict ``{"jit_compile": bool, "mixed_precision": None, "copies": int,
+        "reason": str}``. Pass ``jit_compile`` to ``model.compile``.
+
+    Example:
+    >>> fast_path("tensorflow", accelerator=False)["jit_compile"]
+    False
+    >>> fast_path("jax", accelerator=False)["jit_compile"]
+    True
+    """
+    backend = backend or _backend()
+    if backend not in ("tensorflow", "jax", "torch"):
+        raise ValueError(f"Unknown backend {backend!r}: expected 'tensorflow', 'jax' or 'torch'.")
+    if accelerator is None:
+        accelerator = bool(_accelerators()) if backend == _backend() else False
+    if backend == "tensorflow":
+        jit = bool(accelerator)
+        reason = (
+            "TensorFlow GPU: XLA (Keras' own 'auto' choice on GPU; not measured here)"
+            if accelerator
+            else "TensorFlow CPU: XLA measured 1.3-1.6x slower than the oneDNN graph path"
+        )
+    elif backend == "jax":
+        jit, reason = True, "JAX: jit-compiled steps (eager JAX dispatches op by op)"
+    else:
+        jit, reason = False, "PyTorch: eager (torch.compile not measured)"
+    return {
+        "jit_compile": jit,
+        "mixed_precision": None,
+        "copies": 8 if accelerator else 1,
+        "reason": reason,
+    }
+
+
+def compile_for_training(
+    model,
+    *,
+    learning_rate=0.01,
+    momentum=0.0,
+    jit_compile=None,
+    run_eagerly=False,
+    optimizer=None,
+    **kwargs,
+):
+    """Compile ``model`` for training as the protocol does, with the fast path by default.
+
+    Args:
+        model: a ``keras.Model`` taking raw pixels and returning probabilities.
+        learning_rate: float, default 0.01 (SGD's, when ``optimizer`` is None).
+        momentum: float, default 0.0 (SGD's).
+        jit_compile: bool or None (default): None takes `fast_path`'s choice
+            for this backend and device.
+        run_eagerly: bool, default False. The plain, op-by-op path (for
+            comparisons and debugging); overrides ``jit_compile``.
+        optimizer: a ``keras.optimizers.Optimizer``; default SGD.
+        **kwargs: passed to ``model.compile`` (``loss``, ``metrics``...).
+
+    Returns:
+        The model (compiled in place).
+
+    Example:
+    >>> import keras_attn
+    >>> model = compile_for_training(keras_attn.build("cnn_eca"))
+    >>> model.jit_compile in (True, False)
+    True
+    """
+    import keras
+
+    if jit_compile is None:
+        jit_compile = fast_path()["jit_compile"]
+    if run_eagerly:
+        jit_compile = False
+    if optimizer is None:
+        optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum)
+    kwargs.setdefault("loss", "sparse_categorical_crossentropy")
+    kwargs.setdefault("metrics", ["accuracy"])
+    model.compile(
+        optimizer=optimizer, jit_compile=bool(jit_compile), run_eagerly=run_eagerly, **kwargs
+    )
+    return model
+
+
+def check_mixed_precision(policy):
+    """Validate a mixed-precision setting: ``None`` (float32) or one of `MIXED_PRECISION_POLICIES`.
+
+    Args:
+        policy: ``None``, ``"float32"`` (same as ``None``), ``"mixed_bfloat16"``
+            or ``"mixed_float16"``.
+
+    Returns:
+        The policy name, or ``None`` for float32.
+
+    Example:
+    >>> check_mixed_precision("mixed_bfloat16"), check_mixed_precision("float32")
+    ('mixed_bfloat16', None)
+    """
+    if policy in (None, "float32"):
+        return None
+    if policy not in MIXED_PRECISION_POLICIES:
+        raise ValueError(
+            f"`mixed_precision` must be None (float32) or one of {MIXED_PRECISION_POLICIES}, "
+            f"got {policy!r}."
+        )
+    return policy
+
+
+@contextlib.contextmanager
+def dtype_policy(policy):
+    """Build models under a mixed-precision policy; restore the previous policy after.
+
+    Layers take the global dtype policy when they are created, so build the
+    model inside the block and compile it anywhere. With ``None`` the current
+    policy is left alone. keras_attn models keep their softmax in float32 under
+    any policy. ``"mixed_float16"`` trains with Keras' dynamic loss scaling,
+    which ``model.compile`` adds by itself.
+
+    Args:
+        policy: ``None``, ``"mixed_bfloat16"`` or ``"mixed_float16"``.
+
+    Example:
+    >>> import keras_attn
+    >>> with dtype_policy("mixed_bfloat16"):
+    ...     model = keras_attn.build("cnn_eca")
+    >>> model.layers[2].compute_dtype, model.layers[2].variable_dtype
+    ('bfloat16', 'float32')
+    """
+    import keras
+
+    policy = check_mixed_precision(policy)
+    previous = keras.config.dtype_policy()
+    if policy is not None:
+        keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
