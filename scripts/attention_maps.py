@@ -11,7 +11,6 @@ is fitted to the model's input as in predict.py (--resize, default center-crop).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -23,23 +22,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def build_parser():
+    from keras_attn._cli import add_resize_argument, image_parser
     from keras_attn.attention_maps import SCALES
-    from keras_attn.export import RESIZE_MODES
 
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 2)[2],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ap = image_parser(
+        __doc__,
+        export_help="export folder or .keras file",
+        image_help="an image file (PNG, JPEG, ...)",
+        many=False,
     )
-    ap.add_argument("export", help="export folder or .keras file")
-    ap.add_argument("image", help="an image file (PNG, JPEG, ...)")
     ap.add_argument("--out", help="PNG to write (default: <image name>_attention.png here)")
-    ap.add_argument(
-        "--resize",
-        choices=RESIZE_MODES,
-        default="crop",
-        help="image of another size: center-crop then resize (default), stretch, or refuse",
-    )
+    add_resize_argument(ap, many=False)
     ap.add_argument(
         "--scale",
         choices=SCALES,
@@ -53,12 +46,12 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     from keras_attn import attention_maps, export
+    from keras_attn._cli import load_export
 
     out = Path(args.out) if args.out else Path(f"{Path(args.image).stem}_attention.png")
     try:
-        model = export.load(args.export, format="keras")
-        card = export.load_card(args.export) or {}
-        images, notes = export.load_images([args.image], model.input_shape[1:], resize=args.resize)
+        model, card, image_shape = load_export(args.export, format="keras")
+        images, notes = export.load_images([args.image], image_shape, resize=args.resize)
         if notes[0]:
             print(f"note: {notes[0]}", file=sys.stderr)
         top = export.top_k(export.predict(model, images), card.get("class_names"), k=1)[0][0]

@@ -13,7 +13,6 @@ without cropping, --resize none refuses it. Class names come from model.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -26,24 +25,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def build_parser():
-    from keras_attn.export import LOAD_FORMATS, RESIZE_MODES
+    from keras_attn._cli import add_resize_argument, image_parser
+    from keras_attn.export import LOAD_FORMATS
 
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 2)[2],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ap = image_parser(
+        __doc__,
+        export_help="export folder, .keras file or SavedModel folder",
+        image_help="image files (PNG, JPEG, ...)",
+        many=True,
     )
-    ap.add_argument("export", help="export folder, .keras file or SavedModel folder")
-    ap.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     ap.add_argument(
         "--top-k", type=int, default=5, help="classes shown per image (default: %(default)s)"
     )
-    ap.add_argument(
-        "--resize",
-        choices=RESIZE_MODES,
-        default="crop",
-        help="images of another size: center-crop then resize (default), stretch, or refuse",
-    )
+    add_resize_argument(ap, many=True)
     ap.add_argument(
         "--format",
         choices=LOAD_FORMATS,
@@ -57,18 +51,12 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     from keras_attn import export
+    from keras_attn._cli import load_export
 
     try:
         if args.top_k < 1:
             raise ValueError(f"--top-k must be at least 1, got {args.top_k}.")
-        model = export.load(args.export, format=args.format)
-        card = export.load_card(args.export) or {}
-        if card.get("input"):
-            image_shape = card["input"]["shape"][1:]
-        elif hasattr(model, "input_shape"):
-            image_shape = model.input_shape[1:]
-        else:  # a bare SavedModel without its card
-            image_shape = model.serve.input_signature[0].shape[1:]
+        model, card, image_shape = load_export(args.export, format=args.format)
         class_names = card.get("class_names")
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
