@@ -53,9 +53,18 @@ when the HyperModel is made.
 again, a raised ``max_trials`` runs only the new ones, and a trial interrupted
 by a crash runs again from scratch. A fingerprint of everything that makes
 trials comparable (search space, base config, tuner and its settings, epochs,
-batch size, seed, data) is kept in ``<project>/keras_attn_search.json``; a
-folder made by a different search is refused with the differences listed
-(choose another project, or ``overwrite=True`` to start again).
+batch size, seed, data, and the mixed-precision policy when one is set) is
+kept in ``<project>/keras_attn_search.json``; a folder made by a different
+search is refused with the differences listed (choose another project, or
+``overwrite=True`` to start again).
+
+**Training speed.** Trials compile through
+`keras_attn.training.compile_for_training`, with `keras_attn.training.fast_path`'s
+``jit_compile`` for this backend and device unless ``jit_compile`` says
+otherwise (XLA changes results only within float tolerance, so it is not part
+of the fingerprint: a search may resume with or without it). Mixed precision
+(``mixed_precision="mixed_bfloat16"`` or ``"mixed_float16"``) is opt-in; it
+changes results, so it is part of the fingerprint.
 
 **Distributed search** uses KerasTuner's own chief/worker mode: run the same
 search in several processes that share the ``directory``, with
@@ -99,6 +108,7 @@ from keras_attn.backbone import ATTENTION_POSITIONS, count_trainable_params, sit
 from keras_attn.data import ArrayBatches
 from keras_attn.layers import max_depth as max_encoder_depth
 from keras_attn.layers._checks import check_activation
+from keras_attn.training import check_mixed_precision, compile_for_training, dtype_policy, fast_path
 from keras_attn.zoo import build as build_model
 from keras_attn.zoo import get_config
 
@@ -107,6 +117,7 @@ __all__ = [
     "OBJECTIVE",
     "PRESETS",
     "RECORD_FILE",
+    "SEARCH_DEFAULTS",
     "TUNERS",
     "ConvAutoencoderHyperModel",
     "check_search_settings",
@@ -129,6 +140,23 @@ TUNERS = ("random", "bayesian", "hyperband")
 OBJECTIVE = "val_accuracy"
 #: The fingerprint file in each project folder.
 RECORD_FILE = "keras_attn_search.json"
+#: The settings `make_tuner`, `search` and `check_search_settings` take as keyword
+#: arguments, with their defaults (one list for all three).
+SEARCH_DEFAULTS = {
+    "tuner": "hyperband",
+    "directory": "tuning",
+    "project_name": "ae_search",
+    "max_trials": None,
+    "epochs": 10,
+    "batch_size": 128,
+    "factor": 3,
+    "seed": 1,
+    "overwrite": False,
+    "data_fingerprint": None,
+    # None: the hypermodel's (whose own None is fast_path()'s choice / float32).
+    "jit_compile": None,
+    "mixed_precision": None,
+}
 
 #: The search space. Every list is the values one hyperparameter may take.
 DEFAULT_SPACE = {
@@ -355,6 +383,14 @@ def _count_points(space, depths):
     return per_placement * others, len(space["learning_rate"])
 
 
+def _check_jit_compile(jit_compile):
+    if jit_compile is not None and not isinstance(jit_compile, (bool, np.bool_)):
+        raise ValueError(
+            f"`jit_compile` must be True, False or None (the fast path), got {jit_compile!r}."
+        )
+    return None if jit_compile is None else bool(jit_compile)
+
+
 def _widths(first, growth, depth):
     return [max(1, int(math.floor(first * growth**i + 0.5))) for i in range(depth)]
 
@@ -380,11 +416,18 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
         seed: int >= 1, default 1. Every trial's weights start from this seed
             (common random numbers: trials differ only by their config).
         name: str, default ``"conv_ae_search"``; the HyperModel's name.
+        jit_compile: bool or ``None`` (default): jit-compile the training
+            steps (XLA); ``None`` takes `keras_attn.training.fast_path`'s choice
+            for this backend and device when a model is built.
+        mixed_precision: ``None`` (default, float32), ``"mixed_bfloat16"`` or
+            ``"mixed_float16"``: the dtype policy models are built under
+            (`keras_attn.training.dtype_policy`).
 
     Raises:
         ValueError: an unknown space key, an empty or invalid dimension, a
-            placement whose sites cannot hold ``min_depth`` stages, or a space
-            with a single point (nothing to search).
+            placement whose sites cannot hold ``min_depth`` stages, a space
+            with a single point (nothing to search), or a bad ``jit_compile``
+            or ``mixed_precision``.
 
     Example:
     >>> import keras_tuner
@@ -406,8 +449,12 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
         space=None,
         seed=1,
         name="conv_ae_search",
+        jit_compile=None,
+        mixed_precision=None,
     ):
         super().__init__(name=name, tunable=True)
+        self.jit_compile = _check_jit_compile(jit_compile)
+        self.mixed_precision = check_mixed_precision(mixed_precision)
         overrides = {}
         if input_shape is not None:
             overrides["input_shape"] = [int(d) for d in input_shape]
@@ -615,7 +662,9 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
 
         Deterministic: the same ``hp`` always gives the same architecture, and
         the weights start from ``seed`` (KerasTuner rebuilds models to reload
-        checkpoints).
+        checkpoints). The model is built under ``mixed_precision``'s dtype
+        policy and compiled with `keras_attn.training.compile_for_training`
+        (``jit_compile``: the fast path unless set).
 
         Args:
             hp: `keras_tuner.HyperParameters` (or a dict of values).
@@ -632,13 +681,15 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
         hp = self._as_hp(hp)
         config = self.model_config(hp)
         keras.utils.set_random_seed(self.seed)
-        model = build_model(config)
-        model.compile(
-            optimizer=keras.optimizers.SGD(learning_rate=self.learning_rate(hp)),
+        with dtype_policy(self.mixed_precision):
+            model = build_model(config)
+        return compile_for_training(
+            model,
+            learning_rate=self.learning_rate(hp),
+            jit_compile=self.jit_compile,
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
-        return model
 
     def fit(
         self,
@@ -763,30 +814,44 @@ def _check_project_name(project_name):
     return project_name
 
 
-def check_search_settings(
-    tuner="hyperband", *, max_trials=None, epochs=10, batch_size=128, factor=3, seed=1, top_k=5
-):
+def _merge_settings(caller, settings):
+    """``settings`` over `SEARCH_DEFAULTS`; an unknown key is a TypeError, as Python's own."""
+    for key in settings:
+        if key not in SEARCH_DEFAULTS:
+            raise TypeError(
+                f"{caller}() got an unexpected keyword argument {key!r}."
+                f"{_close(key, SEARCH_DEFAULTS)} Valid: {', '.join(SEARCH_DEFAULTS)}."
+            )
+    return {**SEARCH_DEFAULTS, **settings}
+
+
+def check_search_settings(tuner="hyperband", *, top_k=5, **settings):
     """Check search settings before any work is done; return them normalised.
 
     Args:
         tuner: one of `TUNERS`.
-        max_trials: int >= 1 or ``None``.
-        epochs, batch_size, top_k: ints >= 1.
-        factor: int >= 2 (Hyperband).
-        seed: int >= 1.
+        top_k: int >= 1, default 5 (rows of the results table).
+        **settings: any other keys of `SEARCH_DEFAULTS` (see `make_tuner`):
+            ``max_trials`` (int >= 1 or ``None``), ``epochs`` and
+            ``batch_size`` (ints >= 1), ``factor`` (int >= 2, Hyperband),
+            ``seed`` (int >= 1), ``project_name`` (a folder name),
+            ``jit_compile`` (bool or ``None``), ``mixed_precision`` (``None``,
+            ``"float32"``, ``"mixed_bfloat16"`` or ``"mixed_float16"``), ...
 
     Returns:
-        dict of the checked settings.
+        dict: every key of `SEARCH_DEFAULTS` (defaults filled in) and ``top_k``.
 
     Raises:
         ValueError: repeating the bad value and saying what is valid.
+        TypeError: a key that is not a search setting.
 
     Example:
     >>> check_search_settings("random", max_trials=4)["max_trials"]
     4
     """
-    _check_tuner_name(tuner)
-    if tuner == "bayesian":
+    s = _merge_settings("check_search_settings", {**settings, "tuner": tuner})
+    _check_tuner_name(s["tuner"])
+    if s["tuner"] == "bayesian":
         try:
             import sklearn  # noqa: F401
         except ImportError:
@@ -794,13 +859,18 @@ def check_search_settings(
                 "The bayesian tuner needs scikit-learn: pip install scikit-learn "
                 "(or keras-tuner[bayesian])."
             ) from None
+    _check_project_name(s["project_name"])
+    if s["mixed_precision"] is not None:  # "float32" stays: it overrides the hypermodel's
+        s["mixed_precision"] = check_mixed_precision(s["mixed_precision"]) or "float32"
     return {
-        "tuner": tuner,
-        "max_trials": _check_int("max_trials", max_trials, 1, allow_none=True),
-        "epochs": _check_int("epochs", epochs, 1),
-        "batch_size": _check_int("batch_size", batch_size, 1),
-        "factor": _check_int("factor", factor, 2),
-        "seed": _check_int("seed", seed, 1),
+        **s,
+        "max_trials": _check_int("max_trials", s["max_trials"], 1, allow_none=True),
+        "epochs": _check_int("epochs", s["epochs"], 1),
+        "batch_size": _check_int("batch_size", s["batch_size"], 1),
+        "factor": _check_int("factor", s["factor"], 2),
+        "seed": _check_int("seed", s["seed"], 1),
+        "jit_compile": _check_jit_compile(s["jit_compile"]),
+        "overwrite": bool(s["overwrite"]),
         "top_k": _check_int("top_k", top_k, 1),
     }
 
@@ -825,6 +895,11 @@ def search_record(
         seed: the oracle's seed.
         data_fingerprint: str or ``None`` (unknown: not compared).
 
+    The hypermodel's ``mixed_precision`` is recorded (as
+    ``training.mixed_precision``) only when set, so float32 searches keep the
+    fingerprint they always had; its ``jit_compile`` is not recorded (it
+    changes results only within float tolerance).
+
     Returns:
         A JSON-able dict.
 
@@ -836,6 +911,14 @@ def search_record(
     tuner_settings = {"kind": tuner, "seed": seed, "objective": OBJECTIVE}
     if tuner == "hyperband":
         tuner_settings["factor"] = factor
+    training = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "optimizer": "sgd",
+        "loss": "sparse_categorical_crossentropy",
+    }
+    if hypermodel.mixed_precision is not None:
+        training["mixed_precision"] = hypermodel.mixed_precision
     return _jsonable(
         {
             "format": SPACE_FORMAT,
@@ -846,12 +929,7 @@ def search_record(
                 "seed": hypermodel.seed,
             },
             "tuner": tuner_settings,
-            "training": {
-                "epochs": epochs,
-                "batch_size": batch_size,
-                "optimizer": "sgd",
-                "loss": "sparse_categorical_crossentropy",
-            },
+            "training": training,
             "data": data_fingerprint,
         }
     )
@@ -873,16 +951,21 @@ def _short(v, n=70):
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
+# What a fingerprint key that is left out means (it is recorded only when set).
+_ABSENT = {"training.mixed_precision": "float32"}
+
+
 def _record_differences(stored, current):
     a, b = _flatten(stored), _flatten(current)
     diffs = []
     for key in sorted(set(a) | set(b)):
         if key == "data" and (a.get(key) is None or b.get(key) is None):
             continue
-        if a.get(key, "<missing>") != b.get(key, "<missing>"):
+        absent = _ABSENT.get(key, "<missing>")
+        if a.get(key, absent) != b.get(key, absent):
             diffs.append(
-                f"{key}: folder has {_short(a.get(key, '<missing>'))}, this search has "
-                f"{_short(b.get(key, '<missing>'))}"
+                f"{key}: folder has {_short(a.get(key, absent))}, this search has "
+                f"{_short(b.get(key, absent))}"
             )
     return diffs
 
@@ -944,20 +1027,19 @@ def _record_hash(record):
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
-def make_tuner(
-    hypermodel,
-    tuner="hyperband",
-    *,
-    directory="tuning",
-    project_name="ae_search",
-    max_trials=None,
-    epochs=10,
-    batch_size=128,
-    factor=3,
-    seed=1,
-    overwrite=False,
-    data_fingerprint=None,
-):
+def _with_training_options(hypermodel, jit_compile, mixed_precision):
+    """``hypermodel``, or a copy with ``jit_compile`` / ``mixed_precision`` replaced."""
+    if jit_compile is None and mixed_precision is None:
+        return hypermodel
+    hypermodel = copy.copy(hypermodel)
+    if jit_compile is not None:
+        hypermodel.jit_compile = jit_compile
+    if mixed_precision is not None:
+        hypermodel.mixed_precision = check_mixed_precision(mixed_precision)
+    return hypermodel
+
+
+def make_tuner(hypermodel, tuner="hyperband", **settings):
     """A KerasTuner tuner for ``hypermodel`` whose project folder is checked or created.
 
     A new project folder gets the search's fingerprint (`search_record`); an
@@ -967,20 +1049,34 @@ def make_tuner(
         hypermodel: a `ConvAutoencoderHyperModel`.
         tuner: str, default ``"hyperband"``; one of `TUNERS` (``"random"``,
             ``"bayesian"``, ``"hyperband"``).
-        directory: str, default ``"tuning"``; the folder that holds projects
-            (shared by all processes of a distributed search).
-        project_name: str, default ``"ae_search"``; the project's folder name.
-        max_trials: int >= 1 or ``None``. Random and Bayesian: the number of
-            trials (``None``: 30). Hyperband: a cap on its trials (``None``: as
-            many as its brackets hold, about 30 for 10 epochs and factor 3).
-        epochs: int, default 10. Epochs per trial (Hyperband: ``max_epochs``).
-        batch_size: int, default 128 (recorded in the fingerprint).
-        factor: int >= 2, default 3; Hyperband's reduction factor.
-        seed: int >= 1, default 1; the oracle's seed.
-        overwrite: bool, default ``False``. Delete the project folder and start
-            again (ignored by distributed workers: only the chief or a single
-            process deletes).
-        data_fingerprint: str or ``None``; identifies the training data.
+        **settings: keyword-only, defaults in `SEARCH_DEFAULTS`:
+
+            - directory: str, default ``"tuning"``; the folder that holds
+              projects (shared by all processes of a distributed search).
+            - project_name: str, default ``"ae_search"``; the project's folder
+              name.
+            - max_trials: int >= 1 or ``None``. Random and Bayesian: the number
+              of trials (``None``: 30). Hyperband: a cap on its trials
+              (``None``: as many as its brackets hold, about 30 for 10 epochs
+              and factor 3).
+            - epochs: int, default 10. Epochs per trial (Hyperband:
+              ``max_epochs``).
+            - batch_size: int, default 128 (recorded in the fingerprint).
+            - factor: int >= 2, default 3; Hyperband's reduction factor.
+            - seed: int >= 1, default 1; the oracle's seed.
+            - overwrite: bool, default ``False``. Delete the project folder and
+              start again (ignored by distributed workers: only the chief or a
+              single process deletes).
+            - data_fingerprint: str or ``None``; identifies the training data.
+            - jit_compile: bool or ``None`` (default: the hypermodel's, whose
+              default is `keras_attn.training.fast_path`'s choice). Not part of
+              the fingerprint: a search may resume with another setting.
+            - mixed_precision: ``None`` (default: the hypermodel's, float32
+              unless set), ``"float32"``, ``"mixed_bfloat16"`` or
+              ``"mixed_float16"``. Part of the fingerprint when not float32.
+
+            The tuner gets a copy of ``hypermodel`` with ``jit_compile`` and
+            ``mixed_precision`` replaced where they are given.
 
     Returns:
         A ``keras_tuner`` tuner (``RandomSearch``, ``BayesianOptimization`` or
@@ -989,33 +1085,33 @@ def make_tuner(
     Raises:
         ValueError: an unknown tuner, ``max_trials < 1``, bad settings, or a
             project folder made by a different search.
+        TypeError: an unknown keyword argument.
 
     Example:
     >>> hm = ConvAutoencoderHyperModel()
     >>> tuner = make_tuner(hm, "random", max_trials=4, directory="/tmp/t")  # doctest: +SKIP
     """
-    checked = check_search_settings(
-        tuner, max_trials=max_trials, epochs=epochs, batch_size=batch_size, factor=factor, seed=seed
-    )
-    max_trials, epochs, batch_size, factor, seed = (
-        checked[k] for k in ("max_trials", "epochs", "batch_size", "factor", "seed")
+    s = check_search_settings(**_merge_settings("make_tuner", {**settings, "tuner": tuner}))
+    tuner, max_trials, epochs, factor, seed = (
+        s[k] for k in ("tuner", "max_trials", "epochs", "factor", "seed")
     )
     if not isinstance(hypermodel, ConvAutoencoderHyperModel):
         raise ValueError(
             f"`hypermodel` must be a ConvAutoencoderHyperModel, got {type(hypermodel).__name__}."
         )
-    _check_project_name(project_name)
+    hypermodel = _with_training_options(hypermodel, s["jit_compile"], s["mixed_precision"])
     role = distributed_role()
     record = search_record(
         hypermodel,
         tuner,
         epochs=epochs,
-        batch_size=batch_size,
+        batch_size=s["batch_size"],
         factor=factor,
         seed=seed,
-        data_fingerprint=data_fingerprint,
+        data_fingerprint=s["data_fingerprint"],
     )
-    _prepare_project(Path(directory) / project_name, record, overwrite, role)
+    directory, project_name = s["directory"], s["project_name"]
+    _prepare_project(Path(directory) / project_name, record, s["overwrite"], role)
 
     common = {
         "hypermodel": hypermodel,
@@ -1065,6 +1161,33 @@ def _hyperband_plan(max_epochs, factor):
             ep = math.ceil(max_epochs / factor ** (b - r))
             trials, epochs, last = trials + size, epochs + size * (ep - last), ep
     return trials, epochs
+
+
+def _training_summary(hypermodel):
+    """How trials compile and why: jit (fast path or as asked) and the dtype policy."""
+    fast = fast_path()
+    jit = hypermodel.jit_compile
+    if jit is None:
+        jit, why = fast["jit_compile"], f"fast path: {fast['reason']}"
+    elif jit == fast["jit_compile"]:
+        why = "as asked; also the fast path"
+    else:
+        why = f"as asked; the fast path is {fast['jit_compile']}: {fast['reason']}"
+    text = f"jit_compile={jit} ({why})"
+    if jit and keras.backend.backend() == "tensorflow":
+        try:
+            from tensorflow.python.framework.config import is_op_determinism_enabled
+        except ImportError:  # pragma: no cover
+            is_op_determinism_enabled = None
+        if is_op_determinism_enabled and is_op_determinism_enabled():
+            text += " but Keras turns XLA off while TensorFlow op determinism is on"
+    policy = hypermodel.mixed_precision
+    text += (
+        f"; dtype policy {policy} (as asked)"
+        if policy
+        else "; dtype policy float32 (mixed precision is opt-in)"
+    )
+    return text
 
 
 def read_trials(project_dir):
@@ -1120,26 +1243,7 @@ def check_trials(project_dir):
         )
 
 
-def search(
-    hypermodel,
-    x_train,
-    y_train,
-    x_val,
-    y_val,
-    *,
-    tuner="hyperband",
-    directory="tuning",
-    project_name="ae_search",
-    max_trials=None,
-    epochs=10,
-    batch_size=128,
-    factor=3,
-    seed=1,
-    overwrite=False,
-    data_fingerprint=None,
-    verbose=1,
-    log=print,
-):
+def search(hypermodel, x_train, y_train, x_val, y_val, *, verbose=1, log=print, **settings):
     """Run (or resume) a search and check that no trial failed.
 
     In a distributed search the chief serves the oracle until every worker is
@@ -1150,12 +1254,15 @@ def search(
         hypermodel: a `ConvAutoencoderHyperModel`.
         x_train, y_train, x_val, y_val: uint8 images ``(n, h, w, c)`` and
             integer labels.
-        tuner, directory, project_name, max_trials, epochs, batch_size, factor,
-            seed, overwrite: see `make_tuner`.
-        data_fingerprint: str, default a SHA-256 of the four arrays.
         verbose: 0 (quiet), 1 (KerasTuner's trial summaries) or 2 (also one
             line per epoch).
         log: callable taking one line of progress text, default ``print``.
+        **settings: keyword-only, defaults in `SEARCH_DEFAULTS`: ``tuner``
+            (default ``"hyperband"``), ``directory``, ``project_name``,
+            ``max_trials``, ``epochs``, ``batch_size``, ``factor``, ``seed``,
+            ``overwrite``, ``jit_compile``, ``mixed_precision``: see
+            `make_tuner`; ``data_fingerprint``: str, default a SHA-256 of the
+            four arrays.
 
     Returns:
         The tuner (``tuner.project_dir`` is the project folder).
@@ -1163,11 +1270,13 @@ def search(
     Raises:
         ValueError: bad settings, data that does not fit the HyperModel, or a
             project folder made by a different search.
+        TypeError: an unknown keyword argument.
         RuntimeError: a trial failed (with its error).
 
     Example:
     >>> tuner = search(hm, x, y, xv, yv, tuner="random", max_trials=2, epochs=1)  # doctest: +SKIP
     """
+    s = _merge_settings("search", settings)
     role = distributed_role()
     log = log or (lambda line: None)
     if role != "chief" or x_train is not None:
@@ -1186,20 +1295,11 @@ def search(
                     f"`{name}` must be integer labels in 0..{n_classes - 1} of shape (n,), "
                     f"got shape {y.shape}."
                 )
-        if data_fingerprint is None:
-            data_fingerprint = _data_fingerprint(x_train, y_train, x_val, y_val)
-    kt = make_tuner(
-        hypermodel,
-        tuner,
-        directory=directory,
-        project_name=project_name,
-        max_trials=max_trials,
-        epochs=epochs,
-        batch_size=batch_size,
-        factor=factor,
-        seed=seed,
-        overwrite=overwrite,
-        data_fingerprint=data_fingerprint,
+        if s["data_fingerprint"] is None:
+            s["data_fingerprint"] = _data_fingerprint(x_train, y_train, x_val, y_val)
+    kt = make_tuner(hypermodel, **s)
+    tuner, max_trials, epochs, batch_size, factor = (
+        s[k] for k in ("tuner", "max_trials", "epochs", "batch_size", "factor")
     )
     project_dir = kt.project_dir
     before = read_trials(project_dir)
@@ -1220,6 +1320,8 @@ def search(
         role, "one process"
     )
     log(f"{tuner} search in {project_dir}: {state}; {cap}; {where}")
+    if role != "chief":
+        log(f"training: {_training_summary(kt.hypermodel)}")
     if role == "chief":
         log(
             f"chief: serving on {os.environ['KERASTUNER_ORACLE_IP']}:"

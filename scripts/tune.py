@@ -4,10 +4,21 @@
     python scripts/tune.py --tuner bayesian --max-trials 40 --data-dir ~/cifar10-folder \
         --project ae_search
     python scripts/tune.py --preset smoke   # a few minutes on a laptop CPU
+    python scripts/tune.py --preset smoke --no-jit --mixed-precision mixed_bfloat16
+
+Trials train on the fast path of keras_attn.training.fast_path: XLA (--jit) where
+it is faster (JAX, TensorFlow on a GPU), not on a TensorFlow CPU; --jit / --no-jit
+override it. --mixed-precision mixed_bfloat16 (or mixed_float16) builds the models
+under that dtype policy; it is off by default. The start-up lines say which jit
+setting and dtype policy are used, and why.
 
 Rerunning the same command resumes the search: finished trials are never run
-again. Distributed: start the same command once with KERASTUNER_TUNER_ID=chief
-and once per worker with KERASTUNER_TUNER_ID=tuner0, tuner1, ..., all with
+again. A search resumes with or without --jit (it changes results only within
+float tolerance), but not with another --mixed-precision (it changes results: the
+folder is refused with the difference listed).
+
+Distributed: start the same command once with KERASTUNER_TUNER_ID=chief and once
+per worker with KERASTUNER_TUNER_ID=tuner0, tuner1, ..., all with
 KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT set and the same --directory.
 See keras_attn/tuning.py.
 """
@@ -22,8 +33,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_ARCHIVE = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
-LOCAL_DATA = REPO / ".data"  # git-ignored
 
 
 def _json_arg(text):
@@ -45,6 +54,8 @@ def _json_arg(text):
 
 
 def build_parser(presets, tuners):
+    from keras_attn import _cli
+
     epilog = ["presets (flags given on the command line override them):"]
     for name, p in presets.items():
         epilog.append(f"  {name}: {p['description']}")
@@ -107,43 +118,38 @@ def build_parser(presets, tuners):
         default=2,
         help="0: summaries only; 1: progress bars; 2: one line per epoch (default)",
     )
-    d = ap.add_argument_group("data (as in scripts/protocol.py)")
-    d.add_argument(
-        "--data-dir",
-        help="image folder (train/<class>/*, test/<class>/*) or .npz file, instead of "
-        "tensorflow-datasets",
-    )
-    d.add_argument("--dataset", help="tensorflow-datasets name (default cifar10)")
-    d.add_argument("--tfds-dir", help="tensorflow-datasets data folder")
-    d.add_argument(
-        "--download",
-        action="store_true",
-        help="let tensorflow-datasets download missing data (never by default)",
-    )
-    d.add_argument("--val-size", type=int, help="validation images (study: 5000)")
-    d.add_argument("--split-seed", type=int, help="seed of the train/val split (default 0)")
-    d.add_argument("--train-limit", type=int, help="use only this many training images")
-    d.add_argument("--val-limit", type=int, help="use only this many validation images")
-    d.add_argument("--cache-dir", help="cache decoded image folders as .npz here")
+    _cli.add_data_arguments(ap, title="data (as in scripts/protocol.py)", test_limit=False)
     r = ap.add_argument_group("execution")
     r.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     r.add_argument(
         "--no-deterministic", action="store_true", help="do not enable deterministic ops"
     )
+    _cli.add_fast_path_arguments(
+        r,
+        mixed_precision_help="build the models under this dtype policy (default: float32); "
+        "changes results, so a project folder resumes only with the same policy",
+    )
     return ap
 
 
-def resolve_smoke_data():
-    """The smoke preset's data: the offline JPEG copy unpacked into .data/, else tfds."""
-    from keras_attn.data import extract_archive
+def _protocol_data_args(args, values):
+    """The data flags that make scripts/protocol.py train on the search's data."""
+    out = []
+    if args.dataset:
+        out += ["--dataset", args.dataset]
+    elif args.data_dir or values["data"] != "tfds:cifar10":
+        out += ["--data-dir", values["data"]]
+    if args.tfds_dir:
+        out += ["--tfds-dir", args.tfds_dir]
+    for flag in ("val_size", "split_seed"):
+        if flag in values:
+            out += [f"--{flag.replace('_', '-')}", str(values[flag])]
+    if values.get("cache_dir"):
+        out += ["--cache-dir", str(values["cache_dir"])]
+    return out
 
-    if SHARED_ARCHIVE.exists():
-        root = extract_archive(SHARED_ARCHIVE, LOCAL_DATA / "cifar10-jpeg")
-        return str(root), str(LOCAL_DATA / "cache")
-    return "tfds:cifar10", None
 
-
-def _load_data(args, values, log):
+def _load_data(values, log):
     from keras_attn.data import load_dataset
 
     t0 = time.perf_counter()
@@ -151,8 +157,8 @@ def _load_data(args, values, log):
         values["data"],
         val_size=values.get("val_size", 5000),
         split_seed=values.get("split_seed", 0),
-        tfds_data_dir=args.tfds_dir,
-        download=args.download,
+        tfds_data_dir=values.get("tfds_data_dir"),
+        download=values.get("download", False),
         cache_dir=values.get("cache_dir"),
     )
     if values.get("train_limit") or values.get("val_limit"):
@@ -166,51 +172,26 @@ def _load_data(args, values, log):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    from keras_attn import tuning
+    from keras_attn import _cli, tuning
 
     ap = build_parser(tuning.PRESETS, tuning.TUNERS)
     args = ap.parse_args(argv)
     preset = tuning.PRESETS[args.preset]
     values = dict(preset["settings"])
-    for flag in (
-        "tuner",
-        "max_trials",
-        "epochs",
-        "batch_size",
-        "factor",
-        "seed",
-        "val_size",
-        "split_seed",
-        "train_limit",
-        "val_limit",
-        "cache_dir",
-    ):
+    for flag in ("tuner", "max_trials", "epochs", "batch_size", "factor", "seed"):
         if getattr(args, flag) is not None:
             values[flag] = getattr(args, flag)
-    if args.data_dir and args.dataset:
-        ap.error("give either --data-dir or --dataset, not both")
-    protocol_args = []
+    values.update(_cli.data_settings(args, ap, smoke_repo=REPO if args.preset == "smoke" else None))
+    values.setdefault("data", "tfds:cifar10")
     if args.data_dir:
         values["data"] = str(Path(args.data_dir).expanduser())
-        protocol_args += ["--data-dir", values["data"]]
-    elif args.dataset:
-        values["data"] = f"tfds:{args.dataset}"
-        protocol_args += ["--dataset", args.dataset]
-    elif args.preset == "smoke":
-        values["data"], cache = resolve_smoke_data()
-        values.setdefault("cache_dir", cache)
-        if values["data"] != "tfds:cifar10":
-            protocol_args += ["--data-dir", values["data"]]
-    else:
-        values["data"] = "tfds:cifar10"
-    if args.tfds_dir:
-        protocol_args += ["--tfds-dir", args.tfds_dir]
-    for flag in ("val_size", "split_seed"):
-        if flag in values:
-            protocol_args += [f"--{flag.replace('_', '-')}", str(values[flag])]
-    if values.get("cache_dir"):
-        protocol_args += ["--cache-dir", str(values["cache_dir"])]
-    project = args.project or preset["project"].format(tuner=values["tuner"])
+    protocol_args = _protocol_data_args(args, values)
+    settings = {key: values[key] for key in tuning.SEARCH_DEFAULTS if key in values}
+    settings.update(
+        directory=args.directory,
+        project_name=args.project or preset["project"].format(tuner=values["tuner"]),
+        overwrite=args.overwrite,
+    )
 
     def log(line):
         print(line, flush=True)
@@ -221,21 +202,14 @@ def main(argv=None):
         from keras_attn import protocol
 
         role = tuning.distributed_role()
-        tuning.check_search_settings(
-            values["tuner"],
-            max_trials=values.get("max_trials"),
-            epochs=values.get("epochs", 10),
-            batch_size=values.get("batch_size", 128),
-            factor=values.get("factor", 3),
-            seed=values.get("seed", 1),
-            top_k=args.top_k,
-        )
+        settings = tuning.check_search_settings(top_k=args.top_k, **settings)
+        top_k = settings.pop("top_k")
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
 
             tf.get_logger().setLevel("ERROR")  # one retracing warning per new trial
         protocol.configure_runtime(args.threads, not args.no_deterministic)
-        data = _load_data(args, values, log)
+        data = _load_data(values, log)
         base = args.base
         if base.endswith(".json") or Path(base).expanduser().is_file():
             base = json.loads(Path(base).expanduser().read_text())
@@ -244,26 +218,20 @@ def main(argv=None):
             input_shape=data.input_shape,
             num_classes=data.num_classes,
             space=args.space,
-            seed=values.get("seed", 1),
+            seed=settings["seed"],
+            jit_compile=args.jit,
+            mixed_precision=args.mixed_precision,
         )
+        settings["data_fingerprint"] = data.fingerprint()
         tuner = tuning.search(
             hypermodel,
             data.x_train,
             data.y_train,
             data.x_val,
             data.y_val,
-            tuner=values["tuner"],
-            directory=args.directory,
-            project_name=project,
-            max_trials=values.get("max_trials"),
-            epochs=values.get("epochs", 10),
-            batch_size=values.get("batch_size", 128),
-            factor=values.get("factor", 3),
-            seed=values.get("seed", 1),
-            overwrite=args.overwrite,
-            data_fingerprint=data.fingerprint(),
             verbose=args.verbose,
             log=log,
+            **settings,
         )
         if role == "worker":
             log(
@@ -272,7 +240,7 @@ def main(argv=None):
             )
             return 0
         results = tuning.write_results(
-            tuner.project_dir, hypermodel, args.top_k, protocol_args=protocol_args
+            tuner.project_dir, hypermodel, top_k, protocol_args=protocol_args
         )
     except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
