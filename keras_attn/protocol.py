@@ -46,6 +46,7 @@ import numpy as np
 
 import keras_attn
 from keras_attn.data import ArrayBatches, load_dataset
+from keras_attn.training import check_mixed_precision, compile_for_training, dtype_policy, fast_path
 
 __all__ = [
     "PRESETS",
@@ -55,6 +56,8 @@ __all__ = [
     "load_protocol_data",
     "parse_shard",
     "plan_tasks",
+    "resolve_training",
+    "run_group",
     "run_one",
     "run_protocol",
     "run_seed",
@@ -118,6 +121,19 @@ class ProtocolSettings:
         tfds_data_dir: tensorflow-datasets data folder (``None``: tfds' default).
         download: allow tensorflow-datasets to download missing data.
         cache_dir: decode cache for image folders (``None``: no cache).
+        jit_compile: jit-compile the training step (XLA); ``None`` (default):
+            `keras_attn.training.fast_path`'s choice for this backend and device
+            (off on TensorFlow CPU, where XLA measured slower; on for JAX). Not
+            part of the settings id: it changes results only within float
+            tolerance.
+        mixed_precision: ``None`` (default, float32), ``"mixed_bfloat16"`` or
+            ``"mixed_float16"``: the dtype policy the models are built under.
+            Part of the settings id when set (it changes results).
+        copies: runs of one model trained at once, packed in one model
+            (`keras_attn.parallel`); ``None`` (default): `fast_path`'s choice (1
+            on a CPU, where packing measured no gain; 8 on a GPU). Each run's
+            arithmetic is its own, so results equal unpacked runs within float
+            tolerance, and ``copies`` is not part of the settings id.
 
     Example:
         >>> s = ProtocolSettings(runs=4, epochs=2, data="/data/cifar10-folder")
@@ -144,6 +160,9 @@ class ProtocolSettings:
     tfds_data_dir: str | None = None
     download: bool = False
     cache_dir: str | None = None
+    jit_compile: bool | None = None
+    mixed_precision: str | None = None
+    copies: int | None = None
 
     def __post_init__(self):
         def _int(name, low, allow_none=False):
@@ -160,8 +179,19 @@ class ProtocolSettings:
         _int("base_seed", 0)
         _int("val_size", 1)
         _int("split_seed", 0)
-        for name in ("train_limit", "val_limit", "test_limit", "threads"):
+        for name in ("train_limit", "val_limit", "test_limit", "threads", "copies"):
             _int(name, 1, allow_none=True)
+        if self.jit_compile not in (None, True, False):
+            raise ValueError(
+                f"`jit_compile` must be True, False or None, got {self.jit_compile!r}."
+            )
+        self.mixed_precision = check_mixed_precision(self.mixed_precision)
+        if self.mixed_precision == "mixed_float16" and (self.copies or 1) > 1:
+            raise ValueError(
+                "`mixed_precision='mixed_float16'` cannot pack runs (copies="
+                f"{self.copies}): its loss scale is shared, so one run's overflow would skip "
+                "every packed run's step. Use copies=1, or mixed_bfloat16 (no loss scale)."
+            )
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
         lr = self.learning_rate
@@ -203,6 +233,8 @@ class ProtocolSettings:
             (0.1, 'abc', False)
         """
         d = {k: getattr(self, k) for k in _COMPARABLE}
+        if self.mixed_precision:  # only when set: float32 ids stay what they always were
+            d["mixed_precision"] = self.mixed_precision
         d["data_fingerprint"] = data_fingerprint
         d["preprocessing"] = PREPROCESSING
         d["augmentation"] = AUGMENTATION
@@ -691,13 +723,21 @@ def _assign(variables, values, what):
 
 
 def _save_checkpoint(path, model, best_values, state):
+    """One ``.npz``: the JSON state, the model's and optimizer's variables, the best values.
+
+    ``best_values`` is a list of value lists for a packed group (one per run),
+    or one value list (or ``None``) for a single run.
+    """
     arrays = {"state": np.frombuffer(_json_line(state), dtype=np.uint8)}
     for i, a in enumerate(_values(model.variables)):
         arrays[f"model_{i:04d}"] = a
     for i, a in enumerate(_values(model.optimizer.variables)):
         arrays[f"optimizer_{i:04d}"] = a
-    for i, a in enumerate(best_values or []):
-        arrays[f"best_{i:04d}"] = a
+    groups = best_values if state.get("runs") else [best_values]
+    for g, values in enumerate(groups):
+        prefix = f"best{g}" if state.get("runs") else "best"
+        for i, a in enumerate(values or []):
+            arrays[f"{prefix}_{i:04d}"] = a
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     _write_atomic(path, buf.getvalue())
@@ -708,16 +748,20 @@ def _load_checkpoint(path):
         state = json.loads(bytes(z["state"]).decode("utf-8"))
         groups = {"model": [], "optimizer": [], "best": []}
         for key in sorted(k for k in z.files if k != "state"):
-            groups[key.rsplit("_", 1)[0]].append(z[key])
+            groups.setdefault(key.rsplit("_", 1)[0], []).append(z[key])
     return state, groups
 
 
 class _EpochProgress(keras.callbacks.Callback):
-    """Prints 'batch i/n' inside long epochs, at most every ``every`` seconds."""
+    """Prints 'batch i/n' inside long epochs, at most every ``every`` seconds.
 
-    def __init__(self, log, prefix, num_batches, every):
+    ``copies``: the model packs this many runs; its loss is their sum, shown as a mean.
+    """
+
+    def __init__(self, log, prefix, num_batches, every, copies=1):
         super().__init__()
         self.log, self.prefix, self.num_batches, self.every = log, prefix, num_batches, every
+        self.copies = copies
 
     def on_epoch_begin(self, epoch, logs=None):
         self.t0 = self.last = time.perf_counter()
@@ -729,7 +773,8 @@ class _EpochProgress(keras.callbacks.Callback):
             done = batch + 1
             eta = (now - self.t0) / done * (self.num_batches - done)
             loss = (logs or {}).get("loss")
-            loss_text = f" loss {float(loss):.4f}" if loss is not None else ""
+            label = " loss" if self.copies == 1 else f" mean loss of {self.copies} runs"
+            loss_text = f"{label} {float(loss) / self.copies:.4f}" if loss is not None else ""
             self.log(
                 f"{self.prefix} batch {done}/{self.num_batches}{loss_text} "
                 f"(epoch ETA {_fmt_duration(eta)})"
@@ -743,6 +788,189 @@ def _fmt_duration(seconds):
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def resolve_training(settings):
+    """The training path a run takes: jit, dtype policy and copies, resolved for this machine.
+
+    ``None`` settings take `keras_attn.training.fast_path`'s choice for the
+    current backend and device. Recorded as each record's ``training``.
+
+    Args:
+        settings: a `ProtocolSettings`.
+
+    Returns:
+        dict with ``jit_compile`` (bool), ``mixed_precision`` (str or None),
+        ``copies`` (int), ``backend`` and ``fast_path_reason``.
+
+    Example:
+        >>> t = resolve_training(ProtocolSettings(jit_compile=False, copies=2))
+        >>> t["jit_compile"], t["copies"], t["mixed_precision"]
+        (False, 2, None)
+    """
+    fast = fast_path()
+    jit = fast["jit_compile"] if settings.jit_compile is None else settings.jit_compile
+    copies = fast["copies"] if settings.copies is None else settings.copies
+    if settings.mixed_precision == "mixed_float16":
+        copies = 1  # a shared loss scale would couple packed runs (see ProtocolSettings)
+    return {
+        "jit_compile": bool(jit),
+        "mixed_precision": settings.mixed_precision,
+        "copies": int(copies),
+        "backend": keras.backend.backend(),
+        "fast_path_reason": fast["reason"],
+    }
+
+
+def _new_state():
+    return {
+        "epochs_done": 0,
+        "train_loss": [],
+        "train_accuracy": [],
+        "val_loss": [],
+        "val_accuracy": [],
+        "epoch_seconds": [],
+        "epoch_cpu_seconds": [],
+        "best_epoch": None,
+        "best_val_accuracy": None,
+        "diverged": False,
+        "diverged_epoch": None,
+        "resumed_at_epochs": [],
+        "started_at": _now(),
+    }
+
+
+def _record_epoch(state, epoch, train_loss, train_acc, val_loss, val_acc, seconds, cpu_seconds):
+    """Append one epoch's figures to ``state``; True if the run diverged in it."""
+    for key, value in (
+        ("train_loss", train_loss),
+        ("train_accuracy", train_acc),
+        ("val_loss", val_loss),
+        ("val_accuracy", val_acc),
+        ("epoch_seconds", seconds),
+        ("epoch_cpu_seconds", cpu_seconds),
+    ):
+        state[key].append(value)
+    state["epochs_done"] = epoch + 1
+    if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+        state["diverged"], state["diverged_epoch"] = True, epoch + 1
+        return True
+    return False
+
+
+def _epoch_line(prefix, settings, state, eta):
+    eta_text = f" | protocol ETA {_fmt_duration(eta())}" if eta else ""
+    return (
+        f"{prefix} epoch {state['epochs_done']}/{settings.epochs}: train loss "
+        f"{state['train_loss'][-1]:.4f} acc {state['train_accuracy'][-1]:.4f} | val loss "
+        f"{state['val_loss'][-1]:.4f} acc {state['val_accuracy'][-1]:.4f} (best "
+        f"{state['best_val_accuracy']:.4f} @ epoch {state['best_epoch']}) | "
+        f"{state['epoch_seconds'][-1]:.1f}s{eta_text}"
+    )
+
+
+def _diverged_line(prefix, state):
+    return (
+        f"{prefix} epoch {state['epochs_done']}: train loss {state['train_loss'][-1]}, val loss "
+        f"{state['val_loss'][-1]}: diverged; stopping this run"
+    )
+
+
+def _build(model_name, settings, data):
+    with dtype_policy(settings.mixed_precision):
+        return keras_attn.build(
+            model_name,
+            input_shape=data.input_shape,
+            num_classes=data.num_classes,
+            **settings.model_overrides,
+        )
+
+
+def _finish_run(
+    model_name,
+    run_index,
+    model,
+    best_values,
+    state,
+    settings,
+    data,
+    out_dir,
+    sid,
+    training,
+    save_weights,
+    log,
+    prefix,
+):
+    """Evaluate the best weights on the test set, save them, write the record; return it."""
+    t0 = time.perf_counter()
+    test_loss = test_acc = None
+    if best_values is not None:
+        _assign(model.variables, best_values, "model")
+        test_loss, test_acc = _evaluate(model, data.x_test, data.y_test, settings.batch_size)
+    test_seconds = time.perf_counter() - t0
+    weights_rel = None
+    if save_weights and best_values is not None:
+        weights_path = _weights_path(out_dir, sid, model_name, run_index)
+        with tempfile.TemporaryDirectory() as tmp:
+            local = os.path.join(tmp, "best.weights.h5")
+            model.save_weights(local)
+            with open(local, "rb") as f:
+                _write_atomic(weights_path, f.read())
+        weights_rel = posixpath.join("weights", sid, model_name, f"run-{run_index:04d}.weights.h5")
+    fingerprint = data.fingerprint()
+    record = {
+        "format": RECORD_FORMAT,
+        "model": model_name,
+        "run": int(run_index),
+        "seed": run_seed(settings.base_seed, run_index),
+        "settings_id": sid,
+        "status": "diverged" if state["diverged"] else "finished",
+        "diverged": state["diverged"],
+        "diverged_epoch": state["diverged_epoch"],
+        "epochs_trained": state["epochs_done"],
+        "best_epoch": state["best_epoch"],
+        "best_val_accuracy": state["best_val_accuracy"],
+        "val_accuracy": state["val_accuracy"],
+        "val_loss": state["val_loss"],
+        "train_accuracy": state["train_accuracy"],
+        "train_loss": state["train_loss"],
+        "test_accuracy": test_acc,
+        "test_loss": test_loss,
+        "weights": weights_rel,
+        "trainable_params": keras_attn.count_trainable_params(model),
+        "epoch_seconds": state["epoch_seconds"],
+        "epoch_cpu_seconds": state["epoch_cpu_seconds"],
+        "test_seconds": test_seconds,
+        "wall_time_s": float(sum(state["epoch_seconds"]) + test_seconds),
+        "resumed_at_epochs": state["resumed_at_epochs"],
+        "started_at": state["started_at"],
+        "finished_at": _now(),
+        "settings": settings.to_dict(),
+        "comparable_settings": settings.comparable(fingerprint),
+        "training": training,
+        "preprocessing": PREPROCESSING,
+        "augmentation": AUGMENTATION,
+        "model_config": keras_attn.get_config(
+            model_name,
+            input_shape=list(data.input_shape),
+            num_classes=data.num_classes,
+            **settings.model_overrides,
+        ),
+        "data": data.describe(),
+        "environment": environment(data.source.get("kind")),
+    }
+    _write_atomic(_record_path(out_dir, sid, model_name, run_index), _json_line(record))
+    acc_text = f"{test_acc:.4f}" if test_acc is not None else "n/a"
+    log(
+        f"{prefix} done: test accuracy {acc_text} (best epoch {state['best_epoch']}"
+        f"{', DIVERGED' if state['diverged'] else ''}), {record['wall_time_s']:.1f}s"
+    )
+    return record
+
+
+def _check_run_index(run_index):
+    if isinstance(run_index, bool) or not isinstance(run_index, (int, np.integer)) or run_index < 0:
+        raise ValueError(f"`run_index` must be an integer >= 0, got {run_index!r}.")
 
 
 def run_one(
@@ -768,6 +996,11 @@ def run_one(
     A run whose loss becomes NaN or infinite stops there and is recorded with
     ``diverged: true``; its test accuracy comes from the best epoch before the
     divergence, or is ``None`` if there is none.
+
+    The training step is compiled as `resolve_training` says (jit from
+    `keras_attn.training.fast_path` unless ``settings.jit_compile`` is set;
+    the model built under ``settings.mixed_precision``); the record's
+    ``training`` says what was used. `run_group` trains several runs at once.
 
     Timings in the record: ``epoch_seconds`` (wall time of training plus
     validation, per epoch), ``epoch_cpu_seconds`` (CPU time of the process over
@@ -801,13 +1034,11 @@ def run_one(
         (0.7012, 9)
     """
     _check_models([model_name])
-    if isinstance(run_index, bool) or not isinstance(run_index, (int, np.integer)) or run_index < 0:
-        raise ValueError(f"`run_index` must be an integer >= 0, got {run_index!r}.")
+    _check_run_index(run_index)
     if len(data.y_val) == 0:
         raise ValueError("The protocol needs validation images; got val_size=0.")
     log = log or (lambda line: None)
-    fingerprint = data.fingerprint()
-    sid = settings.settings_id(fingerprint)
+    sid = settings.settings_id(data.fingerprint())
     record_path = _record_path(out_dir, sid, model_name, run_index)
     ckpt_path = _checkpoint_path(out_dir, sid, model_name, run_index)
     if _exists(record_path):
@@ -820,35 +1051,17 @@ def run_one(
     seed = run_seed(settings.base_seed, run_index)
     if not _RUNTIME:
         configure_runtime(settings.threads, settings.deterministic)
+    training = {**resolve_training(settings), "copies": 1, "packed_runs": None}
     keras.utils.set_random_seed(seed)
-    model = keras_attn.build(
-        model_name,
-        input_shape=data.input_shape,
-        num_classes=data.num_classes,
-        **settings.model_overrides,
+    model = _build(model_name, settings, data)
+    compile_for_training(
+        model, optimizer=_make_optimizer(settings), jit_compile=training["jit_compile"]
     )
-    model.compile(
-        optimizer=_make_optimizer(settings),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    # What Keras runs: it turns XLA off where the model or TF op determinism forbids it.
+    training["jit_compile"] = bool(model.jit_compile)
     model.optimizer.build(model.trainable_variables)
 
-    state = {
-        "epochs_done": 0,
-        "train_loss": [],
-        "train_accuracy": [],
-        "val_loss": [],
-        "val_accuracy": [],
-        "epoch_seconds": [],
-        "epoch_cpu_seconds": [],
-        "best_epoch": None,
-        "best_val_accuracy": None,
-        "diverged": False,
-        "diverged_epoch": None,
-        "resumed_at_epochs": [],
-        "started_at": _now(),
-    }
+    state = _new_state()
     best_values = None
     if _exists(ckpt_path):
         saved, groups = _load_checkpoint(ckpt_path)
@@ -872,109 +1085,249 @@ def run_one(
         # shuffle=False: Keras would otherwise reorder the batches with Python's global RNG,
         # whose state a resumed process cannot reproduce. ArrayBatches shuffles instead.
         hist = model.fit(batches, epochs=1, shuffle=False, verbose=0, callbacks=callbacks).history
-        train_loss = float(hist["loss"][-1])
-        train_acc = float(hist.get("accuracy", [float("nan")])[-1])
         val_loss, val_acc = _evaluate(model, data.x_val, data.y_val, settings.batch_size)
-        seconds = time.perf_counter() - t0
-        cpu_seconds = time.process_time() - cpu0
-        for key, value in (
-            ("train_loss", train_loss),
-            ("train_accuracy", train_acc),
-            ("val_loss", val_loss),
-            ("val_accuracy", val_acc),
-            ("epoch_seconds", seconds),
-            ("epoch_cpu_seconds", cpu_seconds),
-        ):
-            state[key].append(value)
-        state["epochs_done"] = epoch + 1
-        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-            state["diverged"], state["diverged_epoch"] = True, epoch + 1
-            if on_epoch:
-                on_epoch(model_name, run_index, epoch, seconds)
-            log(
-                f"{prefix} epoch {epoch + 1}: train loss {train_loss}, val loss {val_loss}: "
-                "diverged; stopping this run"
-            )
+        diverged = _record_epoch(
+            state,
+            epoch,
+            float(hist["loss"][-1]),
+            float(hist.get("accuracy", [float("nan")])[-1]),
+            val_loss,
+            val_acc,
+            time.perf_counter() - t0,
+            time.process_time() - cpu0,
+        )
+        if on_epoch:
+            on_epoch(model_name, run_index, epoch, state["epoch_seconds"][-1])
+        if diverged:
+            log(_diverged_line(prefix, state))
             break
         if state["best_val_accuracy"] is None or val_acc > state["best_val_accuracy"]:
             state["best_epoch"], state["best_val_accuracy"] = epoch + 1, val_acc
             best_values = _values(model.variables)
         _save_checkpoint(ckpt_path, model, best_values, state)
-        if on_epoch:
-            on_epoch(model_name, run_index, epoch, seconds)
-        eta_text = f" | protocol ETA {_fmt_duration(eta())}" if eta else ""
-        log(
-            f"{prefix} epoch {epoch + 1}/{settings.epochs}: train loss {train_loss:.4f} "
-            f"acc {train_acc:.4f} | val loss {val_loss:.4f} acc {val_acc:.4f} "
-            f"(best {state['best_val_accuracy']:.4f} @ epoch {state['best_epoch']}) "
-            f"| {seconds:.1f}s{eta_text}"
-        )
+        log(_epoch_line(prefix, settings, state, eta))
 
-    t0 = time.perf_counter()
-    test_loss = test_acc = None
-    if best_values is not None:
-        _assign(model.variables, best_values, "model")
-        test_loss, test_acc = _evaluate(model, data.x_test, data.y_test, settings.batch_size)
-    test_seconds = time.perf_counter() - t0
-    weights_rel = None
-    if save_weights and best_values is not None:
-        weights_path = _weights_path(out_dir, sid, model_name, run_index)
-        with tempfile.TemporaryDirectory() as tmp:
-            local = os.path.join(tmp, "best.weights.h5")
-            model.save_weights(local)
-            with open(local, "rb") as f:
-                _write_atomic(weights_path, f.read())
-        weights_rel = posixpath.join("weights", sid, model_name, f"run-{run_index:04d}.weights.h5")
-
-    record = {
-        "format": RECORD_FORMAT,
-        "model": model_name,
-        "run": int(run_index),
-        "seed": seed,
-        "settings_id": sid,
-        "status": "diverged" if state["diverged"] else "finished",
-        "diverged": state["diverged"],
-        "diverged_epoch": state["diverged_epoch"],
-        "epochs_trained": state["epochs_done"],
-        "best_epoch": state["best_epoch"],
-        "best_val_accuracy": state["best_val_accuracy"],
-        "val_accuracy": state["val_accuracy"],
-        "val_loss": state["val_loss"],
-        "train_accuracy": state["train_accuracy"],
-        "train_loss": state["train_loss"],
-        "test_accuracy": test_acc,
-        "test_loss": test_loss,
-        "weights": weights_rel,
-        "trainable_params": keras_attn.count_trainable_params(model),
-        "epoch_seconds": state["epoch_seconds"],
-        "epoch_cpu_seconds": state["epoch_cpu_seconds"],
-        "test_seconds": test_seconds,
-        "wall_time_s": float(sum(state["epoch_seconds"]) + test_seconds),
-        "resumed_at_epochs": state["resumed_at_epochs"],
-        "started_at": state["started_at"],
-        "finished_at": _now(),
-        "settings": settings.to_dict(),
-        "comparable_settings": settings.comparable(fingerprint),
-        "preprocessing": PREPROCESSING,
-        "augmentation": AUGMENTATION,
-        "model_config": keras_attn.get_config(
-            model_name,
-            input_shape=list(data.input_shape),
-            num_classes=data.num_classes,
-            **settings.model_overrides,
-        ),
-        "data": data.describe(),
-        "environment": environment(data.source.get("kind")),
-    }
-    _write_atomic(record_path, _json_line(record))
+    record = _finish_run(
+        model_name,
+        run_index,
+        model,
+        best_values,
+        state,
+        settings,
+        data,
+        out_dir,
+        sid,
+        training,
+        save_weights,
+        log,
+        prefix,
+    )
     _remove(ckpt_path)
     _prune_empty_dirs(out_dir, "checkpoints", sid, model_name)
-    acc_text = f"{test_acc:.4f}" if test_acc is not None else "n/a"
-    log(
-        f"{prefix} done: test accuracy {acc_text} (best epoch {state['best_epoch']}"
-        f"{', DIVERGED' if state['diverged'] else ''}), {record['wall_time_s']:.1f}s"
-    )
     return record
+
+
+def _group_checkpoint_path(out_dir, settings_id, model, runs):
+    name = "group-" + "-".join(f"{r:04d}" for r in runs) + ".npz"
+    return _join(out_dir, "checkpoints", settings_id, model, name)
+
+
+def _group_checkpoints(out_dir, settings_id, model):
+    """``{runs tuple: path}`` of the packed-group checkpoints of ``model``."""
+    found = {}
+    for path in _glob_paths(_join(out_dir, "checkpoints", settings_id, model, "group-*.npz")):
+        parts = os.path.basename(path)[len("group-") : -len(".npz")].split("-")
+        if parts and all(p.isdigit() for p in parts):
+            found[tuple(int(p) for p in parts)] = path
+    return found
+
+
+def run_group(
+    model_name,
+    run_indices,
+    settings,
+    data,
+    out_dir,
+    *,
+    log=None,
+    on_epoch=None,
+    eta=None,
+    progress_every=60.0,
+    save_weights=True,
+):
+    """Train several runs of one model at once, packed in one model; write each run's record.
+
+    The runs are built as `run_one` builds them (same seeds, same initial
+    weights), packed with `keras_attn.parallel.pack_models` and trained
+    together: each sees its own shuffled batches and its own loss, so each
+    trains as if alone (equal to `run_one` within float tolerance; tested).
+    Validation, best-epoch choice, test evaluation, weights and records are per
+    run and have `run_one`'s format; the record's ``training`` names the packed
+    runs, and its ``epoch_seconds`` are the group's epoch time divided by the
+    runs still training (each run's share).
+
+    A run that diverges is recorded as diverged at that epoch while the others
+    go on. Checkpoints are per group (``OUT/checkpoints/.../group-0000-0001.npz``):
+    a killed group resumes as a group. With a single run this is `run_one`.
+
+    Args:
+        model_name: a name from `keras_attn.list_models`.
+        run_indices: list of distinct run numbers (>= 0).
+        settings, data, out_dir, log, on_epoch, eta, progress_every,
+            save_weights: as for `run_one`.
+
+    Returns:
+        list of records, one per run, in ``run_indices`` order.
+
+    Example:
+        >>> recs = run_group("cnn", [0, 1, 2, 3], settings, data, "results/demo")  # doctest: +SKIP
+        >>> [r["training"]["packed_runs"] for r in recs][0]  # doctest: +SKIP
+        [0, 1, 2, 3]
+    """
+    from keras_attn.parallel import (
+        PackedBatches,
+        build_copies,
+        compile_packed,
+        evaluate_copies,
+        pack_models,
+    )
+
+    _check_models([model_name])
+    runs = list(run_indices)
+    for r in runs:
+        _check_run_index(r)
+    if not runs or len(set(runs)) != len(runs):
+        raise ValueError(f"`run_indices` must be distinct run numbers, got {run_indices!r}.")
+    kwargs = dict(
+        log=log,
+        on_epoch=on_epoch,
+        eta=eta,
+        progress_every=progress_every,
+        save_weights=save_weights,
+    )
+    if len(runs) == 1:
+        return [run_one(model_name, runs[0], settings, data, out_dir, **kwargs)]
+    if settings.mixed_precision == "mixed_float16":
+        raise ValueError("mixed_float16 cannot pack runs (shared loss scale); use run_one.")
+    if len(data.y_val) == 0:
+        raise ValueError("The protocol needs validation images; got val_size=0.")
+    log = log or (lambda line: None)
+    sid = settings.settings_id(data.fingerprint())
+    record_paths = [_record_path(out_dir, sid, model_name, r) for r in runs]
+    ckpt_path = _group_checkpoint_path(out_dir, sid, model_name, runs)
+    if all(_exists(p) for p in record_paths):
+        _remove(ckpt_path)
+        _prune_empty_dirs(out_dir, "checkpoints", sid, model_name)
+        return [_read_json(p) for p in record_paths]
+    _remove_stale_temps(ckpt_path)
+    for p in record_paths:
+        _remove_stale_temps(p)
+    if not _RUNTIME:
+        configure_runtime(settings.threads, settings.deterministic)
+    training = {**resolve_training(settings), "copies": len(runs), "packed_runs": runs}
+    seeds = [run_seed(settings.base_seed, r) for r in runs]
+    with dtype_policy(settings.mixed_precision):
+        copies = build_copies(
+            model_name,
+            seeds,
+            input_shape=data.input_shape,
+            num_classes=data.num_classes,
+            **settings.model_overrides,
+        )
+    packed = pack_models(copies)
+    compile_packed(packed, _make_optimizer(settings), jit_compile=training["jit_compile"])
+    training["jit_compile"] = bool(packed.jit_compile)
+    packed.optimizer.build(packed.trainable_variables)
+
+    n = len(runs)
+    group = {"runs": runs, "epochs_done": 0, "states": [_new_state() for _ in runs]}
+    bests = [None] * n
+    contiguous = runs == list(range(runs[0], runs[-1] + 1))
+    span = f"{runs[0]}-{runs[-1]}" if contiguous else ",".join(map(str, runs))
+    prefix = f"[{model_name} runs {span}]"
+    if _exists(ckpt_path):
+        group, arrays = _load_checkpoint(ckpt_path)
+        _assign(packed.variables, arrays["model"], "model")
+        _assign(packed.optimizer.variables, arrays["optimizer"], "optimizer")
+        bests = [arrays.get(f"best{i}") or None for i in range(n)]
+        for state in group["states"]:
+            if not state["diverged"]:
+                state["resumed_at_epochs"].append(group["epochs_done"])
+        log(f"{prefix} resuming after epoch {group['epochs_done']}")
+    states = group["states"]
+
+    batches = PackedBatches(data.x_train, data.y_train, settings.batch_size, seeds)
+    for epoch in range(group["epochs_done"], settings.epochs):
+        active = [i for i in range(n) if not states[i]["diverged"]]
+        if not active:
+            break
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        batches.set_epoch(epoch)
+        callbacks = []
+        if progress_every:
+            callbacks.append(
+                _EpochProgress(
+                    log, f"{prefix} epoch {epoch + 1}", len(batches), progress_every, copies=n
+                )
+            )
+        # Diverged copies keep stepping (their NaNs cannot reach the others' disjoint
+        # weights) but are no longer recorded.
+        hist = packed.fit(batches, epochs=1, shuffle=False, verbose=0, callbacks=callbacks).history
+        evals = evaluate_copies(packed, data.x_val, data.y_val, settings.batch_size)
+        seconds = (time.perf_counter() - t0) / len(active)
+        cpu_seconds = (time.process_time() - cpu0) / len(active)
+        for i in active:
+            state, run = states[i], runs[i]
+            diverged = _record_epoch(
+                state,
+                epoch,
+                float(hist[f"copy{i}_loss"][-1]),
+                float(hist.get(f"copy{i}_accuracy", [float("nan")])[-1]),
+                evals[i]["loss"],
+                evals[i]["accuracy"],
+                seconds,
+                cpu_seconds,
+            )
+            if on_epoch:
+                on_epoch(model_name, run, epoch, seconds)
+            if diverged:
+                log(_diverged_line(f"[{model_name} run {run}]", state))
+                continue
+            if (
+                state["best_val_accuracy"] is None
+                or evals[i]["accuracy"] > state["best_val_accuracy"]
+            ):
+                state["best_epoch"], state["best_val_accuracy"] = epoch + 1, evals[i]["accuracy"]
+                bests[i] = _values(copies[i].variables)
+            log(_epoch_line(f"[{model_name} run {run}]", settings, state, eta))
+        group["epochs_done"] = epoch + 1
+        _save_checkpoint(ckpt_path, packed, bests, group)
+
+    records = []
+    for i, run in enumerate(runs):
+        if _exists(record_paths[i]):  # written before a kill that left the checkpoint
+            records.append(_read_json(record_paths[i]))
+            continue
+        records.append(
+            _finish_run(
+                model_name,
+                run,
+                copies[i],
+                bests[i],
+                states[i],
+                settings,
+                data,
+                out_dir,
+                sid,
+                training,
+                save_weights,
+                log,
+                f"[{model_name} run {run}]",
+            )
+        )
+    _remove(ckpt_path)
+    _prune_empty_dirs(out_dir, "checkpoints", sid, model_name)
+    return records
 
 
 def _now():
@@ -1079,6 +1432,14 @@ def run_protocol(
         f"{parse_shard(shard)[1]}), {len(done)} already finished, {len(pending)} to go; "
         f"{settings.epochs} epochs each; settings id {sid}; output {out_dir}"
     )
+    training = resolve_training(settings)
+    groups = _plan_groups(pending, training["copies"], out_dir, sid)
+    why = f" (fast path: {training['fast_path_reason']})" if settings.jit_compile is None else ""
+    log(
+        f"training: {training['backend']}, jit {'on' if training['jit_compile'] else 'off'}{why}"
+        f", {training['mixed_precision'] or 'float32'}, up to {training['copies']} run(s) of a "
+        f"model at once ({len(groups)} group(s))"
+    )
     times = {}  # model -> list of epoch seconds measured in this process
     remaining = {t: settings.epochs for t in pending}
 
@@ -1086,20 +1447,25 @@ def run_protocol(
         times.setdefault(model_name, []).append(seconds)
         remaining[(model_name, run_index)] = settings.epochs - (epoch + 1)
 
-    records = []
-    for model_name, run_index in tasks:
-        if (model_name, run_index) in done:
-            records.append(_read_json(_record_path(out_dir, sid, model_name, run_index)))
-            continue
-        position = pending.index((model_name, run_index)) + 1
+    found = {t: _read_json(_record_path(out_dir, sid, *t)) for t in done}
+    for model_name, runs in groups:
+        positions = [pending.index((model_name, r)) + 1 for r in runs if (model_name, r) in pending]
+        seeds = [run_seed(settings.base_seed, r) for r in runs]
+        if len(runs) == 1:
+            what = f"run {runs[0] + 1}/{settings.runs} (seed {seeds[0]})"
+            where = f"task {positions[0]}/{len(pending)}"
+        else:
+            what = (
+                f"runs {', '.join(str(r + 1) for r in runs)}/{settings.runs} packed (seeds {seeds})"
+            )
+            where = f"tasks {', '.join(map(str, positions))}/{len(pending)}"
         log(
-            f"=== {model_name} run {run_index + 1}/{settings.runs} (seed "
-            f"{run_seed(settings.base_seed, run_index)}) | task {position}/{len(pending)} "
+            f"=== {model_name} {what} | {where} "
             f"| protocol ETA {_fmt_duration(_eta(remaining, times))}"
         )
-        rec = run_one(
+        recs = run_group(
             model_name,
-            run_index,
+            runs,
             settings,
             data,
             out_dir,
@@ -1109,9 +1475,47 @@ def run_protocol(
             progress_every=progress_every,
             save_weights=save_weights,
         )
-        remaining[(model_name, run_index)] = 0
-        records.append(rec)
-    return records
+        for run, rec in zip(runs, recs):
+            remaining[(model_name, run)] = 0
+            found[(model_name, run)] = rec
+    return [found[t] for t in tasks]
+
+
+def _plan_groups(pending, copies, out_dir, sid):
+    """The pending ``(model, run)`` tasks as ``(model, [runs])`` groups of at most ``copies``.
+
+    Interrupted work resumes as it was started: a run with its own checkpoint
+    resumes alone, a packed group with a checkpoint resumes as that group (when
+    every unfinished run of it is pending here). Other runs of a model are
+    packed in task order. Groups come in the order of their first task.
+    """
+    pending_set = set(pending)
+    position = {t: i for i, t in enumerate(pending)}
+    taken, groups = set(), []
+    for model in dict.fromkeys(m for m, _ in pending):
+        for runs, path in sorted(_group_checkpoints(out_dir, sid, model).items()):
+            todo = [r for r in runs if (model, r) in pending_set]
+            if not todo:
+                if all(_exists(_record_path(out_dir, sid, model, r)) for r in runs):
+                    _remove(path)  # finished: left over from a kill after the records
+                continue
+            members = {(model, r) for r in runs}
+            unfinished = {
+                (model, r) for r in runs if not _exists(_record_path(out_dir, sid, model, r))
+            }
+            if unfinished <= pending_set and not taken & members:
+                groups.append((model, list(runs)))
+                taken |= members
+        rest = [r for m, r in pending if m == model and (m, r) not in taken]
+        for r in rest:
+            if _exists(_checkpoint_path(out_dir, sid, model, r)):
+                groups.append((model, [r]))
+                taken.add((model, r))
+        rest = [r for r in rest if (model, r) not in taken]
+        groups += [(model, rest[i : i + copies]) for i in range(0, len(rest), copies)]
+    return sorted(
+        groups, key=lambda g: min(position[(g[0], r)] for r in g[1] if (g[0], r) in position)
+    )
 
 
 def best_run(out_dir, model_name, settings_id=None):

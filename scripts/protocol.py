@@ -3,6 +3,7 @@
     python scripts/protocol.py                      # all nine variants, 16 runs x 10 epochs
     python scripts/protocol.py --models cnn,cnn_conv_ae --runs 4 --data-dir ~/cifar10-folder
     python scripts/protocol.py --preset smoke       # the whole pipeline in minutes on a CPU
+    python scripts/protocol.py --backend jax --copies 8   # on a GPU: 8 runs of a model at once
 
 Rerunning the same command resumes: finished runs are skipped and an interrupted
 run continues from its last finished epoch. See keras_attn/protocol.py.
@@ -18,8 +19,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_ARCHIVE = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
-LOCAL_DATA = REPO / ".data"  # git-ignored
 if str(REPO) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO))
 
@@ -44,6 +43,8 @@ def _override(text):
 
 
 def build_parser(presets, models):
+    from keras_attn import _cli
+
     epilog = ["presets (flags given on the command line override them):"]
     for name, p in presets.items():
         epilog.append(f"  {name}: {p['description']}")
@@ -96,25 +97,7 @@ def build_parser(presets, models):
         help="model config override for every model, VALUE as JSON "
         "(e.g. --override 'sites=[1,3]'); repeatable",
     )
-    d = ap.add_argument_group("data")
-    d.add_argument(
-        "--data-dir",
-        help="image folder (train/<class>/*, test/<class>/*) or "
-        ".npz file, instead of tensorflow-datasets",
-    )
-    d.add_argument("--dataset", help="tensorflow-datasets name (default cifar10)")
-    d.add_argument("--tfds-dir", help="tensorflow-datasets data folder")
-    d.add_argument(
-        "--download",
-        action="store_true",
-        help="let tensorflow-datasets download missing data (never by default)",
-    )
-    d.add_argument("--val-size", type=int, help="validation images (study: 5000)")
-    d.add_argument("--split-seed", type=int, help="seed of the train/val split (default 0)")
-    d.add_argument("--train-limit", type=int, help="use only this many training images")
-    d.add_argument("--val-limit", type=int, help="use only this many validation images")
-    d.add_argument("--test-limit", type=int, help="use only this many test images")
-    d.add_argument("--cache-dir", help="cache decoded image folders as .npz here")
+    _cli.add_data_arguments(ap)
     r = ap.add_argument_group("execution")
     r.add_argument(
         "--shard",
@@ -159,37 +142,34 @@ def build_parser(presets, models):
         "(default DIR: saved_models)",
     )
     r.add_argument("--quiet", action="store_true", help="print only the final summary")
+    f = ap.add_argument_group(
+        "speed (defaults: keras_attn.training.fast_path for this backend and device)"
+    )
+    _cli.add_fast_path_arguments(
+        f,
+        mixed_precision_help="build the models under this dtype policy (default: float32); "
+        "changes results, so it is part of the settings id",
+    )
+    f.add_argument(
+        "--copies",
+        type=int,
+        help="runs of one model trained at once, packed in one model (default: 1 on a CPU, "
+        "8 on a GPU; 1 turns packing off); results equal unpacked runs within float tolerance",
+    )
     return ap
-
-
-def resolve_smoke_data():
-    """The smoke preset's data: the offline JPEG copy unpacked into .data/, else tfds."""
-    from keras_attn.data import extract_archive
-
-    if SHARED_ARCHIVE.exists():
-        root = extract_archive(SHARED_ARCHIVE, LOCAL_DATA / "cifar10-jpeg")
-        return str(root), str(LOCAL_DATA / "cache")
-    return "tfds:cifar10", None
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     _pre_parse_backend(argv)
     import keras_attn
-    from keras_attn import protocol, report
+    from keras_attn import _cli, protocol, report
 
     ap = build_parser(protocol.PRESETS, list(keras_attn.list_models()))
     args = ap.parse_args(argv)
     preset = protocol.PRESETS[args.preset]
     values = dict(preset["settings"])
-    if args.data_dir and args.dataset:
-        ap.error("give either --data-dir or --dataset, not both")
-    if args.data_dir:
-        values["data"] = args.data_dir
-    elif args.dataset:
-        values["data"] = f"tfds:{args.dataset}"
-    elif args.preset == "smoke":
-        values["data"], values["cache_dir"] = resolve_smoke_data()
+    values.update(_cli.data_settings(args, ap, smoke_repo=REPO if args.preset == "smoke" else None))
     for flag, key in (
         ("runs", "runs"),
         ("epochs", "epochs"),
@@ -198,19 +178,15 @@ def main(argv=None):
         ("momentum", "momentum"),
         ("batch_size", "batch_size"),
         ("seed", "base_seed"),
-        ("val_size", "val_size"),
-        ("split_seed", "split_seed"),
-        ("train_limit", "train_limit"),
-        ("val_limit", "val_limit"),
-        ("test_limit", "test_limit"),
         ("threads", "threads"),
-        ("tfds_dir", "tfds_data_dir"),
-        ("cache_dir", "cache_dir"),
     ):
         if getattr(args, flag) is not None:
             values[key] = getattr(args, flag)
-    if args.download:
-        values["download"] = True
+    for flag, key in (("jit", "jit_compile"), ("mixed_precision", "mixed_precision")):
+        if getattr(args, flag) is not None:
+            values[key] = getattr(args, flag)
+    if args.copies is not None:
+        values["copies"] = args.copies
     if args.no_deterministic:
         values["deterministic"] = False
     if args.override:
