@@ -1578,11 +1578,15 @@ def write_results(project_dir, hypermodel, k=5, *, protocol_args=()):
         "markdown": project_dir / "top_trials.md",
         "csv": project_dir / "top_trials.csv",
     }
+    extra = list(protocol_args)
+    policy = check_mixed_precision(hypermodel.mixed_precision)
+    if policy:  # the protocol trains the config as it was tuned
+        extra += ["--mixed-precision", policy]
     command = protocol_command(
         paths["best_config"],
         learning_rate=best["learning_rate"],
         batch_size=record["training"]["batch_size"],
-        extra_args=protocol_args,
+        extra_args=extra,
     )
     _write_json_atomic(paths["best_config"], best["config"])
     _write_json_atomic(

@@ -100,6 +100,9 @@ def test_mixed_bfloat16_builds_bf16_layers_and_a_trial_completes(tmp_path):
     assert f"jit_compile={fast_path()['jit_compile']} (fast path: " in summary[0]
     assert fast_path()["reason"] in summary[0]
     assert "dtype policy mixed_bfloat16 (as asked)" in summary[0]
+    # The protocol command trains the best config under the policy it was tuned with.
+    report = tuning.write_results(tuner.project_dir, tuner.hypermodel, k=1)
+    assert report["command"].endswith("--mixed-precision mixed_bfloat16")
 
 
 def test_resume_refuses_another_mixed_precision_but_not_another_jit(tmp_path):
