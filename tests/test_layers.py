@@ -95,6 +95,22 @@ def test_cbam_channel_gate_uses_avg_and_max():
     np.testing.assert_allclose(gate, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's pooling path")
+def test_cbam_global_max_by_pooling_has_the_reductions_values_and_gradient():
+    import tensorflow as tf
+
+    from keras_attn.layers.cbam import _global_max
+
+    x = tf.constant(np.random.default_rng(3).normal(size=(2, 5, 7, 3)).astype("float32"))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        pooled, reduced = _global_max(x), tf.reduce_max(x, axis=(1, 2))
+        w = tf.constant([[1.0, -2.0, 3.0]])
+        loss_pooled, loss_reduced = tf.reduce_sum(pooled * w), tf.reduce_sum(reduced * w)
+    np.testing.assert_array_equal(pooled.numpy(), reduced.numpy())
+    np.testing.assert_allclose(tape.gradient(loss_pooled, x), tape.gradient(loss_reduced, x))
+
+
 def test_linear_ae_acts_on_each_row_independently():
     layer = LinearAutoencoderGate(units=[4, 2])
     x = np.random.default_rng(2).normal(size=(1, 3, 6, 2)).astype("float32")

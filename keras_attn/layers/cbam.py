@@ -15,6 +15,24 @@ from keras_attn.layers._checks import check_positive_int, check_rank4
 from keras_attn.layers._gate import AttentionGate
 
 
+def _global_max(x):
+    """The maximum over height and width, shape ``(batch, C)``.
+
+    The same values on every backend, computed the fastest way measured for it
+    (fwd + bwd, batch 128, the four CIFAR sites, 2-core CPU): on TensorFlow a
+    max pooling over the whole map, whose gradient is one kernel (9 ms against
+    27 ms for ``reduce_max``, whose gradient takes five passes over the input);
+    elsewhere a reduction (JAX: 98 ms against 306 ms for pooling). Gradients
+    differ only between tied maxima (pooling gives the first, the reduction
+    splits it).
+    """
+    height, width = x.shape[1], x.shape[2]
+    if keras.backend.backend() == "tensorflow" and height and width:
+        pooled = ops.max_pool(x, pool_size=(height, width), strides=(height, width))
+        return ops.reshape(pooled, (-1, x.shape[-1]))
+    return ops.max(x, axis=(1, 2))
+
+
 @keras.saving.register_keras_serializable(package="keras_attn")
 class CBAMChannelGate(AttentionGate):
     """CBAM's channel attention: a shared MLP over average- and max-pooled channels.
@@ -54,7 +72,7 @@ class CBAMChannelGate(AttentionGate):
     def gate(self, inputs):
         """Per-channel weights in (0, 1), shape ``(batch, 1, 1, C)``."""
         avg = self.out(self.hidden(ops.mean(inputs, axis=(1, 2))))
-        mx = self.out(self.hidden(ops.max(inputs, axis=(1, 2))))
+        mx = self.out(self.hidden(_global_max(inputs)))
         return ops.sigmoid(avg + mx)[:, None, None, :]
 
     def get_config(self):
