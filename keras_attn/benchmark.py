@@ -1084,6 +1084,12 @@ def main(argv=None):
         env = dict(os.environ, KERAS_BACKEND=args.backend)
         cmd = [sys.executable, "-m", "keras_attn.benchmark", *argv]
         return subprocess.call(cmd, env=env)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        # Every variant is a new model, so TensorFlow warns about "retracing" once per
+        # variant: expected here, and noise in the benchmark's output.
+        tf.get_logger().setLevel("ERROR")
     if args.threads or args.deterministic:
         if keras.backend.backend() != "tensorflow":
             raise SystemExit("--threads and --deterministic apply to the TensorFlow backend only.")
