@@ -15,7 +15,6 @@ import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
-DATA_CACHE = REPO / ".data"  # git-ignored
 
 
 @pytest.fixture(autouse=True)
@@ -24,18 +23,45 @@ def _seed():
     keras.utils.set_random_seed(1234)
 
 
-@pytest.fixture(scope="session")
-def cifar_folder():
-    """The shared CIFAR-10 JPEG copy unpacked (once) as ``train/<class>/``, ``test/<class>/``.
+# The most images per class any test copies out of the real CIFAR-10 copy
+# (data_helpers.copy_cifar_subset): only these are unpacked.
+CIFAR_SUBSET = {"train": 12, "test": 6}
 
-    Skips cleanly where the archive is absent (a user's clone does not have it).
+
+@pytest.fixture(scope="session")
+def cifar_folder(tmp_path_factory):
+    """The first images (by name) of each class of the shared CIFAR-10 JPEG copy, unpacked
+    once per session as ``train/<class>/``, ``test/<class>/`` (`CIFAR_SUBSET` per class).
+
+    Unpacking all 60,000 files takes minutes on a busy 2-core machine and the tests read
+    a few dozen, so only those are written (with tarfile's ``"data"`` filter, as
+    `keras_attn.data.extract_archive` does). Skips cleanly where the archive is absent
+    (a user's clone does not have it).
     """
     if not SHARED_DATA.exists():
         pytest.skip(f"offline CIFAR-10 copy not found at {SHARED_DATA}")
-    from keras_attn.data import extract_archive
+    import tarfile
 
-    # The same folder and marker as the smoke preset, so the archive is unpacked once.
-    root = extract_archive(SHARED_DATA, DATA_CACHE / "cifar10-jpeg")
-    if not ((root / "train").is_dir() and (root / "test").is_dir()):
-        pytest.fail(f"{SHARED_DATA} did not unpack to train/ and test/ folders under {root}")
+    root = tmp_path_factory.mktemp("cifar10-jpeg")
+    with tarfile.open(SHARED_DATA) as tar:
+        names = {}  # (split, class) -> image names
+        for member in tar:
+            parts = member.name.split("/")
+            plain = len(parts) == 3 and all(x not in ("", ".", "..") for x in parts)
+            if member.isfile() and plain and parts[0] in CIFAR_SUBSET:
+                names.setdefault((parts[0], parts[1]), []).append(member.name)
+        wanted = {n for (split, _), ns in names.items() for n in sorted(ns)[: CIFAR_SUBSET[split]]}
+        members = [m for m in tar.getmembers() if m.name in wanted]
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python < 3.10.12
+        tar.extractall(root, members=members, **safe)
+    for split, n in CIFAR_SUBSET.items():
+        classes = (
+            sorted(p.name for p in (root / split).iterdir()) if (root / split).is_dir() else []
+        )
+        counts = [len(list((root / split / c).glob("*.jpg"))) for c in classes]
+        if len(classes) != 10 or counts != [n] * 10:
+            pytest.fail(
+                f"{SHARED_DATA}: expected 10 classes of >= {n} images in {split}/, got "
+                f"{dict(zip(classes, counts))}"
+            )
     return root

@@ -75,6 +75,8 @@ def copy_cifar_subset(cifar_folder, dest, n_train=12, n_test=6):
         for cls_dir in sorted((Path(cifar_folder) / split).iterdir()):
             out = dest / split / cls_dir.name
             out.mkdir(parents=True, exist_ok=True)
-            for f in sorted(cls_dir.glob("*.jpg"))[:n]:
+            files = sorted(cls_dir.glob("*.jpg"))[:n]
+            assert len(files) == n, f"{cls_dir} has {len(files)} JPEGs, {n} asked for"
+            for f in files:
                 shutil.copyfile(f, out / f.name)
     return dest

@@ -1,9 +1,5 @@
 """Packed training (keras_attn.parallel): N copies trained at once equal N runs trained alone."""
 
-import os
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
@@ -67,6 +63,7 @@ def test_packed_training_matches_separate_runs():
     """Two epochs of the packed model == two epochs of each copy alone (weights, BN stats).
 
     One network holds every attention block at every site, so the check covers them all.
+    test_backends.py runs this test again under JAX and PyTorch.
     """
     name = "cnn"
     overrides = dict(SMALL, attention=["eca", "cbam", "conv_ae", "linear_ae"], sites=[1, 4])
@@ -145,19 +142,3 @@ def test_benchmark_packing_smoke():
     assert result["rows"][0]["speedup"] == pytest.approx(1.0)
     assert all(r["images_per_s"] > 0 for r in result["rows"])
     assert "speedup" in format_packing(result) and lines
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_packed_training_under_other_backends(backend):
-    """The equivalence test again under JAX and PyTorch (own process: Keras' backend is fixed)."""
-    import importlib.util
-
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed")
-    env = {**os.environ, "KERAS_BACKEND": backend}
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__]
-    cmd += ["-k", "matches_separate_runs"]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    assert " passed" in done.stdout and " failed" not in done.stdout
