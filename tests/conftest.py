@@ -25,6 +25,31 @@ def _seed():
     keras.utils.set_random_seed(1234)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _op_determinism_off():
+    """Each test module starts and ends with TensorFlow's op determinism off.
+
+    `keras_attn.protocol.configure_runtime` turns it on for the whole process, and from
+    then on Keras quietly compiles ``jit_compile=True`` models without XLA. Whatever
+    modules ran before in this process (pytest-xdist's workers each run some of them),
+    a module sees the state a fresh process has.
+    """
+    config = _tf_config()
+    if config is not None and config.is_op_determinism_enabled():
+        config.disable_op_determinism()
+    yield
+    if config is not None and config.is_op_determinism_enabled():
+        config.disable_op_determinism()
+
+
+def _tf_config():
+    if keras.backend.backend() != "tensorflow":
+        return None
+    from tensorflow.python.framework import config
+
+    return config if hasattr(config, "disable_op_determinism") else None
+
+
 # The most images per class any test copies out of the real CIFAR-10 copy
 # (data_helpers.copy_cifar_subset): only these are unpacked.
 CIFAR_SUBSET = {"train": 12, "test": 6}
