@@ -12,6 +12,17 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
+#: Record fields that differ between two runs of the same computation.
+TIMING_KEYS = frozenset(
+    {
+        "epoch_seconds",
+        "epoch_cpu_seconds",
+        "test_seconds",
+        "wall_time_s",
+        "started_at",
+        "finished_at",
+    }
+)
 CIFAR10_CLASSES = [
     "airplane",
     "automobile",

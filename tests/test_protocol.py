@@ -16,19 +16,11 @@ from pathlib import Path
 
 import keras
 import pytest
-from data_helpers import REPO, copy_cifar_subset, write_npz
+from data_helpers import REPO, TIMING_KEYS, copy_cifar_subset, write_npz
 
 from keras_attn import protocol, report
 
 SCRIPT = REPO / "scripts" / "protocol.py"
-TIMING_KEYS = {
-    "epoch_seconds",
-    "epoch_cpu_seconds",
-    "test_seconds",
-    "wall_time_s",
-    "started_at",
-    "finished_at",
-}
 
 
 def _settings(npz, **kw):

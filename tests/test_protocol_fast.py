@@ -11,19 +11,11 @@ import json
 import keras
 import numpy as np
 import pytest
-from data_helpers import REPO, write_npz
+from data_helpers import REPO, TIMING_KEYS, write_npz
 
 from keras_attn import parallel, protocol
 
 SLIM = {"blocks": [4, 8], "dense_units": 16}
-TIMING_KEYS = {
-    "epoch_seconds",
-    "epoch_cpu_seconds",
-    "test_seconds",
-    "wall_time_s",
-    "started_at",
-    "finished_at",
-}
 
 
 def _settings(npz, **kw):
