@@ -211,3 +211,26 @@ def test_backend_flag_reruns_under_that_backend(tmp_path):
     result = json.loads(out.read_text())
     assert result["environment"]["backend"] == "jax"
     assert result["results"][0]["jit_compile"] is True  # JAX's fast path
+
+
+def test_gates_alone_are_timed_per_site(tmp_path, capsys):
+    result = benchmark.benchmark_gates(
+        ["cnn_cbam", "cnn_conv_ae"], batch_size=2, warmup_steps=1, windows=2, steps_per_window=1
+    )
+    rows = {row["name"]: row for row in result["rows"]}
+    assert list(rows) == ["conv3x3", "cbam", "conv_ae"]
+    for row in rows.values():
+        assert sorted(row["site_ms"]) == ["site1", "site2", "site3", "site4"]
+        assert all(ms > 0 for ms in row["site_ms"].values())
+        assert row["total_ms"] == pytest.approx(sum(row["site_ms"].values()))
+    assert "conv_ae" in benchmark.format_gates(result)
+    with pytest.raises(ValueError, match="has no attention sites"):
+        benchmark.benchmark_gates(["cnn"], batch_size=2, windows=1, steps_per_window=1)
+    with pytest.raises(ValueError, match="batch_size"):
+        benchmark.benchmark_gates(batch_size=0)
+    # The command line: --gates with --tiny times ECA's gate and writes JSON.
+    out = tmp_path / "gates.json"
+    assert benchmark.main(["--tiny", "--gates", "--output", str(out)]) == 0
+    written = json.loads(out.read_text())
+    assert [row["name"] for row in written["rows"]] == ["conv3x3", "eca"]
+    assert "gate alone (batch 4)" in capsys.readouterr().out

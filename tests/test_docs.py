@@ -21,6 +21,7 @@ MODULES = [
     "keras_attn.protocol",
     "keras_attn.report",
     "keras_attn.training",
+    "keras_attn.benchmark",
 ]
 
 
