@@ -1182,14 +1182,15 @@ def benchmark_gates(
 ):
     """Training-step time of each attention gate alone, at every site it has in its variant.
 
-    Each site's gate is rebuilt from its config and wrapped in a one-layer model
-    (input of the site's shape, the gate, mean-squared error against the input),
-    next to a 3x3 convolution of the same width as a yardstick, and timed with
-    ``train_on_batch`` (forward, backward and the SGD update of the gate's own
-    weights) like `run_benchmark` times whole models: the median of timed
-    windows after warm-up, windows taken round-robin over the entries. The gates
-    cost what these steps cost, less what their input's gradient saves: read the
-    figures against the ``conv3x3`` rows and against a whole step of ``cnn``.
+    Each site's gate is rebuilt from its config and wrapped in a small model
+    (input of the site's shape, the gate, global average pooling, mean-squared
+    error against zeros), next to a 3x3 convolution of the same width as a
+    yardstick, and timed with ``train_on_batch`` (forward, backward to the
+    layer's own weights, SGD update) like `run_benchmark` times whole models:
+    the median of timed windows after warm-up, round-robin over the entries.
+    Inside a network a gate also passes the gradient on to its input, which
+    these steps skip, so they are a lower bound of what the gate adds to a
+    training step; read them against the ``conv3x3`` rows.
 
     Args:
         variants: variant names whose ``site*`` layers are timed (default
@@ -1228,10 +1229,11 @@ def benchmark_gates(
     def add(row, site, layer, shape):
         keras.utils.set_random_seed(seed)
         inputs = keras.Input(shape)
-        model = keras.Model(inputs, layer(inputs), name=f"{row}_{site}")
+        outputs = keras.layers.GlobalAveragePooling2D()(layer(inputs))
+        model = keras.Model(inputs, outputs, name=f"{row}_{site}")
         model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse", jit_compile=jit)
         x = rng.standard_normal((batch_size, *shape)).astype("float32")
-        entries[row, site] = (model, x)
+        entries[row, site] = (model, x, np.zeros((batch_size, shape[-1]), "float32"))
 
     for variant in variants:
         full = keras_attn.build(variant)
@@ -1247,16 +1249,16 @@ def benchmark_gates(
             add(kind, site, type(layer).from_config(layer.get_config()), shape)
     progress(f"[gates] {len(entries)} models built (batch {batch_size}, jit {jit})")
 
-    def step(model, x):
-        return lambda: model.train_on_batch(x, x)
+    def step(model, x, y):
+        return lambda: model.train_on_batch(x, y)
 
-    for model, x in entries.values():
+    for model, x, y in entries.values():
         for _ in range(warmup_steps):
-            model.train_on_batch(x, x)
+            model.train_on_batch(x, y)
     times = {key: [] for key in entries}
     for w in range(windows):
-        for key, (model, x) in entries.items():
-            times[key].append(_time_window(step(model, x), steps_per_window)[0])
+        for key, entry in entries.items():
+            times[key].append(_time_window(step(*entry), steps_per_window)[0])
         progress(f"[gates] window {w + 1}/{windows}")
     rows = {}
     for (row, site), values in times.items():
