@@ -722,22 +722,21 @@ def _assign(variables, values, what):
         v.assign(a)
 
 
-def _save_checkpoint(path, model, best_values, state):
+def _save_checkpoint(path, model, best, state):
     """One ``.npz``: the JSON state, the model's and optimizer's variables, the best values.
 
-    ``best_values`` is a list of value lists for a packed group (one per run),
-    or one value list (or ``None``) for a single run.
+    ``best`` maps a name to a list of values (or ``None``): ``{"best": ...}`` for
+    a single run, ``{"best0": ..., "best1": ...}`` for a packed group. Each comes
+    back from `_load_checkpoint` under its name.
     """
     arrays = {"state": np.frombuffer(_json_line(state), dtype=np.uint8)}
     for i, a in enumerate(_values(model.variables)):
         arrays[f"model_{i:04d}"] = a
     for i, a in enumerate(_values(model.optimizer.variables)):
         arrays[f"optimizer_{i:04d}"] = a
-    groups = best_values if state.get("runs") else [best_values]
-    for g, values in enumerate(groups):
-        prefix = f"best{g}" if state.get("runs") else "best"
+    for name, values in best.items():
         for i, a in enumerate(values or []):
-            arrays[f"{prefix}_{i:04d}"] = a
+            arrays[f"{name}_{i:04d}"] = a
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     _write_atomic(path, buf.getvalue())
@@ -841,7 +840,12 @@ def _new_state():
 
 
 def _record_epoch(state, epoch, train_loss, train_acc, val_loss, val_acc, seconds, cpu_seconds):
-    """Append one epoch's figures to ``state``; True if the run diverged in it."""
+    """Append one epoch's figures to ``state`` and keep its best epoch up to date.
+
+    Returns ``"diverged"`` (a non-finite loss: the run stops here), ``"best"`` (the
+    best validation accuracy so far; the first epoch wins ties: keep its weights)
+    or ``None``.
+    """
     for key, value in (
         ("train_loss", train_loss),
         ("train_accuracy", train_acc),
@@ -854,8 +858,11 @@ def _record_epoch(state, epoch, train_loss, train_acc, val_loss, val_acc, second
     state["epochs_done"] = epoch + 1
     if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
         state["diverged"], state["diverged_epoch"] = True, epoch + 1
-        return True
-    return False
+        return "diverged"
+    if state["best_val_accuracy"] is None or val_acc > state["best_val_accuracy"]:
+        state["best_epoch"], state["best_val_accuracy"] = epoch + 1, val_acc
+        return "best"
+    return None
 
 
 def _epoch_line(prefix, settings, state, eta):
@@ -876,14 +883,18 @@ def _diverged_line(prefix, state):
     )
 
 
+def _build_kwargs(settings, data):
+    """What `keras_attn.build` / `keras_attn.get_config` take besides the name, for this data."""
+    return {
+        "input_shape": list(data.input_shape),
+        "num_classes": data.num_classes,
+        **settings.model_overrides,
+    }
+
+
 def _build(model_name, settings, data):
     with dtype_policy(settings.mixed_precision):
-        return keras_attn.build(
-            model_name,
-            input_shape=data.input_shape,
-            num_classes=data.num_classes,
-            **settings.model_overrides,
-        )
+        return keras_attn.build(model_name, **_build_kwargs(settings, data))
 
 
 def _finish_run(
@@ -950,12 +961,7 @@ def _finish_run(
         "training": training,
         "preprocessing": PREPROCESSING,
         "augmentation": AUGMENTATION,
-        "model_config": keras_attn.get_config(
-            model_name,
-            input_shape=list(data.input_shape),
-            num_classes=data.num_classes,
-            **settings.model_overrides,
-        ),
+        "model_config": keras_attn.get_config(model_name, **_build_kwargs(settings, data)),
         "data": data.describe(),
         "environment": environment(data.source.get("kind")),
     }
@@ -1086,7 +1092,7 @@ def run_one(
         # whose state a resumed process cannot reproduce. ArrayBatches shuffles instead.
         hist = model.fit(batches, epochs=1, shuffle=False, verbose=0, callbacks=callbacks).history
         val_loss, val_acc = _evaluate(model, data.x_val, data.y_val, settings.batch_size)
-        diverged = _record_epoch(
+        outcome = _record_epoch(
             state,
             epoch,
             float(hist["loss"][-1]),
@@ -1098,13 +1104,12 @@ def run_one(
         )
         if on_epoch:
             on_epoch(model_name, run_index, epoch, state["epoch_seconds"][-1])
-        if diverged:
+        if outcome == "diverged":
             log(_diverged_line(prefix, state))
             break
-        if state["best_val_accuracy"] is None or val_acc > state["best_val_accuracy"]:
-            state["best_epoch"], state["best_val_accuracy"] = epoch + 1, val_acc
+        if outcome == "best":
             best_values = _values(model.variables)
-        _save_checkpoint(ckpt_path, model, best_values, state)
+        _save_checkpoint(ckpt_path, model, {"best": best_values}, state)
         log(_epoch_line(prefix, settings, state, eta))
 
     record = _finish_run(
@@ -1227,13 +1232,7 @@ def run_group(
     training = {**resolve_training(settings), "copies": len(runs), "packed_runs": runs}
     seeds = [run_seed(settings.base_seed, r) for r in runs]
     with dtype_policy(settings.mixed_precision):
-        copies = build_copies(
-            model_name,
-            seeds,
-            input_shape=data.input_shape,
-            num_classes=data.num_classes,
-            **settings.model_overrides,
-        )
+        copies = build_copies(model_name, seeds, **_build_kwargs(settings, data))
     packed = pack_models(copies)
     compile_packed(packed, _make_optimizer(settings), jit_compile=training["jit_compile"])
     training["jit_compile"] = bool(packed.jit_compile)
@@ -1278,7 +1277,7 @@ def run_group(
         cpu_seconds = (time.process_time() - cpu0) / len(active)
         for i in active:
             state, run = states[i], runs[i]
-            diverged = _record_epoch(
+            outcome = _record_epoch(
                 state,
                 epoch,
                 float(hist[f"copy{i}_loss"][-1]),
@@ -1290,18 +1289,14 @@ def run_group(
             )
             if on_epoch:
                 on_epoch(model_name, run, epoch, seconds)
-            if diverged:
+            if outcome == "diverged":
                 log(_diverged_line(f"[{model_name} run {run}]", state))
                 continue
-            if (
-                state["best_val_accuracy"] is None
-                or evals[i]["accuracy"] > state["best_val_accuracy"]
-            ):
-                state["best_epoch"], state["best_val_accuracy"] = epoch + 1, evals[i]["accuracy"]
+            if outcome == "best":
                 bests[i] = _values(copies[i].variables)
             log(_epoch_line(f"[{model_name} run {run}]", settings, state, eta))
         group["epochs_done"] = epoch + 1
-        _save_checkpoint(ckpt_path, packed, bests, group)
+        _save_checkpoint(ckpt_path, packed, {f"best{i}": v for i, v in enumerate(bests)}, group)
 
     records = []
     for i, run in enumerate(runs):
