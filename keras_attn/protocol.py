@@ -46,7 +46,13 @@ import numpy as np
 
 import keras_attn
 from keras_attn.data import ArrayBatches, load_dataset
-from keras_attn.training import check_mixed_precision, compile_for_training, dtype_policy, fast_path
+from keras_attn.training import (
+    check_jit_compile,
+    check_mixed_precision,
+    compile_for_training,
+    dtype_policy,
+    fast_path,
+)
 
 __all__ = [
     "PRESETS",
@@ -181,10 +187,7 @@ class ProtocolSettings:
         _int("split_seed", 0)
         for name in ("train_limit", "val_limit", "test_limit", "threads", "copies"):
             _int(name, 1, allow_none=True)
-        if self.jit_compile not in (None, True, False):
-            raise ValueError(
-                f"`jit_compile` must be True, False or None, got {self.jit_compile!r}."
-            )
+        self.jit_compile = check_jit_compile(self.jit_compile)
         self.mixed_precision = check_mixed_precision(self.mixed_precision)
         if self.mixed_precision == "mixed_float16" and (self.copies or 1) > 1:
             raise ValueError(

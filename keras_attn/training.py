@@ -24,6 +24,7 @@ import contextlib
 
 __all__ = [
     "MIXED_PRECISION_POLICIES",
+    "check_jit_compile",
     "check_mixed_precision",
     "compile_for_training",
     "dtype_policy",
@@ -176,6 +177,28 @@ def compile_for_training(
         optimizer=optimizer, jit_compile=bool(jit_compile), run_eagerly=run_eagerly, **kwargs
     )
     return model
+
+
+def check_jit_compile(jit_compile):
+    """Validate a jit setting: ``True``, ``False`` or ``None`` (`fast_path`'s choice).
+
+    Args:
+        jit_compile: bool (NumPy bools too) or ``None``.
+
+    Returns:
+        ``None``, ``True`` or ``False``.
+
+    Example:
+    >>> check_jit_compile(None), check_jit_compile(False)
+    (None, False)
+    """
+    import numpy as np
+
+    if jit_compile is not None and not isinstance(jit_compile, (bool, np.bool_)):
+        raise ValueError(
+            f"`jit_compile` must be True, False or None (the fast path), got {jit_compile!r}."
+        )
+    return None if jit_compile is None else bool(jit_compile)
 
 
 def check_mixed_precision(policy):

@@ -108,7 +108,13 @@ from keras_attn.backbone import ATTENTION_POSITIONS, count_trainable_params, sit
 from keras_attn.data import ArrayBatches
 from keras_attn.layers import max_depth as max_encoder_depth
 from keras_attn.layers._checks import check_activation
-from keras_attn.training import check_mixed_precision, compile_for_training, dtype_policy, fast_path
+from keras_attn.training import (
+    check_jit_compile,
+    check_mixed_precision,
+    compile_for_training,
+    dtype_policy,
+    fast_path,
+)
 from keras_attn.zoo import build as build_model
 from keras_attn.zoo import get_config
 
@@ -383,14 +389,6 @@ def _count_points(space, depths):
     return per_placement * others, len(space["learning_rate"])
 
 
-def _check_jit_compile(jit_compile):
-    if jit_compile is not None and not isinstance(jit_compile, (bool, np.bool_)):
-        raise ValueError(
-            f"`jit_compile` must be True, False or None (the fast path), got {jit_compile!r}."
-        )
-    return None if jit_compile is None else bool(jit_compile)
-
-
 def _widths(first, growth, depth):
     return [max(1, int(math.floor(first * growth**i + 0.5))) for i in range(depth)]
 
@@ -453,7 +451,7 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
         mixed_precision=None,
     ):
         super().__init__(name=name, tunable=True)
-        self.jit_compile = _check_jit_compile(jit_compile)
+        self.jit_compile = check_jit_compile(jit_compile)
         self.mixed_precision = check_mixed_precision(mixed_precision)
         overrides = {}
         if input_shape is not None:
@@ -869,7 +867,7 @@ def check_search_settings(tuner="hyperband", *, top_k=5, **settings):
         "batch_size": _check_int("batch_size", s["batch_size"], 1),
         "factor": _check_int("factor", s["factor"], 2),
         "seed": _check_int("seed", s["seed"], 1),
-        "jit_compile": _check_jit_compile(s["jit_compile"]),
+        "jit_compile": check_jit_compile(s["jit_compile"]),
         "overwrite": bool(s["overwrite"]),
         "top_k": _check_int("top_k", top_k, 1),
     }
