@@ -1218,9 +1218,12 @@ def benchmark_gates(
 
     import keras_attn
 
-    for name, value in (("batch_size", batch_size), ("windows", windows)):
+    for name, value in (
+        ("batch_size", batch_size),
+        ("windows", windows),
+        ("steps_per_window", steps_per_window),
+    ):
         _check_positive(name, value)
-    _check_positive("steps_per_window", steps_per_window)
     progress = progress or (lambda line: None)
     jit = fast_path()["jit_compile"] if jit_compile is None else bool(jit_compile)
     rng = np.random.default_rng(seed)
