@@ -83,36 +83,13 @@ def _backend():
     return keras.backend.backend()
 
 
-from keras_attn.training import _accelerators, compile_for_training, fast_path  # noqa: E402
-
-
-def _cpu_name():
-    from keras_attn.protocol import _cpu_name as cpu_name
-
-    return cpu_name()
-
-
-def device_description():
-    """One line naming the device the current backend computes on.
-
-    Example:
-    >>> device_description()  # doctest: +SKIP
-    'CPU: Intel(R) Xeon(R) ... (2 cores usable)'
-    """
-    accelerators = _accelerators()
-    if accelerators:
-        return "GPU: " + ", ".join(accelerators)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"CPU: {_cpu_name()} ({cores} cores usable)"
-
-
-def _version(name):
-    try:
-        from importlib.metadata import version
-
-        return version(name)
-    except Exception:  # noqa: BLE001 - absent or odd distributions: record None
-        return None
+from keras_attn.runtime import (  # noqa: E402
+    _tf_determinism,
+    accelerators,
+    device_description,
+    dist_version,
+)
+from keras_attn.training import compile_for_training, fast_path  # noqa: E402
 
 
 def _threads():
@@ -129,21 +106,13 @@ def _threads():
         # 0 means "TensorFlow picks" (all cores).
         info["tf_intra_op"] = tf.config.threading.get_intra_op_parallelism_threads()
         info["tf_inter_op"] = tf.config.threading.get_inter_op_parallelism_threads()
-        info["tf_op_determinism"] = bool(_tf_determinism_enabled())
+        config = _tf_determinism()
+        info["tf_op_determinism"] = config.is_op_determinism_enabled() if config else None
     elif backend == "torch":
         import torch
 
         info["torch_threads"] = torch.get_num_threads()
     return info
-
-
-def _tf_determinism_enabled():
-    try:
-        from tensorflow.python.framework.config import is_op_determinism_enabled
-
-        return is_op_determinism_enabled()
-    except ImportError:  # pragma: no cover - private API moved
-        return None
 
 
 def environment():
@@ -162,7 +131,7 @@ def environment():
         "python": platform.python_version(),
         "platform": platform.platform(),
         "versions": {
-            name: _version(name)
+            name: dist_version(name)
             for name in ("keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "torch", "numpy")
         },
         "threads": _threads(),
@@ -212,7 +181,7 @@ class _RssSampler(threading.Thread):
 def _reset_device_peak():
     backend = _backend()
     try:
-        if backend == "tensorflow" and _accelerators():
+        if backend == "tensorflow" and accelerators():
             import tensorflow as tf
 
             tf.config.experimental.reset_memory_stats("GPU:0")
@@ -238,7 +207,7 @@ def _device_peak_mb():
             stats = device.memory_stats() or {}
             peak = stats.get("peak_bytes_in_use")
             return None if peak is None else peak / _MB
-        if backend == "tensorflow" and _accelerators():
+        if backend == "tensorflow" and accelerators():
             import tensorflow as tf
 
             return tf.config.experimental.get_memory_info("GPU:0")["peak"] / _MB

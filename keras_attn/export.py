@@ -34,7 +34,6 @@ TensorFlow).
 from __future__ import annotations
 
 import datetime
-import importlib.metadata
 import json
 import os
 import platform
@@ -45,6 +44,8 @@ from pathlib import Path
 
 import keras
 import numpy as np
+
+from keras_attn.runtime import dist_version
 
 __all__ = [
     "CARD_FILE",
@@ -98,10 +99,9 @@ def _require_tensorflow(what):
 def _versions():
     versions = {"python": platform.python_version()}
     for dist in ("keras_attn", "keras", "tensorflow", "tensorflow-cpu", "numpy", "jax", "torch"):
-        try:
-            versions[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            pass
+        version = dist_version(dist)
+        if version is not None:
+            versions[dist] = version
     import keras_attn
 
     versions["keras_attn"] = keras_attn.__version__

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import glob as _glob
 import hashlib
 import io
 import json
@@ -39,13 +38,19 @@ import platform
 import posixpath
 import tempfile
 import time
-import uuid
 
 import keras
 import numpy as np
 
 import keras_attn
+from keras_attn import _files as files
 from keras_attn.data import ArrayBatches, load_dataset
+from keras_attn.runtime import (
+    configure_runtime,
+    device_description,
+    dist_version,
+    runtime_settings,
+)
 from keras_attn.training import (
     check_jit_compile,
     check_mixed_precision,
@@ -398,220 +403,30 @@ def plan_tasks(models, runs, shard=None):
 # --------------------------------------------------------------------------- files
 
 
-def _remote(path):
-    return "://" in str(path)
-
-
-def _join(*parts):
-    parts = [str(p) for p in parts]
-    return posixpath.join(*parts) if _remote(parts[0]) else os.path.join(*parts)
-
-
-def _gfile():
-    import tensorflow as tf
-
-    return tf.io.gfile
-
-
-def _exists(path):
-    return _gfile().exists(path) if _remote(path) else os.path.exists(path)
-
-
-def _makedirs(path):
-    if _remote(path):
-        _gfile().makedirs(path)
-    else:
-        os.makedirs(path, exist_ok=True)
-
-
-def _read_bytes(path):
-    if _remote(path):
-        with _gfile().GFile(path, "rb") as f:
-            return f.read()
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def _write_atomic(path, data: bytes):
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
-    parent = posixpath.dirname(path) if _remote(path) else os.path.dirname(path)
-    _makedirs(parent)
-    tmp = _join(parent, f".tmp-{uuid.uuid4().hex}-{os.path.basename(path)}")
-    if _remote(path):
-        gf = _gfile()
-        with gf.GFile(tmp, "wb") as f:
-            f.write(data)
-        gf.rename(tmp, path, overwrite=True)
-        return
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _remove(path):
-    if _remote(path):
-        if _gfile().exists(path):
-            _gfile().remove(path)
-    elif os.path.exists(path):
-        os.remove(path)
-
-
-def _prune_empty_dirs(out_dir, *parts):
-    """Remove OUT/a/b/c, then OUT/a/b, then OUT/a while empty (local folders only)."""
-    if _remote(out_dir):
-        return
-    for k in range(len(parts), 0, -1):
-        try:
-            os.rmdir(os.path.join(out_dir, *parts[:k]))
-        except OSError:
-            return
-
-
-def _remove_stale_temps(path):
-    """Delete temporary files a killed writer of ``path`` left behind (local folders)."""
-    if _remote(path):
-        return
-    pattern = os.path.join(os.path.dirname(path), f".tmp-*-{os.path.basename(path)}")
-    for tmp in _glob.glob(pattern):
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-
-
-def _glob_paths(pattern):
-    if _remote(pattern):
-        return sorted(_gfile().glob(pattern))
-    return sorted(_glob.glob(pattern))
-
-
 def _record_path(out_dir, settings_id, model, run):
-    return _join(out_dir, "records", settings_id, model, f"run-{run:04d}.json")
+    return files.join(out_dir, "records", settings_id, model, f"run-{run:04d}.json")
 
 
 def _checkpoint_path(out_dir, settings_id, model, run):
-    return _join(out_dir, "checkpoints", settings_id, model, f"run-{run:04d}.npz")
+    return files.join(out_dir, "checkpoints", settings_id, model, f"run-{run:04d}.npz")
 
 
 def _weights_path(out_dir, settings_id, model, run):
-    return _join(out_dir, "weights", settings_id, model, f"run-{run:04d}.weights.h5")
-
-
-def _read_json(path):
-    return json.loads(_read_bytes(path).decode("utf-8"))
-
-
-def _json_line(obj) -> bytes:
-    return (json.dumps(obj, sort_keys=True, allow_nan=True) + "\n").encode("utf-8")
+    return files.join(out_dir, "weights", settings_id, model, f"run-{run:04d}.weights.h5")
 
 
 # --------------------------------------------------------------------------- runtime
 
 
-_RUNTIME = {}
+def _ensure_runtime(settings):
+    """Configure threads and deterministic ops unless they already are as ``settings`` asks.
 
-
-def configure_runtime(threads=None, deterministic=True) -> dict:
-    """Pin CPU threads and enable deterministic ops for the current backend.
-
-    Call it before the backend runs its first operation (TensorFlow fixes its
-    thread pools then; later calls keep the pools it has and report them).
-    TensorFlow: intra-op threads = ``threads``, inter-op threads = 1, and
-    ``tf.config.experimental.enable_op_determinism()``. PyTorch:
-    ``torch.set_num_threads`` and ``torch.use_deterministic_algorithms``. JAX on
-    CPU is deterministic; its threads follow ``XLA_FLAGS``.
-
-    Args:
-        threads: intra-op threads (``None``: ``os.cpu_count()``).
-        deterministic: enable deterministic ops.
-
-    Returns:
-        The thread settings in effect (recorded with each result).
-
-    Example:
-        >>> configure_runtime(threads=2)["intra_op_threads"]  # doctest: +SKIP
-        2
+    A process's first run configures them; a later run with another
+    ``deterministic`` switches it (thread pools cannot change once TensorFlow runs).
     """
-    threads = int(threads or os.cpu_count() or 1)
-    backend = keras.backend.backend()
-    info = {"requested_threads": threads, "deterministic": bool(deterministic)}
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        for setter, value in (
-            (tf.config.threading.set_intra_op_parallelism_threads, threads),
-            (tf.config.threading.set_inter_op_parallelism_threads, 1),
-        ):
-            try:
-                setter(value)
-            except RuntimeError:
-                pass  # runtime already initialised: keep (and report) its pools
-        if deterministic:
-            tf.config.experimental.enable_op_determinism()
-        info["intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
-        info["inter_op_threads"] = tf.config.threading.get_inter_op_parallelism_threads()
-    elif backend == "torch":
-        import torch
-
-        torch.set_num_threads(threads)
-        if deterministic:
-            torch.use_deterministic_algorithms(True)
-        info["intra_op_threads"] = torch.get_num_threads()
-    else:
-        info["intra_op_threads"] = None
-    info["xla_flags"] = os.environ.get("XLA_FLAGS")
-    _RUNTIME.clear()
-    _RUNTIME.update(info)
-    return info
-
-
-def _device_description():
-    backend = keras.backend.backend()
-    try:
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            gpus = tf.config.list_physical_devices("GPU")
-            if gpus:
-                details = tf.config.experimental.get_device_details
-                names = [details(g).get("device_name", g.name) for g in gpus]
-                return f"GPU: {', '.join(str(n) for n in names)} (x{len(gpus)})"
-        elif backend == "jax":
-            import jax
-
-            d = jax.devices()[0]
-            if d.platform != "cpu":
-                return f"{d.platform.upper()}: {d.device_kind} (x{jax.device_count()})"
-        elif backend == "torch":
-            import torch
-
-            if torch.cuda.is_available():
-                return f"GPU: {torch.cuda.get_device_name(0)} (x{torch.cuda.device_count()})"
-    except Exception as e:  # pragma: no cover - device queries are best effort
-        return f"unknown ({type(e).__name__}: {e})"
-    return f"CPU: {_cpu_name()} ({os.cpu_count()} cores)"
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _version(module_name):
-    try:
-        from importlib.metadata import version
-
-        return version(module_name)
-    except Exception:
-        return None
+    current = runtime_settings()
+    if not current or current.get("deterministic") != bool(settings.deterministic):
+        configure_runtime(settings.threads, settings.deterministic)
 
 
 def environment(data_kind=None) -> dict:
@@ -638,20 +453,20 @@ def environment(data_kind=None) -> dict:
         "torch": ("torch",),
     }.get(backend, ())
     for lib in libs:
-        v = _version(lib)
+        v = dist_version(lib)
         if v:
             versions[lib] = v
     if data_kind == "tfds":
-        versions["tensorflow-datasets"] = _version("tensorflow-datasets")
+        versions["tensorflow-datasets"] = dist_version("tensorflow-datasets")
     elif data_kind == "folder":
-        versions["pillow"] = _version("pillow")
+        versions["pillow"] = dist_version("pillow")
     return {
         "backend": backend,
-        "device": _device_description(),
+        "device": device_description(),
         "versions": versions,
         "platform": platform.platform(),
         "host": platform.node(),
-        "threads": dict(_RUNTIME),
+        "threads": runtime_settings(),
         "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (TF default: on)"),
         "TF_DETERMINISTIC_OPS": os.environ.get("TF_DETERMINISTIC_OPS"),
     }
@@ -732,7 +547,7 @@ def _save_checkpoint(path, model, best, state):
     a single run, ``{"best0": ..., "best1": ...}`` for a packed group. Each comes
     back from `_load_checkpoint` under its name.
     """
-    arrays = {"state": np.frombuffer(_json_line(state), dtype=np.uint8)}
+    arrays = {"state": np.frombuffer(files.json_line(state), dtype=np.uint8)}
     for i, a in enumerate(_values(model.variables)):
         arrays[f"model_{i:04d}"] = a
     for i, a in enumerate(_values(model.optimizer.variables)):
@@ -742,11 +557,11 @@ def _save_checkpoint(path, model, best, state):
             arrays[f"{name}_{i:04d}"] = a
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    _write_atomic(path, buf.getvalue())
+    files.write_atomic(path, buf.getvalue())
 
 
 def _load_checkpoint(path):
-    with np.load(io.BytesIO(_read_bytes(path)), allow_pickle=False) as z:
+    with np.load(io.BytesIO(files.read_bytes(path)), allow_pickle=False) as z:
         state = json.loads(bytes(z["state"]).decode("utf-8"))
         groups = {"model": [], "optimizer": [], "best": []}
         for key in sorted(k for k in z.files if k != "state"):
@@ -929,7 +744,7 @@ def _finish_run(
             local = os.path.join(tmp, "best.weights.h5")
             model.save_weights(local)
             with open(local, "rb") as f:
-                _write_atomic(weights_path, f.read())
+                files.write_atomic(weights_path, f.read())
         weights_rel = posixpath.join("weights", sid, model_name, f"run-{run_index:04d}.weights.h5")
     fingerprint = data.fingerprint()
     record = {
@@ -968,7 +783,7 @@ def _finish_run(
         "data": data.describe(),
         "environment": environment(data.source.get("kind")),
     }
-    _write_atomic(_record_path(out_dir, sid, model_name, run_index), _json_line(record))
+    files.write_atomic(_record_path(out_dir, sid, model_name, run_index), files.json_line(record))
     acc_text = f"{test_acc:.4f}" if test_acc is not None else "n/a"
     log(
         f"{prefix} done: test accuracy {acc_text} (best epoch {state['best_epoch']}"
@@ -1050,16 +865,15 @@ def run_one(
     sid = settings.settings_id(data.fingerprint())
     record_path = _record_path(out_dir, sid, model_name, run_index)
     ckpt_path = _checkpoint_path(out_dir, sid, model_name, run_index)
-    if _exists(record_path):
-        _remove(ckpt_path)  # left over if a process died between the two steps
-        _prune_empty_dirs(out_dir, "checkpoints", sid, model_name)
-        return _read_json(record_path)
+    if files.exists(record_path):
+        files.remove(ckpt_path)  # left over if a process died between the two steps
+        files.prune_empty_dirs(out_dir, "checkpoints", sid, model_name)
+        return files.read_json(record_path)
 
-    _remove_stale_temps(ckpt_path)  # only this run writes these names
-    _remove_stale_temps(record_path)
+    files.remove_stale_temps(ckpt_path)  # only this run writes these names
+    files.remove_stale_temps(record_path)
     seed = run_seed(settings.base_seed, run_index)
-    if not _RUNTIME:
-        configure_runtime(settings.threads, settings.deterministic)
+    _ensure_runtime(settings)
     training = {**resolve_training(settings), "copies": 1, "packed_runs": None}
     keras.utils.set_random_seed(seed)
     model = _build(model_name, settings, data)
@@ -1072,7 +886,7 @@ def run_one(
 
     state = _new_state()
     best_values = None
-    if _exists(ckpt_path):
+    if files.exists(ckpt_path):
         saved, groups = _load_checkpoint(ckpt_path)
         state = {**state, **saved}
         _assign(model.variables, groups["model"], "model")
@@ -1130,20 +944,22 @@ def run_one(
         log,
         prefix,
     )
-    _remove(ckpt_path)
-    _prune_empty_dirs(out_dir, "checkpoints", sid, model_name)
+    files.remove(ckpt_path)
+    files.prune_empty_dirs(out_dir, "checkpoints", sid, model_name)
     return record
 
 
 def _group_checkpoint_path(out_dir, settings_id, model, runs):
     name = "group-" + "-".join(f"{r:04d}" for r in runs) + ".npz"
-    return _join(out_dir, "checkpoints", settings_id, model, name)
+    return files.join(out_dir, "checkpoints", settings_id, model, name)
 
 
 def _group_checkpoints(out_dir, settings_id, model):
     """``{runs tuple: path}`` of the packed-group checkpoints of ``model``."""
     found = {}
-    for path in _glob_paths(_join(out_dir, "checkpoints", settings_id, model, "group-*.npz")):
+    for path in files.glob_paths(
+        files.join(out_dir, "checkpoints", settings_id, model, "group-*.npz")
+    ):
         parts = os.path.basename(path)[len("group-") : -len(".npz")].split("-")
         if parts and all(p.isdigit() for p in parts):
             found[tuple(int(p) for p in parts)] = path
@@ -1223,15 +1039,14 @@ def run_group(
     sid = settings.settings_id(data.fingerprint())
     record_paths = [_record_path(out_dir, sid, model_name, r) for r in runs]
     ckpt_path = _group_checkpoint_path(out_dir, sid, model_name, runs)
-    if all(_exists(p) for p in record_paths):
-        _remove(ckpt_path)
-        _prune_empty_dirs(out_dir, "checkpoints", sid, model_name)
-        return [_read_json(p) for p in record_paths]
-    _remove_stale_temps(ckpt_path)
+    if all(files.exists(p) for p in record_paths):
+        files.remove(ckpt_path)
+        files.prune_empty_dirs(out_dir, "checkpoints", sid, model_name)
+        return [files.read_json(p) for p in record_paths]
+    files.remove_stale_temps(ckpt_path)
     for p in record_paths:
-        _remove_stale_temps(p)
-    if not _RUNTIME:
-        configure_runtime(settings.threads, settings.deterministic)
+        files.remove_stale_temps(p)
+    _ensure_runtime(settings)
     training = {**resolve_training(settings), "copies": len(runs), "packed_runs": runs}
     seeds = [run_seed(settings.base_seed, r) for r in runs]
     with dtype_policy(settings.mixed_precision):
@@ -1247,7 +1062,7 @@ def run_group(
     contiguous = runs == list(range(runs[0], runs[-1] + 1))
     span = f"{runs[0]}-{runs[-1]}" if contiguous else ",".join(map(str, runs))
     prefix = f"[{model_name} runs {span}]"
-    if _exists(ckpt_path):
+    if files.exists(ckpt_path):
         group, arrays = _load_checkpoint(ckpt_path)
         _assign(packed.variables, arrays["model"], "model")
         _assign(packed.optimizer.variables, arrays["optimizer"], "optimizer")
@@ -1303,8 +1118,8 @@ def run_group(
 
     records = []
     for i, run in enumerate(runs):
-        if _exists(record_paths[i]):  # written before a kill that left the checkpoint
-            records.append(_read_json(record_paths[i]))
+        if files.exists(record_paths[i]):  # written before a kill that left the checkpoint
+            records.append(files.read_json(record_paths[i]))
             continue
         records.append(
             _finish_run(
@@ -1323,8 +1138,8 @@ def run_group(
                 f"[{model_name} run {run}]",
             )
         )
-    _remove(ckpt_path)
-    _prune_empty_dirs(out_dir, "checkpoints", sid, model_name)
+    files.remove(ckpt_path)
+    files.prune_empty_dirs(out_dir, "checkpoints", sid, model_name)
     return records
 
 
@@ -1338,16 +1153,16 @@ def _now():
 def _check_settings_folder(out_dir, settings, sid, fingerprint, allow_mixed):
     """Write OUT/settings/<sid>.json; refuse a folder holding other settings' work."""
     mine = settings.comparable(fingerprint)
-    for path in _glob_paths(_join(out_dir, "settings", "*.json")):
+    for path in files.glob_paths(files.join(out_dir, "settings", "*.json")):
         other_id = os.path.basename(path)[: -len(".json")]
         if other_id == sid or allow_mixed:
             continue
-        has_work = _glob_paths(_join(out_dir, "records", other_id, "*", "*.json")) or (
-            _glob_paths(_join(out_dir, "checkpoints", other_id, "*", "*.npz"))
+        has_work = files.glob_paths(files.join(out_dir, "records", other_id, "*", "*.json")) or (
+            files.glob_paths(files.join(out_dir, "checkpoints", other_id, "*", "*.npz"))
         )
         if not has_work:
             continue
-        other = _read_json(path).get("comparable_settings", {})
+        other = files.read_json(path).get("comparable_settings", {})
         diff = {
             k: (other.get(k), mine.get(k))
             for k in sorted(set(other) | set(mine))
@@ -1360,15 +1175,15 @@ def _check_settings_folder(out_dir, settings, sid, fingerprint, allow_mixed):
             f"allow_mixed=True (--allow-mixed) to keep both (the report then shows them "
             f"as separate groups)."
         )
-    path = _join(out_dir, "settings", f"{sid}.json")
-    if not _exists(path):
+    path = files.join(out_dir, "settings", f"{sid}.json")
+    if not files.exists(path):
         doc = {
             "settings_id": sid,
             "comparable_settings": mine,
             "settings": settings.to_dict(),
             "created_at": _now(),
         }
-        _write_atomic(path, _json_line(doc))
+        files.write_atomic(path, files.json_line(doc))
 
 
 def run_protocol(
@@ -1409,8 +1224,7 @@ def run_protocol(
     """
     log = log or (lambda line: None)
     tasks = plan_tasks(models, settings.runs, shard)
-    if not _RUNTIME:
-        configure_runtime(settings.threads, settings.deterministic)
+    _ensure_runtime(settings)
     if data is None:
         t0 = time.perf_counter()
         data = load_protocol_data(settings)
@@ -1423,7 +1237,7 @@ def run_protocol(
     sid = settings.settings_id(fingerprint)
     _check_settings_folder(out_dir, settings, sid, fingerprint, allow_mixed)
 
-    done = {t for t in tasks if _exists(_record_path(out_dir, sid, *t))}
+    done = {t for t in tasks if files.exists(_record_path(out_dir, sid, *t))}
     pending = [t for t in tasks if t not in done]
     log(
         f"protocol: {len(tasks)} runs in this shard ({parse_shard(shard)[0]}/"
@@ -1445,7 +1259,7 @@ def run_protocol(
         times.setdefault(model_name, []).append(seconds)
         remaining[(model_name, run_index)] = settings.epochs - (epoch + 1)
 
-    found = {t: _read_json(_record_path(out_dir, sid, *t)) for t in done}
+    found = {t: files.read_json(_record_path(out_dir, sid, *t)) for t in done}
     for model_name, runs in groups:
         positions = [pending.index((model_name, r)) + 1 for r in runs if (model_name, r) in pending]
         seeds = [run_seed(settings.base_seed, r) for r in runs]
@@ -1494,19 +1308,19 @@ def _plan_groups(pending, copies, out_dir, sid):
         for runs, path in sorted(_group_checkpoints(out_dir, sid, model).items()):
             todo = [r for r in runs if (model, r) in pending_set]
             if not todo:
-                if all(_exists(_record_path(out_dir, sid, model, r)) for r in runs):
-                    _remove(path)  # finished: left over from a kill after the records
+                if all(files.exists(_record_path(out_dir, sid, model, r)) for r in runs):
+                    files.remove(path)  # finished: left over from a kill after the records
                 continue
             members = {(model, r) for r in runs}
             unfinished = {
-                (model, r) for r in runs if not _exists(_record_path(out_dir, sid, model, r))
+                (model, r) for r in runs if not files.exists(_record_path(out_dir, sid, model, r))
             }
             if unfinished <= pending_set and not taken & members:
                 groups.append((model, list(runs)))
                 taken |= members
         rest = [r for m, r in pending if m == model and (m, r) not in taken]
         for r in rest:
-            if _exists(_checkpoint_path(out_dir, sid, model, r)):
+            if files.exists(_checkpoint_path(out_dir, sid, model, r)):
                 groups.append((model, [r]))
                 taken.add((model, r))
         rest = [r for r in rest if (model, r) not in taken]
@@ -1537,7 +1351,8 @@ def best_run(out_dir, model_name, settings_id=None):
         (0.7134, 'results/ae/weights/3f2a.../cnn_conv_ae/run-0005.weights.h5')
     """
     ids = sorted(
-        os.path.basename(p.rstrip("/")) for p in _glob_paths(_join(out_dir, "records", "*"))
+        os.path.basename(p.rstrip("/"))
+        for p in files.glob_paths(files.join(out_dir, "records", "*"))
     )
     if not ids:
         raise ValueError(f"No protocol records in {out_dir!r} (expected {out_dir}/records/...).")
@@ -1549,16 +1364,16 @@ def best_run(out_dir, model_name, settings_id=None):
         settings_id = ids[0]
     elif settings_id not in ids:
         raise ValueError(f"No records of settings {settings_id!r} in {out_dir!r}; found {ids}.")
-    paths = _glob_paths(_join(out_dir, "records", settings_id, model_name, "run-*.json"))
+    paths = files.glob_paths(files.join(out_dir, "records", settings_id, model_name, "run-*.json"))
     if not paths:
         have = sorted(
             os.path.basename(p.rstrip("/"))
-            for p in _glob_paths(_join(out_dir, "records", settings_id, "*"))
+            for p in files.glob_paths(files.join(out_dir, "records", settings_id, "*"))
         )
         raise ValueError(
             f"No records of model {model_name!r} in {out_dir!r}; models with records: {have}."
         )
-    records = [_read_json(p) for p in paths]
+    records = [files.read_json(p) for p in paths]
     usable = [r for r in records if r.get("weights") and r.get("best_val_accuracy") is not None]
     if not usable:
         raise ValueError(
@@ -1567,7 +1382,7 @@ def best_run(out_dir, model_name, settings_id=None):
             "with weights to export."
         )
     best = max(usable, key=lambda r: (r["best_val_accuracy"], -r["run"]))
-    return best, _join(out_dir, *best["weights"].split("/"))
+    return best, files.join(out_dir, *best["weights"].split("/"))
 
 
 def _eta(remaining, times):

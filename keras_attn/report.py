@@ -23,6 +23,8 @@ import os
 
 import numpy as np
 
+from keras_attn import _files as files
+
 __all__ = [
     "format_markdown",
     "load_records",
@@ -104,12 +106,11 @@ def load_records(out_dir):
         >>> records[0]["test_accuracy"]  # doctest: +SKIP
         0.7012
     """
-    from keras_attn.protocol import _exists, _glob_paths, _join, _read_json
 
     out_dir = str(out_dir)
-    if not _exists(out_dir):
+    if not files.exists(out_dir):
         raise FileNotFoundError(f"Output folder {out_dir!r} does not exist.")
-    paths = _glob_paths(_join(out_dir, "records", "*", "*", "run-*.json"))
+    paths = files.glob_paths(files.join(out_dir, "records", "*", "*", "run-*.json"))
     if not paths:
         raise FileNotFoundError(
             f"No records in {out_dir!r} (expected {out_dir}/records/<settings_id>/<model>/"
@@ -117,7 +118,7 @@ def load_records(out_dir):
         )
     records, seen = [], {}
     for p in paths:
-        rec = _read_json(p)
+        rec = files.read_json(p)
         key = (rec["settings_id"], rec["model"], rec["run"])
         if key in seen:
             raise ValueError(f"Records {seen[key]} and {p} are both {key}.")
@@ -427,19 +428,18 @@ def write_report(out_dir, records=None, *, baseline="cnn", plot=True):
         >>> paths = write_report("results/protocol")  # doctest: +SKIP
         >>> print(open(paths["markdown"]).read())  # doctest: +SKIP
     """
-    from keras_attn.protocol import _join, _json_line, _remote, _write_atomic
 
     out_dir = str(out_dir)
     records = load_records(out_dir) if records is None else records
     rows = summarize(records, baseline=baseline)
     paths = {
-        "markdown": _join(out_dir, "report.md"),
-        "csv": _join(out_dir, "report.csv"),
-        "runs_csv": _join(out_dir, "runs.csv"),
-        "jsonl": _join(out_dir, "results.jsonl"),
+        "markdown": files.join(out_dir, "report.md"),
+        "csv": files.join(out_dir, "report.csv"),
+        "runs_csv": files.join(out_dir, "runs.csv"),
+        "jsonl": files.join(out_dir, "results.jsonl"),
     }
-    _write_atomic(paths["markdown"], format_markdown(rows, records).encode())
-    _write_atomic(paths["csv"], _csv_text(rows, CSV_FIELDS).encode())
+    files.write_atomic(paths["markdown"], format_markdown(rows, records).encode())
+    files.write_atomic(paths["csv"], _csv_text(rows, CSV_FIELDS).encode())
     run_rows = [
         {
             **{k: r.get(k) for k in RUN_FIELDS},
@@ -449,15 +449,15 @@ def write_report(out_dir, records=None, *, baseline="cnn", plot=True):
         }
         for r in records
     ]
-    _write_atomic(paths["runs_csv"], _csv_text(run_rows, RUN_FIELDS).encode())
-    _write_atomic(paths["jsonl"], b"".join(_json_line(r) for r in records))
+    files.write_atomic(paths["runs_csv"], _csv_text(run_rows, RUN_FIELDS).encode())
+    files.write_atomic(paths["jsonl"], b"".join(files.json_line(r) for r in records))
     if plot:
-        png = _join(out_dir, "report.png")
-        if _remote(out_dir):
+        png = files.join(out_dir, "report.png")
+        if files.remote(out_dir):
             local = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"report-{os.getpid()}.png")
             plot_summary(rows, local)
             with open(local, "rb") as f:
-                _write_atomic(png, f.read())
+                files.write_atomic(png, f.read())
             os.remove(local)
         else:
             tmp = png + f".tmp-{os.getpid()}.png"

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import contextlib
 
+from keras_attn.runtime import accelerators
+
 __all__ = [
     "MIXED_PRECISION_POLICIES",
     "check_jit_compile",
@@ -39,32 +41,6 @@ def _backend():
     import keras
 
     return keras.backend.backend()
-
-
-def _accelerators():
-    """Names of the accelerators the current backend sees (empty on a CPU)."""
-    backend = _backend()
-    if backend == "jax":
-        import jax
-
-        return [f"{d.platform}:{d.device_kind}" for d in jax.devices() if d.platform != "cpu"]
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        found = []
-        for d in tf.config.list_physical_devices("GPU"):
-            details = tf.config.experimental.get_device_details(d)
-            found.append(f"{d.name}:{details.get('device_name', 'GPU')}")
-        return found
-    if backend == "torch":
-        import torch
-
-        if torch.cuda.is_available():
-            return [
-                f"cuda:{i}:{torch.cuda.get_device_name(i)}"
-                for i in range(torch.cuda.device_count())
-            ]
-    return []
 
 
 def fast_path(backend=None, accelerator=None):
@@ -111,7 +87,7 @@ def fast_path(backend=None, accelerator=None):
     if backend not in ("tensorflow", "jax", "torch"):
         raise ValueError(f"Unknown backend {backend!r}: expected 'tensorflow', 'jax' or 'torch'.")
     if accelerator is None:
-        accelerator = bool(_accelerators()) if backend == _backend() else False
+        accelerator = bool(accelerators()) if backend == _backend() else False
     if backend == "tensorflow":
         jit = bool(accelerator)
         reason = (

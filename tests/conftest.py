@@ -29,7 +29,7 @@ def _seed():
 def _op_determinism_off():
     """Each test module starts and ends with TensorFlow's op determinism off.
 
-    `keras_attn.protocol.configure_runtime` turns it on for the whole process, and from
+    `keras_attn.runtime.configure_runtime` turns it on for the whole process, and from
     then on Keras quietly compiles ``jit_compile=True`` models without XLA. Whatever
     modules ran before in this process (pytest-xdist's workers each run some of them),
     a module sees the state a fresh process has.

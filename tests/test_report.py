@@ -11,7 +11,7 @@ from data_helpers import REPO
 from scipy import stats
 
 from keras_attn import report
-from keras_attn.protocol import _json_line
+from keras_attn._files import json_line as _json_line
 
 ACC = {
     "cnn": [0.70, 0.71, 0.69, 0.72, 0.70],
