@@ -715,22 +715,29 @@ def _build(model_name, settings, data):
         return keras_attn.build(model_name, **_build_kwargs(settings, data))
 
 
-def _finish_run(
-    model_name,
-    run_index,
-    model,
-    best_values,
-    state,
-    settings,
-    data,
-    out_dir,
-    sid,
-    training,
-    save_weights,
-    log,
-    prefix,
-):
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """What every run of one `run_one` / `run_group` call shares."""
+
+    model_name: str
+    settings: ProtocolSettings
+    data: object
+    out_dir: str
+    sid: str
+    training: dict
+    save_weights: bool
+    log: object
+
+
+def _finish_run(job, run_index, model, best_values, state):
     """Evaluate the best weights on the test set, save them, write the record; return it."""
+    model_name, settings, data, out_dir, sid = (
+        job.model_name,
+        job.settings,
+        job.data,
+        job.out_dir,
+        job.sid,
+    )
     t0 = time.perf_counter()
     test_loss = test_acc = None
     if best_values is not None:
@@ -738,7 +745,7 @@ def _finish_run(
         test_loss, test_acc = _evaluate(model, data.x_test, data.y_test, settings.batch_size)
     test_seconds = time.perf_counter() - t0
     weights_rel = None
-    if save_weights and best_values is not None:
+    if job.save_weights and best_values is not None:
         weights_path = _weights_path(out_dir, sid, model_name, run_index)
         with tempfile.TemporaryDirectory() as tmp:
             local = os.path.join(tmp, "best.weights.h5")
@@ -776,7 +783,7 @@ def _finish_run(
         "finished_at": _now(),
         "settings": settings.to_dict(),
         "comparable_settings": settings.comparable(fingerprint),
-        "training": training,
+        "training": job.training,
         "preprocessing": PREPROCESSING,
         "augmentation": AUGMENTATION,
         "model_config": keras_attn.get_config(model_name, **_build_kwargs(settings, data)),
@@ -785,9 +792,10 @@ def _finish_run(
     }
     files.write_atomic(_record_path(out_dir, sid, model_name, run_index), files.json_line(record))
     acc_text = f"{test_acc:.4f}" if test_acc is not None else "n/a"
-    log(
-        f"{prefix} done: test accuracy {acc_text} (best epoch {state['best_epoch']}"
-        f"{', DIVERGED' if state['diverged'] else ''}), {record['wall_time_s']:.1f}s"
+    job.log(
+        f"[{model_name} run {run_index}] done: test accuracy {acc_text} "
+        f"(best epoch {state['best_epoch']}{', DIVERGED' if state['diverged'] else ''}), "
+        f"{record['wall_time_s']:.1f}s"
     )
     return record
 
@@ -929,21 +937,8 @@ def run_one(
         _save_checkpoint(ckpt_path, model, {"best": best_values}, state)
         log(_epoch_line(prefix, settings, state, eta))
 
-    record = _finish_run(
-        model_name,
-        run_index,
-        model,
-        best_values,
-        state,
-        settings,
-        data,
-        out_dir,
-        sid,
-        training,
-        save_weights,
-        log,
-        prefix,
-    )
+    job = _Job(model_name, settings, data, out_dir, sid, training, save_weights, log)
+    record = _finish_run(job, run_index, model, best_values, state)
     files.remove(ckpt_path)
     files.prune_empty_dirs(out_dir, "checkpoints", sid, model_name)
     return record
@@ -1116,28 +1111,13 @@ def run_group(
         group["epochs_done"] = epoch + 1
         _save_checkpoint(ckpt_path, packed, {f"best{i}": v for i, v in enumerate(bests)}, group)
 
+    job = _Job(model_name, settings, data, out_dir, sid, training, save_weights, log)
     records = []
     for i, run in enumerate(runs):
         if files.exists(record_paths[i]):  # written before a kill that left the checkpoint
             records.append(files.read_json(record_paths[i]))
             continue
-        records.append(
-            _finish_run(
-                model_name,
-                run,
-                copies[i],
-                bests[i],
-                states[i],
-                settings,
-                data,
-                out_dir,
-                sid,
-                training,
-                save_weights,
-                log,
-                f"[{model_name} run {run}]",
-            )
-        )
+        records.append(_finish_run(job, run, copies[i], bests[i], states[i]))
     files.remove(ckpt_path)
     files.prune_empty_dirs(out_dir, "checkpoints", sid, model_name)
     return records
