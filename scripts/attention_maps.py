@@ -2,11 +2,16 @@
 
     python scripts/attention_maps.py saved_models/cnn_conv_ae cat.png --out maps.png
     python scripts/attention_maps.py saved_models/cnn_cbam ship.jpg --scale fixed
+    python scripts/attention_maps.py saved_models/cnn_conv_ae cat.png --stats
 
 Writes a PNG grid: one row per attention site, the (resized) image first, then
 each block's mask at that site (mean over channels, upsampled to the image).
 Needs the export's .keras file (a SavedModel has no layers to inspect). The image
 is fitted to the model's input as in predict.py (--resize, default center-crop).
+--stats also prints how much each mask varies on this image (mean, std, range,
+spread over positions and over channels): a nearly constant mask does no
+attention, however its stretched colours look. For many images, use
+keras_attn.attention_maps.mask_statistics.
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ def build_parser():
         help="panel: colours stretched per mask (default); fixed: one 0..1 scale",
     )
     ap.add_argument("--dpi", type=int, default=100, help="PNG resolution (default: %(default)s)")
+    ap.add_argument(
+        "--stats", action="store_true", help="also print each mask's statistics on this image"
+    )
     return ap
 
 
@@ -59,6 +67,7 @@ def main(argv=None):
         result = attention_maps.plot_attention_maps(
             model, images[0], out, title=title, scale=args.scale, dpi=args.dpi
         )
+        stats = attention_maps.mask_statistics(model, images[:1]) if args.stats else None
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -66,6 +75,8 @@ def main(argv=None):
         f"wrote {result['path']}: {len(result['maps'])} attention masks at "
         f"{result['rows']} site(s) ({title})"
     )
+    if stats:
+        print(attention_maps.format_mask_statistics(stats))
     return 0
 
 

@@ -4,6 +4,7 @@ a reloaded .keras model gives the same maps; the script writes the PNG.
 """
 
 import importlib.util
+import inspect
 import pathlib
 
 import keras
@@ -13,7 +14,13 @@ from PIL import Image
 
 import keras_attn
 from keras_attn import export
-from keras_attn.attention_maps import attention_maps, figure_inches, plot_attention_maps
+from keras_attn.attention_maps import (
+    attention_maps,
+    figure_inches,
+    format_mask_statistics,
+    mask_statistics,
+    plot_attention_maps,
+)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 WITH_ATTENTION = [
@@ -145,9 +152,17 @@ def test_script_writes_the_png_and_explains_cnn(tmp_path, monkeypatch, capsys):
     captured = capsys.readouterr()
     assert "center-cropped and resized to 32x32" in captured.err
     assert f"wrote {out}: 4 attention masks at 4 site(s)" in captured.out
+    assert "spatial std" not in captured.out  # only with --stats
     assert "predicted class_" in captured.out
     with Image.open(out) as png:
         assert png.size == tuple(round(v * 100) for v in figure_inches(4, 2))
+
+    args = [str(tmp_path / "cnn_conv_ae"), str(cat), "--out", str(out), "--stats"]
+    assert script.main(args) == 0
+    table = capsys.readouterr().out.splitlines()[1:]
+    assert "spatial std" in table[0] and [line.split()[:2] for line in table[1:]] == [
+        [str(site), "conv_ae"] for site in (1, 2, 3, 4)
+    ]
 
     assert script.main([str(tmp_path / "cnn"), str(cat), "--out", str(tmp_path / "x.png")]) == 2
     assert "model 'cnn' has no attention blocks" in capsys.readouterr().err
@@ -155,3 +170,60 @@ def test_script_writes_the_png_and_explains_cnn(tmp_path, monkeypatch, capsys):
     bad.write_text("nope")
     assert script.main([str(tmp_path / "cnn_conv_ae"), str(bad)]) == 2
     assert "Cannot decode" in capsys.readouterr().err
+
+
+def _brute_force_statistics(model, images):
+    """The same figures from each image's `attention_maps`-style gate, one image at a time."""
+    out = []
+    for layer in [layer for layer in model.layers if hasattr(layer, "gate")]:
+        probe = keras.Model(model.inputs[0], layer.input)
+        x = probe(images.astype("float32"), training=False)
+        takes_training = "training" in inspect.signature(layer.gate).parameters
+        gate = keras.ops.convert_to_numpy(
+            layer.gate(x, training=False) if takes_training else layer.gate(x)
+        )
+        full = np.broadcast_to(gate, tuple(x.shape)).astype("float64")
+        out.append(
+            {
+                "mean": full.mean(),
+                "std": full.std(),
+                "min": full.min(),
+                "max": full.max(),
+                "spatial_std": full.mean(-1).std(axis=(1, 2)).mean(),
+                "channel_std": full.mean(axis=(1, 2)).std(-1).mean(),
+            }
+        )
+    return out
+
+
+@pytest.mark.parametrize("name", ["cnn_eca", "cnn_conv_ae", "cnn_cbam_spatial_eca"])
+def test_mask_statistics_match_numpy_over_all_images_in_any_batching(name):
+    keras.utils.set_random_seed(0)
+    model = small_model(name)
+    images = np.stack([image(seed=i) for i in range(5)])
+    rows = mask_statistics(model, images, batch_size=2)  # batches of 2, 2 and 1
+    assert [r["images"] for r in rows] == [5] * len(rows)
+    expected = _brute_force_statistics(model, images)
+    assert len(rows) == len(expected)
+    for row, want in zip(rows, expected):
+        for key, value in want.items():
+            np.testing.assert_allclose(row[key], value, rtol=1e-4, atol=1e-7, err_msg=key)
+    kinds = [r["kind"] for r in rows]
+    for row in rows:
+        if row["kind"] == "eca":  # channel-only: no spread over positions, some over channels
+            assert row["spatial_std"] == 0.0 and row["channel_std"] > 0
+        else:
+            assert row["spatial_std"] > 0
+    assert len(format_mask_statistics(rows).splitlines()) == 1 + len(kinds)
+
+
+def test_mask_statistics_refuse_bad_input():
+    model = small_model("cnn_eca")
+    with pytest.raises(ValueError, match=r"non-empty batch \(N, 32, 32, 3\)"):
+        mask_statistics(model, np.zeros((32, 32, 3), "uint8"))
+    with pytest.raises(ValueError, match="non-empty batch"):
+        mask_statistics(model, np.zeros((0, 32, 32, 3), "uint8"))
+    with pytest.raises(ValueError, match="`batch_size` must be a positive int"):
+        mask_statistics(model, np.zeros((1, 32, 32, 3), "uint8"), batch_size=0)
+    with pytest.raises(ValueError, match="has no attention blocks"):
+        mask_statistics(small_model("cnn"), np.zeros((1, 32, 32, 3), "uint8"))
