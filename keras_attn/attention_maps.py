@@ -25,6 +25,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_attn.layers._checks import check_positive_int
+
 __all__ = [
     "CELL_INCHES",
     "SCALES",
@@ -88,8 +90,14 @@ def _checked_layers(model):
 
 
 def _site_inputs(model, layers):
-    """A model from the image to the input of each attention layer in ``layers``."""
-    return keras.Model(model.inputs[0], [layer.input for _, _, layer in layers])
+    """A function from a batch of images to the list of inputs of the layers in ``layers``."""
+    probe = keras.Model(model.inputs[0], [layer.input for _, _, layer in layers])
+
+    def inputs(images):
+        out = probe(images, training=False)
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
+    return inputs
 
 
 def _gate(layer, x):
@@ -146,9 +154,7 @@ def attention_maps(model, image):
             f"The image has shape {image.shape} but model {model.name!r} takes {expected}; "
             "fit it first (keras_attn.export.load_images(..., resize='crop'))."
         )
-    inputs = _site_inputs(model, layers)(image[None].astype("float32"), training=False)
-    if not isinstance(inputs, (list, tuple)):
-        inputs = [inputs]
+    inputs = _site_inputs(model, layers)(image[None].astype("float32"))
     maps = []
     for (site, kind, layer), x in zip(layers, inputs, strict=True):
         gate = keras.ops.convert_to_numpy(_gate(layer, x))[0]  # (h, w, c), (1, 1, c), (h, w, 1)
@@ -334,19 +340,15 @@ def mask_statistics(model, images, batch_size=64):
             f"`images` must be a non-empty batch (N, {', '.join(map(str, expected))}) for "
             f"model {model.name!r}, got shape {images.shape}."
         )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
-    probe = _site_inputs(model, layers)
+    check_positive_int("batch_size", batch_size)
+    site_inputs = _site_inputs(model, layers)
     totals = [
         {"sum": 0.0, "sq": 0.0, "min": np.inf, "max": -np.inf, "count": 0, "sp": 0.0, "ch": 0.0}
         for _ in layers
     ]
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size].astype("float32")
-        inputs = probe(batch, training=False)
-        if not isinstance(inputs, (list, tuple)):
-            inputs = [inputs]
-        for t, (_, _, layer), x in zip(totals, layers, inputs, strict=True):
+        for t, (_, _, layer), x in zip(totals, layers, site_inputs(batch), strict=True):
             gate = keras.ops.convert_to_numpy(_gate(layer, x)).astype("float64")
             full = np.broadcast_to(gate, tuple(x.shape))
             t["sum"] += full.sum()

@@ -173,7 +173,7 @@ def test_script_writes_the_png_and_explains_cnn(tmp_path, monkeypatch, capsys):
 
 
 def _brute_force_statistics(model, images):
-    """The same figures from each image's `attention_maps`-style gate, one image at a time."""
+    """The same figures computed directly: each gate on all images in one pass, no running sums."""
     out = []
     for layer in [layer for layer in model.layers if hasattr(layer, "gate")]:
         probe = keras.Model(model.inputs[0], layer.input)
