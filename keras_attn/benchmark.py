@@ -151,16 +151,23 @@ class _RssSampler(threading.Thread):
 
     def __init__(self, interval=0.02):
         super().__init__(daemon=True, name="rss-sampler")
-        import psutil
-
-        self._process = psutil.Process()
         self._interval = interval
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._peak = self.rss()
 
-    def rss(self):
-        return self._process.memory_info().rss
+    @staticmethod
+    def rss():
+        """Resident set size in bytes (Linux ``/proc``; psutil elsewhere, 0 without it)."""
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            try:
+                import psutil
+            except ImportError:
+                return 0
+            return psutil.Process().memory_info().rss
 
     def run(self):
         while not self._stop.wait(self._interval):
@@ -1117,6 +1124,10 @@ def main(argv=None):
             steps_per_window=args.steps,
             jit_compile=_settings_from_args(args)[0]["jit_compile"],
         )
+        best = max(result["packing"]["rows"], key=lambda r: r["speedup"])
+        result["protocol_projection_packed"] = project_protocol(
+            result["results"], copies=best["copies"], packing_speedup=best["speedup"]
+        )
     result["command"] = ["benchmark.py", *argv]
     write_json(result, args.output)
     print(format_table(result))
@@ -1124,6 +1135,12 @@ def main(argv=None):
         from keras_attn.parallel import format_packing
 
         print(format_packing(result["packing"]))
+        proj = result["protocol_projection_packed"]
+        print(
+            f"projected protocol time with packing: {proj['total_hours']:.2f} h for "
+            f"{len(proj['per_variant_hours'])} variant(s) ({proj['assumptions']}; the packing "
+            "gain of cnn applied to every variant)"
+        )
     print(f"JSON written to {args.output}")
     return 0
 

@@ -334,7 +334,7 @@ def benchmark_packing(
     >>> benchmark_packing(copies=(1, 2), batch_size=2, warmup_steps=1, windows=1,
     ...                   steps_per_window=1, progress=lambda s: None)  # doctest: +SKIP
     """
-    from keras_attn.benchmark import _time_window, environment
+    from keras_attn.benchmark import _device_peak_mb, _time_window, environment
 
     if progress is None:
 
@@ -344,8 +344,7 @@ def benchmark_packing(
     copies = [int(c) for c in copies]
     if not copies or min(copies) < 1:
         raise ValueError(f"`copies` must be positive integers, got {copies!r}.")
-    if 1 not in copies:
-        copies = [1, *copies]
+    copies = sorted(set(copies) | {1})
     rng = np.random.default_rng(seed)
     entries = []
     for n in copies:
@@ -359,8 +358,24 @@ def benchmark_packing(
         t0 = time.perf_counter()
         for _ in range(warmup_steps):
             packed.train_on_batch(xs, ys)
-        progress(f"[packing] {n} x {model}: warm-up {time.perf_counter() - t0:.1f}s")
-        entries.append({"copies": n, "packed": packed, "xs": xs, "ys": ys, "times": [], "cpu": []})
+        # Peak device memory so far (None on a CPU): copies are warmed up in increasing
+        # order, so each peak is that of the largest group yet, this one.
+        peak = _device_peak_mb()
+        progress(
+            f"[packing] {n} x {model}: warm-up {time.perf_counter() - t0:.1f}s"
+            + (f", peak device memory {peak:.0f} MiB" if peak is not None else "")
+        )
+        entries.append(
+            {
+                "copies": n,
+                "packed": packed,
+                "xs": xs,
+                "ys": ys,
+                "times": [],
+                "cpu": [],
+                "peak_device_mb": peak,
+            }
+        )
     for e in entries:  # seeding retraced the functions of earlier models: untimed step
         e["packed"].train_on_batch(e["xs"], e["ys"])
     for w in range(windows):
@@ -390,6 +405,7 @@ def benchmark_packing(
                 "images_per_s": e["copies"] * batch_size / step,
                 "speedup": e["copies"] * single / step,
                 "cpu_speedup": e["copies"] * single_cpu / statistics.median(e["cpu"]),
+                "peak_device_mb": e["peak_device_mb"],
             }
         )
     env = environment()
@@ -415,11 +431,13 @@ def format_packing(result):
         f"packed training of {result['model']} ({result['backend']}, {result['device']}, "
         f"batch {result['batch_size_per_copy']} per copy, jit {result['jit_compile']}):",
         f"{'copies':>6} {'step ms':>9} {'img/s (all)':>12} {'speedup vs sequential':>22} "
-        f"{'(CPU-s)':>8}",
+        f"{'(CPU-s)':>8} {'peak device MiB':>16}",
     ]
     for r in result["rows"]:
+        peak = r.get("peak_device_mb")
         lines.append(
-            f"{r['copies']:>6} {r['step_ms']:9.0f} {r['images_per_s']:12.1f} "
-            f"{r['speedup']:21.2f}x {r.get('cpu_speedup', float('nan')):7.2f}x"
+            f"{r['copies']:>6} {r['step_ms']:9.1f} {r['images_per_s']:12.1f} "
+            f"{r['speedup']:21.2f}x {r.get('cpu_speedup', float('nan')):7.2f}x "
+            f"{'n/a' if peak is None else f'{peak:.0f}':>16}"
         )
     return "\n".join(lines)

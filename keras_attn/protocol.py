@@ -65,6 +65,7 @@ __all__ = [
     "configure_runtime",
     "environment",
     "load_protocol_data",
+    "parse_duration",
     "parse_shard",
     "plan_tasks",
     "resolve_training",
@@ -1127,6 +1128,107 @@ def _now():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+# --------------------------------------------------------------------------- time budget
+
+
+def parse_duration(text):
+    """Seconds in a duration: a number of seconds, or with a unit: ``"90s"``, ``"8m"``, ``"2h"``.
+
+    Units combine (``"1h30m"``). ``None`` gives ``None`` (no budget).
+
+    Example:
+        >>> parse_duration("8m"), parse_duration("1h30m"), parse_duration(45)
+        (480.0, 5400.0, 45.0)
+    """
+    if text is None:
+        return None
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        import re
+
+        s = str(text).strip().lower()
+        parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", s)
+        if not s or parts is None or not any(parts.groups()):
+            raise ValueError(
+                f"A time budget must be seconds or a duration such as '90s', '8m', '2h' or "
+                f"'1h30m', got {text!r}."
+            )
+        h, m, sec = (float(g) if g else 0.0 for g in parts.groups())
+        seconds = 3600 * h + 60 * m + sec
+    if not seconds > 0 or not math.isfinite(seconds):
+        raise ValueError(f"A time budget must be positive, got {text!r}.")
+    return seconds
+
+
+_clock = time.monotonic  # the budget's clock (tests replace it)
+
+
+class _Budget:
+    """Decides whether the next group of runs fits in what is left of a time budget.
+
+    A group's time is estimated, in this order, from groups of the same model
+    finished in this process (their whole wall time, build and compilation
+    included), from the records of that model already in the output folder
+    written on the same device and backend, or from another measured model
+    scaled by the ratio of multiply-accumulates per image. With no estimate at
+    all the group starts: nothing has been measured yet.
+    """
+
+    MARGIN = 1.15  # records leave out model building and compilation
+    # Scaling by MACs misses element-wise work: on an H200 the conv-AE variants' step
+    # took 1.9-2.0x cnn's for 1.17x its MACs (docs/performance.md).
+    MAC_MARGIN = 2.0
+
+    def __init__(self, seconds):
+        self.deadline = _clock() + seconds
+        self.measured = {}  # model -> seconds per epoch of a group of `size` runs
+        self.prior = {}  # model -> seconds per run-epoch, from existing records
+        self._macs = {}
+
+    def left(self):
+        return self.deadline - _clock()
+
+    def add_records(self, records, backend, device):
+        """Learn from finished records made on this device and backend."""
+        per = {}
+        for r in records:
+            env = r.get("environment") or {}
+            if env.get("backend") != backend or env.get("device") != device:
+                continue
+            epochs = r.get("epochs_trained") or 0
+            if epochs and r.get("wall_time_s"):
+                per.setdefault(r["model"], []).append(r["wall_time_s"] / epochs)
+        for model, values in per.items():
+            self.prior[model] = self.MARGIN * float(np.mean(values))
+
+    def record(self, model, size, epochs, seconds):
+        """A group of ``size`` runs of ``model`` trained ``epochs`` epochs in ``seconds``."""
+        if epochs > 0:
+            self.measured[model] = (seconds / epochs, size)
+
+    def _macs_of(self, model, build_kwargs):
+        if model not in self._macs:
+            from keras_attn.flops import count_macs
+
+            self._macs[model] = count_macs(keras_attn.build(model, **build_kwargs))
+        return self._macs[model]
+
+    def estimate(self, model, size, epochs, build_kwargs):
+        """Seconds a group of ``size`` runs of ``model`` needs for ``epochs`` epochs, or None."""
+        if model in self.measured:
+            per_epoch, measured_size = self.measured[model]
+            return per_epoch * epochs * max(1.0, size / measured_size)
+        if model in self.prior:
+            return self.prior[model] * size * epochs
+        known = [(m, per_epoch / n) for m, (per_epoch, n) in self.measured.items()]
+        known += list(self.prior.items())
+        if not known:
+            return None
+        per_mac = max(s / self._macs_of(m, build_kwargs) for m, s in known)
+        return self.MAC_MARGIN * per_mac * self._macs_of(model, build_kwargs) * size * epochs
+
+
 # --------------------------------------------------------------------------- protocol
 
 
@@ -1177,6 +1279,7 @@ def run_protocol(
     log=print,
     progress_every=60.0,
     save_weights=True,
+    time_budget=None,
 ):
     """Run every (model, run) of the protocol, or of one shard, into ``out_dir``.
 
@@ -1194,15 +1297,22 @@ def run_protocol(
         log: callable for progress lines (``print`` by default; ``None``: silent).
         progress_every: seconds between in-epoch progress lines (0: none).
         save_weights: save each run's best-validation weights (see `run_one`).
+        time_budget: seconds (or a duration such as ``"8m"``, see `parse_duration`)
+            after which no new run or packed group is started: one starts only
+            when its estimated time fits in what is left. A started run is never
+            cut by the budget. Rerunning continues with the runs left.
 
     Returns:
-        The records of this shard's tasks, in task order.
+        The records of this shard's finished tasks, in task order (fewer than
+        the tasks when the time budget stopped it early).
 
     Example:
         >>> settings = ProtocolSettings(runs=2, epochs=2, data="cifar10-folder")  # doctest: +SKIP
         >>> records = run_protocol(["cnn", "cnn_eca"], settings, "results/demo")  # doctest: +SKIP
     """
     log = log or (lambda line: None)
+    budget_seconds = parse_duration(time_budget)
+    budget = _Budget(budget_seconds) if budget_seconds else None
     tasks = plan_tasks(models, settings.runs, shard)
     _ensure_runtime(settings)
     if data is None:
@@ -1240,7 +1350,29 @@ def run_protocol(
         remaining[(model_name, run_index)] = settings.epochs - (epoch + 1)
 
     found = {t: files.read_json(_record_path(out_dir, sid, *t)) for t in done}
+    if budget:
+        existing = [
+            files.read_json(p)
+            for p in files.glob_paths(files.join(out_dir, "records", sid, "*", "run-*.json"))
+        ]
+        budget.add_records(existing, training["backend"], device_description())
     for model_name, runs in groups:
+        if budget:
+            epochs_left = _epochs_left(out_dir, sid, model_name, runs, settings.epochs)
+            need = budget.estimate(
+                model_name, len(runs), epochs_left, _build_kwargs(settings, data)
+            )
+            left = budget.left()
+            if left <= 0 or (need is not None and need > left):
+                n_left = sum(1 for t in pending if t not in found)
+                need_text = "?" if need is None else _fmt_duration(need)
+                log(
+                    f"time budget: stopping before {model_name} runs {runs} (estimated "
+                    f"{need_text}, {_fmt_duration(max(left, 0))} left); {n_left} run(s) "
+                    "left: rerun the same command to continue"
+                )
+                break
+        group_t0 = time.perf_counter()
         positions = [pending.index((model_name, r)) + 1 for r in runs if (model_name, r) in pending]
         seeds = [run_seed(settings.base_seed, r) for r in runs]
         if len(runs) == 1:
@@ -1270,7 +1402,22 @@ def run_protocol(
         for run, rec in zip(runs, recs):
             remaining[(model_name, run)] = 0
             found[(model_name, run)] = rec
-    return [found[t] for t in tasks]
+        if budget:
+            budget.record(model_name, len(runs), epochs_left, time.perf_counter() - group_t0)
+    return [found[t] for t in tasks if t in found]
+
+
+def _epochs_left(out_dir, sid, model, runs, epochs):
+    """Epochs a group still has to train: fewer when it resumes from a checkpoint."""
+    path = (
+        _checkpoint_path(out_dir, sid, model, runs[0])
+        if len(runs) == 1
+        else _group_checkpoint_path(out_dir, sid, model, runs)
+    )
+    if not files.exists(path):
+        return epochs
+    state, _ = _load_checkpoint(path)
+    return max(epochs - int(state.get("epochs_done", 0)), 1)
 
 
 def _plan_groups(pending, copies, out_dir, sid):

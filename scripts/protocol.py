@@ -114,6 +114,13 @@ def build_parser(presets, models):
         choices=("tensorflow", "jax", "torch"),
         help="Keras backend (default: KERAS_BACKEND or tensorflow)",
     )
+    r.add_argument(
+        "--time-budget",
+        metavar="DURATION",
+        help="start no run or packed group that would not finish within this time "
+        "(seconds, or e.g. 8m, 2h, 1h30m; estimated from measured epoch times), write the "
+        "report of what is done and exit 0; rerun the same command to continue",
+    )
     r.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     r.add_argument(
         "--no-deterministic",
@@ -197,9 +204,10 @@ def main(argv=None):
     try:
         settings = protocol.ProtocolSettings(**values)
         models = args.models if args.models is not None else preset["models"]
-        protocol.plan_tasks(models, settings.runs, args.shard)  # validate before loading data
+        tasks = protocol.plan_tasks(models, settings.runs, args.shard)  # validate first
+        protocol.parse_duration(args.time_budget)
         protocol.configure_runtime(settings.threads, settings.deterministic)
-        protocol.run_protocol(
+        finished = protocol.run_protocol(
             models,
             settings,
             out,
@@ -208,6 +216,7 @@ def main(argv=None):
             log=log,
             progress_every=args.progress_every,
             save_weights=not args.no_weights,
+            time_budget=args.time_budget,
         )
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -219,6 +228,15 @@ def main(argv=None):
         if not args.quiet:
             print(report.format_markdown(report.summarize(records), records))
         print("report: " + ", ".join(paths.values()))
+    left = len(tasks) - len(finished)
+    if left:
+        print(
+            f"time budget reached after {total:.1f}s: {len(finished)} of {len(tasks)} runs "
+            f"finished, {left} left; rerun the same command to continue (records in "
+            f"{out}/records)",
+            flush=True,
+        )
+        return 0
     print(f"protocol finished in {total:.1f}s; records in {out}/records", flush=True)
     if args.export:
         if args.no_weights:

@@ -148,7 +148,7 @@ def _bad_folder(tmp_path, case):
         ("no_classes", ValueError, "holds no class folders"),
         ("class_mismatch", ValueError, r"only in train: \['dog'\], only in test: \['bird'\]"),
         ("empty_class", ValueError, r"train/dog' holds no images"),
-        ("unreadable", ValueError, r"Cannot read image .*train/dog/broken\.jpg"),
+        ("unreadable", ValueError, r"Cannot read 1 of 7 images in .*\n  .*train/dog/broken\.jpg"),
         ("sizes_differ", ValueError, r"big\.png is 7x9 .* image_size"),
     ],
 )
@@ -156,6 +156,27 @@ def test_image_folder_errors_are_clear(tmp_path, case, error, match):
     root = _bad_folder(tmp_path / "root", case)
     with pytest.raises(error, match=match):
         data.load_dataset(root, val_size=1)
+
+
+def test_every_unreadable_image_is_named_in_one_error(tmp_path):
+    write_image_folder(tmp_path, classes=("cat", "dog"), n_train=2, n_test=1)
+    bad = ["train/cat/a.jpg", "train/dog/b.png", "test/dog/c.jpeg"]
+    for name in bad:
+        (tmp_path / name).write_bytes(b"not an image")
+    with pytest.raises(ValueError) as info:
+        data.load_dataset(tmp_path, val_size=1)
+    message = str(info.value)
+    assert message.startswith(f"Cannot read 3 of 9 images in {tmp_path}:")
+    for name in bad:
+        assert f"{tmp_path / name}: " in message
+
+
+def test_a_long_list_of_unreadable_images_is_cut_with_a_count(tmp_path):
+    write_image_folder(tmp_path, classes=("cat", "dog"), n_train=1, n_test=1)
+    for i in range(data._MAX_LISTED + 5):
+        (tmp_path / "train" / "cat" / f"bad{i:02d}.jpg").write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"(?s)Cannot read 25 of 29 .*\.\.\. and 5 more"):
+        data.load_dataset(tmp_path, val_size=1)
 
 
 def test_unknown_source_kinds_are_rejected(tmp_path):

@@ -426,3 +426,96 @@ def test_tf_io_gfile_output_folder(npz):
         assert f.read(4) == b"\x89PNG"
     assert tf.io.gfile.glob(out + "/settings/*.json")
     assert not tf.io.gfile.glob(out + "/checkpoints/*/*/*.npz")
+
+
+# --------------------------------------------------------------------------- time budget
+
+
+@pytest.mark.parametrize(
+    "text, seconds",
+    [("90", 90.0), ("90s", 90.0), ("8m", 480.0), ("2h", 7200.0), ("1h30m", 5400.0), (45, 45.0)],
+)
+def test_parse_duration(text, seconds):
+    assert protocol.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "8 minutes", "-5", "0", "1d"])
+def test_parse_duration_rejects_bad_input(text):
+    with pytest.raises(ValueError, match="time budget"):
+        protocol.parse_duration(text)
+
+
+@pytest.fixture
+def slow_runs(monkeypatch):
+    """Every measured group counts as a million times longer than it took."""
+    record = protocol._Budget.record
+
+    def slower(self, model, size, epochs, seconds):
+        record(self, model, size, epochs, seconds * 1e6)
+
+    monkeypatch.setattr(protocol._Budget, "record", slower)
+
+
+def test_time_budget_stops_between_runs_and_a_rerun_completes_them(
+    single, npz, tmp_path, slow_runs
+):
+    """A budget too small for a second run: one finishes whole, the rerun does the rest."""
+    out_single, _ = single
+    lines = []
+    first = protocol.run_protocol(
+        ["cnn"], _settings(npz), str(tmp_path), log=lines.append, time_budget="1h"
+    )
+    # Nothing measured yet, so the first run starts; it is never cut half-way.
+    assert [(r["model"], r["run"], r["epochs_trained"]) for r in first] == [("cnn", 0, 2)]
+    assert any(line.startswith("time budget: stopping before cnn runs [1]") for line in lines)
+    assert any("1 run(s) left" in line for line in lines)
+    assert not list(Path(tmp_path).glob("checkpoints/*/*/*"))  # no half-made run left behind
+    rest = protocol.run_protocol(["cnn"], _settings(npz), str(tmp_path), log=None)
+    assert [r["run"] for r in rest] == [0, 1]
+    a, b = report.load_records(out_single), report.load_records(tmp_path)
+    assert all(_same_result(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_time_budget_estimates_from_records_of_this_device(single):
+    out, records = single
+    budget = protocol._Budget(1000.0)
+    env = records[0]["environment"]
+    budget.add_records(records, env["backend"], env["device"])
+    per_run_epoch = sum(r["wall_time_s"] / r["epochs_trained"] for r in records) / len(records)
+    need = budget.estimate("cnn", 4, 2, {})
+    assert need == pytest.approx(protocol._Budget.MARGIN * per_run_epoch * 4 * 2)
+    other = protocol._Budget(1000.0)
+    other.add_records(records, env["backend"], "GPU: another device")
+    assert other.estimate("cnn", 4, 2, {}) is None  # nothing measured on this device
+    # A model without records is scaled from a measured one by MACs per image.
+    heavier = budget.estimate("cnn_linear_ae", 4, 2, {})
+    assert heavier > need
+
+
+def test_time_budget_already_spent_starts_nothing(npz, tmp_path, monkeypatch):
+    ticks = iter([0.0, 100.0, 100.0, 100.0])
+    monkeypatch.setattr(protocol, "_clock", lambda: next(ticks))
+    lines = []
+    done = protocol.run_protocol(
+        ["cnn"], _settings(npz), str(tmp_path), log=lines.append, time_budget=10
+    )
+    assert done == []
+    assert any("2 run(s) left" in line for line in lines)
+
+
+def test_cli_time_budget_exits_zero_with_runs_left(npz, tmp_path, capsys, slow_runs):
+    spec = importlib.util.spec_from_file_location("protocol_script", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "out"
+    argv = [
+        "--models", "cnn", "--runs", "2", "--epochs", "1", "--batch-size", "16",
+        "--data-dir", str(npz), "--val-size", "16", "--threads", "2", "--out", str(out),
+        "--time-budget", "1h", "--quiet",
+    ]  # fmt: skip
+    assert script.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "1 of 2 runs finished, 1 left; rerun the same command to continue" in printed
+    assert (out / "report.md").exists()
+    assert script.main([*argv[:-3], "--quiet"]) == 0
+    assert "protocol finished" in capsys.readouterr().out
