@@ -30,6 +30,7 @@ from keras_attn.layers._checks import check_positive_int
 __all__ = [
     "CELL_INCHES",
     "SCALES",
+    "attention_layers",
     "attention_maps",
     "figure_inches",
     "format_mask_statistics",
@@ -46,8 +47,14 @@ _LABEL_INCHES = 0.4
 SCALES = ("panel", "fixed")
 
 
-def _attention_layers(model):
-    """``[(site, kind, layer)]`` of a keras_attn model, in network order."""
+def attention_layers(model):
+    """The attention blocks of a model as ``[(site, kind, layer)]``, in network order.
+
+    Example:
+    >>> import keras_attn
+    >>> [(site, kind) for site, kind, _ in attention_layers(keras_attn.build("cnn_eca"))]
+    [(1, 'eca'), (2, 'eca'), (3, 'eca'), (4, 'eca')]
+    """
     from keras_attn.layers import ATTENTION_LAYERS
 
     kinds = {cls: kind for kind, cls in ATTENTION_LAYERS.items()}
@@ -76,14 +83,14 @@ def _no_attention_error(model):
 
 
 def _checked_layers(model):
-    """`_attention_layers` of a Keras model, or a clear error."""
+    """`attention_layers` of a Keras model, or a clear error."""
     if not isinstance(model, keras.Model):
         raise ValueError(
             f"Attention maps need the Keras model (load the export's .keras file, e.g. "
             f"keras_attn.load(folder, format='keras')), got {type(model).__name__}: a "
             "SavedModel has no layers to inspect."
         )
-    layers = _attention_layers(model)
+    layers = attention_layers(model)
     if not layers:
         raise _no_attention_error(model)
     return layers

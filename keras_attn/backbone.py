@@ -61,6 +61,13 @@ DEFAULT_CONFIG = {
     "pixel_scale": 255.0,
 }
 
+#: Options a config may set that are absent from it unless set (their defaults are the
+#: layers'), so configs written before these options existed stay the same.
+OPTIONAL_OPTIONS = {
+    "conv_ae": {"kernel_initializer": "glorot_uniform", "logit_scale": None},
+    "constant": {"value": 0.5},
+}
+
 ATTENTION_POSITIONS = ("pre_activation", "post_activation", "post_norm")
 HEADS = ("softmax", "relu_softmax")
 
@@ -82,18 +89,21 @@ def merge_config(base, overrides):
     """
     merged = copy.deepcopy(base)
     for key, value in overrides.items():
-        if key not in DEFAULT_CONFIG:
-            raise _unknown_key_error("config key (override)", key, list(DEFAULT_CONFIG))
-        if isinstance(DEFAULT_CONFIG[key], dict):
+        if key not in DEFAULT_CONFIG and key not in OPTIONAL_OPTIONS:
+            raise _unknown_key_error(
+                "config key (override)", key, [*DEFAULT_CONFIG, *OPTIONAL_OPTIONS]
+            )
+        default = DEFAULT_CONFIG.get(key, {})
+        if isinstance(default, dict):
+            options = {**default, **OPTIONAL_OPTIONS.get(key, {})}
             if not isinstance(value, dict):
                 raise ValueError(
-                    f"`{key}` must be a dict of options such as {DEFAULT_CONFIG[key]}, "
-                    f"got {value!r}."
+                    f"`{key}` must be a dict of options such as {options}, got {value!r}."
                 )
             for sub in value:
-                if sub not in DEFAULT_CONFIG[key]:
-                    raise _unknown_key_error(f"`{key}` option", sub, list(DEFAULT_CONFIG[key]))
-            merged[key] = {**merged.get(key, DEFAULT_CONFIG[key]), **copy.deepcopy(value)}
+                if sub not in options:
+                    raise _unknown_key_error(f"`{key}` option", sub, list(options))
+            merged[key] = {**merged.get(key, DEFAULT_CONFIG.get(key, {})), **copy.deepcopy(value)}
         else:
             merged[key] = copy.deepcopy(value)
     return merged

@@ -730,6 +730,23 @@ class _Job:
     log: object
 
 
+#: Test images whose attention masks each record describes (`_mask_statistics`).
+MASK_STATISTICS_IMAGES = 1000
+
+
+def _mask_statistics(model, data):
+    """How much each attention mask of the best weights varies, on the first test images.
+
+    ``None`` for a model without attention blocks. See
+    `keras_attn.attention_maps.mask_statistics`.
+    """
+    from keras_attn.attention_maps import attention_layers, mask_statistics
+
+    if not attention_layers(model):
+        return None
+    return mask_statistics(model, data.x_test[:MASK_STATISTICS_IMAGES], batch_size=250)
+
+
 def _finish_run(job, run_index, model, best_values, state):
     """Evaluate the best weights on the test set, save them, write the record; return it."""
     model_name, settings, data, out_dir, sid = (
@@ -745,6 +762,7 @@ def _finish_run(job, run_index, model, best_values, state):
         _assign(model.variables, best_values, "model")
         test_loss, test_acc = _evaluate(model, data.x_test, data.y_test, settings.batch_size)
     test_seconds = time.perf_counter() - t0
+    masks = _mask_statistics(model, data) if best_values is not None else None
     weights_rel = None
     if job.save_weights and best_values is not None:
         weights_path = _weights_path(out_dir, sid, model_name, run_index)
@@ -775,6 +793,7 @@ def _finish_run(job, run_index, model, best_values, state):
         "test_loss": test_loss,
         "weights": weights_rel,
         "trainable_params": keras_attn.count_trainable_params(model),
+        "mask_statistics": masks,
         "epoch_seconds": state["epoch_seconds"],
         "epoch_cpu_seconds": state["epoch_cpu_seconds"],
         "test_seconds": test_seconds,

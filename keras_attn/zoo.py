@@ -58,6 +58,21 @@ VARIANTS = {
 #: The study's nine variants (`register` adds to VARIANTS, never to this).
 STUDY_VARIANTS = tuple(VARIANTS)
 
+# Does the conv-AE gate attend? Two variants beyond the study put it to the test.
+VARIANTS["cnn_conv_ae_const"] = {
+    "description": "Ablation of cnn_conv_ae: a constant 0.5 mask where its gate sits, no "
+    "parameters.",
+    "config": {"attention": ["constant"]},
+}
+VARIANTS["cnn_conv_ae_he"] = {
+    "description": "cnn_conv_ae whose gate can learn a sharper mask: He-initialised "
+    "convolutions and a learnable scale on the logits.",
+    "config": {
+        "attention": ["conv_ae"],
+        "conv_ae": {**_STUDY_CONV_AE, "kernel_initializer": "he_normal", "logit_scale": 1.0},
+    },
+}
+
 
 def register(name, config, description):
     """Add a named variant to the registry.

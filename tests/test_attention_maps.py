@@ -35,7 +35,8 @@ STUDY_WITH_ATTENTION = [
     "cnn_linear_ae_eca",
     "cnn_cbam_spatial_eca",
 ]
-CHANNEL_ONLY = {"eca", "cbam_channel"}
+# Blocks whose mask is the same at every position (one value per channel, or one in all).
+CHANNEL_ONLY = {"eca", "cbam_channel", "constant"}
 
 
 def small_model(name, **overrides):

@@ -9,6 +9,7 @@ registered for serialization as ``keras_attn>ClassName``.
 import difflib
 
 from keras_attn.layers.cbam import CBAM, CBAMChannelGate, CBAMSpatialGate
+from keras_attn.layers.constant import ConstantGate
 from keras_attn.layers.conv_ae import ConvAutoencoderGate, final_geometry, max_depth
 from keras_attn.layers.eca import ECA, eca_kernel_size
 from keras_attn.layers.linear_ae import LinearAutoencoderGate
@@ -20,6 +21,7 @@ ATTENTION_LAYERS = {
     "cbam_spatial": CBAMSpatialGate,
     "conv_ae": ConvAutoencoderGate,
     "linear_ae": LinearAutoencoderGate,
+    "constant": ConstantGate,
 }
 
 
@@ -44,7 +46,7 @@ def create_attention(kind, **kwargs):
 
     Args:
         kind: str, one of ``"eca"``, ``"cbam"``, ``"cbam_channel"``,
-            ``"cbam_spatial"``, ``"conv_ae"``, ``"linear_ae"``.
+            ``"cbam_spatial"``, ``"conv_ae"``, ``"linear_ae"``, ``"constant"``.
         **kwargs: passed to the layer's constructor.
 
     Returns:
@@ -62,6 +64,7 @@ __all__ = [
     "CBAM",
     "CBAMChannelGate",
     "CBAMSpatialGate",
+    "ConstantGate",
     "ConvAutoencoderGate",
     "ECA",
     "LinearAutoencoderGate",

@@ -97,6 +97,12 @@ class ConvAutoencoderGate(AttentionGate):
             convolution.
         activation: str, default ``"relu"``. Activation after every
             convolution but the last.
+        kernel_initializer: str, default ``"glorot_uniform"`` (Keras'). The
+            initializer of every convolution's kernel; ``"he_normal"`` keeps the
+            signal's scale through the ReLU stages.
+        logit_scale: ``None`` (default) or a positive float: a trainable scalar,
+            starting at this value, that multiplies the logits before the
+            sigmoid, so training can sharpen a mask that starts near 0.5.
         **kwargs: base layer arguments.
 
     Example:
@@ -108,11 +114,36 @@ class ConvAutoencoderGate(AttentionGate):
     84728
     """
 
-    def __init__(self, filters=(12, 24, 48), final_kernel=3, activation="relu", **kwargs):
+    def __init__(
+        self,
+        filters=(12, 24, 48),
+        final_kernel=3,
+        activation="relu",
+        kernel_initializer="glorot_uniform",
+        logit_scale=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.filters = check_positive_ints("filters", filters)
         self.final_kernel = check_positive_int("final_kernel", final_kernel)
         self.activation = check_activation("activation", activation)
+        try:
+            keras.initializers.get(kernel_initializer)
+        except (ValueError, TypeError):
+            raise ValueError(
+                "`kernel_initializer` must be a Keras initializer name such as "
+                f"'glorot_uniform' or 'he_normal', got {kernel_initializer!r}."
+            ) from None
+        self.kernel_initializer = kernel_initializer
+        if logit_scale is not None and (
+            isinstance(logit_scale, bool)
+            or not isinstance(logit_scale, (int, float))
+            or not logit_scale > 0
+        ):
+            raise ValueError(
+                f"`logit_scale` must be None or a positive number, got {logit_scale!r}."
+            )
+        self.logit_scale = None if logit_scale is None else float(logit_scale)
         self.stages = []
 
     @property
@@ -132,6 +163,7 @@ class ConvAutoencoderGate(AttentionGate):
                     f"most {max_depth(min(height, width))} stages here."
                 )
         kw = {"dtype": self.dtype_policy}
+        conv_kw = {**kw, "kernel_initializer": self.kernel_initializer}
         act = self.activation
         stages = []
         h, w = height, width
@@ -145,14 +177,14 @@ class ConvAutoencoderGate(AttentionGate):
                 padding = "valid"
             stages.append(
                 keras.layers.Conv2D(
-                    f, 4, strides=2, padding=padding, activation=act, name=f"encode_{i}", **kw
+                    f, 4, strides=2, padding=padding, activation=act, name=f"encode_{i}", **conv_kw
                 )
             )
             h, w = h // 2, w // 2
         for i, f in enumerate(reversed(self.filters[:-1])):
             stages.append(
                 keras.layers.Conv2DTranspose(
-                    f, 4, strides=2, padding="same", activation=act, name=f"decode_{i}", **kw
+                    f, 4, strides=2, padding="same", activation=act, name=f"decode_{i}", **conv_kw
                 )
             )
         decoded = [(s >> self.depth) << (self.depth - 1) for s in (height, width)]
@@ -161,7 +193,7 @@ class ConvAutoencoderGate(AttentionGate):
         )
         stages.append(
             keras.layers.Conv2DTranspose(
-                channels, self.final_kernel, strides=(sh, sw), name="decode_final", **kw
+                channels, self.final_kernel, strides=(sh, sw), name="decode_final", **conv_kw
             )
         )
         shape = tuple(input_shape)
@@ -172,6 +204,12 @@ class ConvAutoencoderGate(AttentionGate):
             # A bug in the geometry, not user input.
             raise RuntimeError(f"ConvAutoencoderGate produced {shape} for input {input_shape}.")
         self.stages = stages
+        if self.logit_scale is not None:
+            self.scale = self.add_weight(
+                shape=(),
+                initializer=keras.initializers.Constant(self.logit_scale),
+                name="logit_scale",
+            )
         # The excess of the last transposed conv is cropped by slicing (cheaper than a layer).
         self._crop = (top, left, height, width)
 
@@ -184,6 +222,8 @@ class ConvAutoencoderGate(AttentionGate):
         # ops.slice, not indexing: on TensorFlow indexing is a strided slice whose gradient
         # (StridedSliceGrad) costs ~7x more on CPU; slice's gradient is a pad.
         x = ops.slice(x, (0, top, left, 0), (ops.shape(x)[0], height, width, inputs.shape[-1]))
+        if self.logit_scale is not None:
+            x = x * ops.cast(self.scale, x.dtype)
         return ops.sigmoid(x)
 
     def get_config(self):
@@ -193,6 +233,8 @@ class ConvAutoencoderGate(AttentionGate):
                 "filters": list(self.filters),
                 "final_kernel": self.final_kernel,
                 "activation": self.activation,
+                "kernel_initializer": self.kernel_initializer,
+                "logit_scale": self.logit_scale,
             }
         )
         return config
