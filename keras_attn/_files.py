@@ -123,6 +123,22 @@ def read_json(path):
     return json.loads(read_bytes(path).decode("utf-8"))
 
 
+def write_json(path, obj, *, indent=None):
+    """Write ``obj`` as JSON to ``path`` atomically: one line (`json_line`), or indented.
+
+    Example:
+    >>> import tempfile
+    >>> p = join(tempfile.mkdtemp(), "a", "b.json")
+    >>> write_json(p, {"x": 1}, indent=2); read_json(p)
+    {'x': 1}
+    """
+    if indent is None:
+        data = json_line(obj)
+    else:
+        data = (json.dumps(obj, indent=indent, sort_keys=True) + "\n").encode("utf-8")
+    write_atomic(str(path), data)
+
+
 def json_line(obj) -> bytes:
     """``obj`` as one line of UTF-8 JSON (sorted keys, NaN allowed), newline included."""
     return (json.dumps(obj, sort_keys=True, allow_nan=True) + "\n").encode("utf-8")

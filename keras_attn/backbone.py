@@ -19,11 +19,11 @@ same thing.
 """
 
 import copy
-import difflib
 import math
 
 import keras
 
+from keras_attn._checks import check_positive_int, did_you_mean
 from keras_attn.layers import ATTENTION_LAYERS, create_attention, max_depth
 
 #: Every config key and its default. A config is this dict with some values changed.
@@ -73,9 +73,9 @@ HEADS = ("softmax", "relu_softmax")
 
 
 def _unknown_key_error(where, key, valid):
-    close = difflib.get_close_matches(str(key), valid, n=3)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return ValueError(f"Unknown {where} {key!r}.{hint} Valid: {', '.join(valid)}.")
+    return ValueError(
+        f"Unknown {where} {key!r}.{did_you_mean(key, valid)} Valid: {', '.join(valid)}."
+    )
 
 
 def merge_config(base, overrides):
@@ -107,11 +107,6 @@ def merge_config(base, overrides):
         else:
             merged[key] = copy.deepcopy(value)
     return merged
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
 
 
 def _rate(name, value):
@@ -192,17 +187,17 @@ def validate_config(config):
     if not isinstance(shape, (list, tuple)) or len(shape) != 3:
         raise ValueError(f"`input_shape` must be (height, width, channels), rank 3, got {shape!r}.")
     for v in shape:
-        _positive_int("input_shape entries", v)
+        check_positive_int("input_shape entries", v)
     config["input_shape"] = list(shape)
-    _positive_int("num_classes", config["num_classes"])
+    check_positive_int("num_classes", config["num_classes"])
     if not isinstance(config["blocks"], (list, tuple)) or not config["blocks"]:
         raise ValueError(
             f"`blocks` must be a non-empty list of filter counts, got {config['blocks']!r}."
         )
     for f in config["blocks"]:
-        _positive_int("blocks entries (filters per block)", f)
+        check_positive_int("blocks entries (filters per block)", f)
     config["blocks"] = list(config["blocks"])
-    _positive_int("dense_units", config["dense_units"])
+    check_positive_int("dense_units", config["dense_units"])
     _rate("dropout", config["dropout"])
     _rate("spatial_dropout", config["spatial_dropout"])
     _rate("bn_momentum", config["bn_momentum"])
@@ -255,10 +250,10 @@ def validate_config(config):
                 f"sites: give one int for all sites or one per site."
             )
         for v in k:
-            _positive_int("conv_ae.final_kernel entries", v)
+            check_positive_int("conv_ae.final_kernel entries", v)
         conv_ae["final_kernel"] = list(k)
     else:
-        _positive_int("conv_ae.final_kernel", k)
+        check_positive_int("conv_ae.final_kernel", k)
     for key in ("filters",):
         conv_ae[key] = (
             list(conv_ae[key]) if isinstance(conv_ae[key], (list, tuple)) else conv_ae[key]

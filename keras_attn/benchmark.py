@@ -42,7 +42,6 @@ import datetime
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -77,46 +76,19 @@ _MB = 1024.0 * 1024.0
 # --------------------------------------------------------------------------- environment
 
 
-def _backend():
-    import keras
-
-    return keras.backend.backend()
-
-
+from keras_attn._checks import check_positive_int  # noqa: E402
 from keras_attn.runtime import (  # noqa: E402
-    _tf_determinism,
     accelerators,
     device_description,
-    dist_version,
+    thread_pools,
 )
+from keras_attn.runtime import backend as _backend  # noqa: E402
+from keras_attn.runtime import environment as runtime_environment  # noqa: E402
 from keras_attn.training import compile_for_training, fast_path  # noqa: E402
 
 
-def _threads():
-    backend = _backend()
-    info = {
-        "os_cpu_count": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-        "XLA_FLAGS": os.environ.get("XLA_FLAGS"),
-    }
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        # 0 means "TensorFlow picks" (all cores).
-        info["tf_intra_op"] = tf.config.threading.get_intra_op_parallelism_threads()
-        info["tf_inter_op"] = tf.config.threading.get_inter_op_parallelism_threads()
-        config = _tf_determinism()
-        info["tf_op_determinism"] = config.is_op_determinism_enabled() if config else None
-    elif backend == "torch":
-        import torch
-
-        info["torch_threads"] = torch.get_num_threads()
-    return info
-
-
 def environment():
-    """Versions, backend, device, threads and flags that affect speed, JSON-able.
+    """`keras_attn.runtime.environment` plus what affects speed: thread pools, dtype, load.
 
     Example:
     >>> environment()["backend"] in ("tensorflow", "jax", "torch")
@@ -126,17 +98,8 @@ def environment():
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {
-        "backend": keras.backend.backend(),
-        "device": device_description(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "versions": {
-            name: dist_version(name)
-            for name in ("keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "torch", "numpy")
-        },
-        "threads": _threads(),
-        # TensorFlow's oneDNN kernels are on by default on x86 unless this is "0".
-        "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (default: on)"),
+        **runtime_environment(),
+        "thread_pools": thread_pools(),
         "dtype_policy": keras.config.dtype_policy().name,
         "load_average_at_start": list(load) if load else None,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -256,11 +219,6 @@ def _time_window(fn, steps):
     return (time.perf_counter() - start) / steps, (time.process_time() - cpu_start) / steps
 
 
-def _check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-
-
 def benchmark_pipeline(batch_size=128, images=45000, input_shape=(32, 32, 3), max_batches=200):
     """Images per second that `keras_attn.data.ArrayBatches` delivers, alone.
 
@@ -289,9 +247,9 @@ def benchmark_pipeline(batch_size=128, images=45000, input_shape=(32, 32, 3), ma
 
     from keras_attn.data import ArrayBatches
 
-    _check_positive("batch_size", batch_size)
-    _check_positive("images", images)
-    _check_positive("max_batches", max_batches)
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("images", images)
+    check_positive_int("max_batches", max_batches)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (images, *input_shape), dtype=np.uint8)
     y = rng.integers(0, 10, images)
@@ -489,9 +447,9 @@ def run_benchmark(
         ("windows", windows),
         ("steps_per_window", steps_per_window),
     ):
-        _check_positive(name, value)
+        check_positive_int(name, value)
     inference_batch_size = inference_batch_size or batch_size
-    _check_positive("inference_batch_size", inference_batch_size)
+    check_positive_int("inference_batch_size", inference_batch_size)
     if progress is None:
 
         def progress(line):
@@ -1209,7 +1167,7 @@ def benchmark_gates(
         ("windows", windows),
         ("steps_per_window", steps_per_window),
     ):
-        _check_positive(name, value)
+        check_positive_int(name, value)
     progress = progress or (lambda line: None)
     jit = fast_path()["jit_compile"] if jit_compile is None else bool(jit_compile)
     rng = np.random.default_rng(seed)

@@ -34,9 +34,11 @@ import numpy as np
 
 __all__ = [
     "ArrayBatches",
+    "DataSettings",
     "Dataset",
     "IMAGE_EXTENSIONS",
     "extract_archive",
+    "fingerprint_arrays",
     "load_dataset",
     "load_image_folder",
     "load_npz",
@@ -109,13 +111,12 @@ class Dataset:
             '3f1c0a9e52d4'
         """
         if getattr(self, "_fingerprint", None) is None:
-            h = hashlib.sha256()
-            for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
-                arr = np.ascontiguousarray(getattr(self, name))
-                h.update(f"{name}:{arr.dtype.str}:{arr.shape}".encode())
-                h.update(memoryview(arr).cast("B"))
-            h.update("\n".join(self.class_names).encode())
-            self._fingerprint = h.hexdigest()
+            names = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+            self._fingerprint = fingerprint_arrays(
+                *(getattr(self, name) for name in names),
+                names=names,
+                extra="\n".join(self.class_names).encode(),
+            )
         return self._fingerprint
 
     def describe(self) -> dict:
@@ -185,6 +186,95 @@ class Dataset:
 
 
 # --------------------------------------------------------------------------- entry point
+
+
+@dataclasses.dataclass
+class DataSettings:
+    """Which data, and which part of it: what the protocol, the tuner and the flags share.
+
+    Args:
+        data: ``"tfds:NAME"``, an image-folder path or an ``.npz`` path (see
+            `load_dataset`).
+        val_size: training images held out for validation (study: 5,000).
+        split_seed: seed of the train / validation split.
+        train_limit, val_limit, test_limit: keep only this many images of each
+            part (``None``: all); for quick runs.
+        tfds_data_dir: tensorflow-datasets data folder (``None``: tfds' default).
+        download: let tensorflow-datasets download missing data (never by default).
+        cache_dir: decode cache for image folders (``None``: no cache).
+
+    Example:
+    >>> s = DataSettings(data="/data/cifar10", train_limit=2000)
+    >>> s.flags()
+    ['--data-dir', '/data/cifar10', '--train-limit', '2000']
+    """
+
+    data: str = "tfds:cifar10"
+    val_size: int = 5000
+    split_seed: int = 0
+    train_limit: int | None = None
+    val_limit: int | None = None
+    test_limit: int | None = None
+    tfds_data_dir: str | None = None
+    download: bool = False
+    cache_dir: str | None = None
+
+    def load(self) -> Dataset:
+        """Load, split and cut the data these settings describe (see `load_dataset`).
+
+        Example:
+        >>> import tempfile, numpy as np
+        >>> path = tempfile.mkdtemp() + "/tiny.npz"
+        >>> x = np.zeros((12, 8, 8, 3), "uint8"); y = np.arange(12) % 3
+        >>> save_npz(path, x, y, x[:4], y[:4])
+        >>> ds = DataSettings(data=path, val_size=2, train_limit=6).load()
+        >>> len(ds.y_train), len(ds.y_val), len(ds.y_test)
+        (6, 2, 4)
+        """
+        data = load_dataset(
+            self.data,
+            val_size=self.val_size,
+            split_seed=self.split_seed,
+            tfds_data_dir=self.tfds_data_dir,
+            download=self.download,
+            cache_dir=self.cache_dir,
+        )
+        if self.train_limit or self.val_limit or self.test_limit:
+            data = data.take(self.train_limit, self.val_limit, self.test_limit)
+        return data
+
+    def flags(self) -> list:
+        """The command-line flags (`keras_attn._cli.add_data_arguments`) that give these settings.
+
+        Only settings that differ from the defaults appear, so the flags work for
+        every script that takes data flags.
+
+        Example:
+        >>> DataSettings(data="tfds:mnist", val_size=1000).flags()
+        ['--dataset', 'mnist', '--val-size', '1000']
+        """
+        out = []
+        default = DataSettings()
+        if self.data != default.data:
+            if self.data.startswith("tfds:"):
+                out += ["--dataset", self.data[len("tfds:") :]]
+            else:
+                out += ["--data-dir", self.data]
+        for name, flag in (
+            ("val_size", "--val-size"),
+            ("split_seed", "--split-seed"),
+            ("train_limit", "--train-limit"),
+            ("val_limit", "--val-limit"),
+            ("test_limit", "--test-limit"),
+            ("tfds_data_dir", "--tfds-dir"),
+            ("cache_dir", "--cache-dir"),
+        ):
+            value = getattr(self, name)
+            if value != getattr(default, name):
+                out += [flag, str(value)]
+        if self.download:
+            out.append("--download")
+        return out
 
 
 def load_dataset(
@@ -275,6 +365,32 @@ def load_dataset(
         source=info,
         split=split,
     )
+
+
+def fingerprint_arrays(*arrays, names=None, extra=b""):
+    """SHA-256 (hex) of arrays' dtypes, shapes and bytes: equal arrays, equal fingerprint.
+
+    Args:
+        *arrays: NumPy arrays.
+        names: optional names, one per array, hashed with each (`Dataset.fingerprint`
+            names its six arrays; the tuner's data fingerprint does not).
+        extra: bytes hashed after the arrays (e.g. class names).
+
+    Example:
+    >>> a = np.arange(6, dtype="uint8")
+    >>> fingerprint_arrays(a) == fingerprint_arrays(a.copy()) != fingerprint_arrays(a[:5])
+    True
+    """
+    h = hashlib.sha256()
+    for i, a in enumerate(arrays):
+        a = np.ascontiguousarray(a)
+        if names is None:
+            h.update(f"{a.dtype.str}:{a.shape};".encode())
+        else:
+            h.update(f"{names[i]}:{a.dtype.str}:{a.shape}".encode())
+        h.update(memoryview(a).cast("B"))
+    h.update(extra)
+    return h.hexdigest()
 
 
 def split_train_val(n, *, val_size=5000, seed=0):

@@ -36,7 +36,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import platform
 import shutil
 import tempfile
 import zipfile
@@ -45,7 +44,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_attn.runtime import dist_version
+from keras_attn.runtime import backend, versions
 
 __all__ = [
     "CARD_FILE",
@@ -94,19 +93,6 @@ def _require_tensorflow(what):
             "with model.save('model.keras') and export that file there "
             "(python scripts/export.py model.keras --out saved_models/NAME)."
         )
-
-
-def _versions():
-    versions = {"python": platform.python_version()}
-    for dist in ("keras_attn", "keras", "tensorflow", "tensorflow-cpu", "numpy", "jax", "torch"):
-        version = dist_version(dist)
-        if version is not None:
-            versions[dist] = version
-    import keras_attn
-
-    versions["keras_attn"] = keras_attn.__version__
-    versions["keras_backend"] = keras.backend.backend()
-    return versions
 
 
 def _find_key(obj, key):
@@ -382,7 +368,7 @@ def export_model(
             },
             "signatures": list(SIGNATURES) if "saved_model" in formats else [],
             "verified_max_abs_diff": diffs,
-            "versions": _versions(),
+            "versions": {**versions(), "keras_backend": backend()},
             "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec="seconds"
             ),

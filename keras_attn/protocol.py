@@ -34,7 +34,6 @@ import io
 import json
 import math
 import os
-import platform
 import posixpath
 import tempfile
 import time
@@ -44,11 +43,12 @@ import numpy as np
 
 import keras_attn
 from keras_attn import _files as files
-from keras_attn.data import ArrayBatches, load_dataset
+from keras_attn._checks import check_int
+from keras_attn.data import ArrayBatches, DataSettings
 from keras_attn.runtime import (
     configure_runtime,
     device_description,
-    dist_version,
+    environment,
     runtime_settings,
 )
 from keras_attn.training import (
@@ -178,12 +178,7 @@ class ProtocolSettings:
 
     def __post_init__(self):
         def _int(name, low, allow_none=False):
-            v = getattr(self, name)
-            if v is None and allow_none:
-                return
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-                what = f"an integer >= {low}" + (" or None" if allow_none else "")
-                raise ValueError(f"`{name}` must be {what}, got {v!r}.")
+            setattr(self, name, check_int(name, getattr(self, name), low, allow_none=allow_none))
 
         _int("runs", 1)
         _int("epochs", 1)
@@ -220,6 +215,16 @@ class ProtocolSettings:
             raise ValueError(f"`model_overrides` must be a dict, got {self.model_overrides!r}.")
         if not isinstance(self.data, str) or not self.data:
             raise ValueError(f"`data` must be 'tfds:NAME' or a path, got {self.data!r}.")
+
+    def data_settings(self):
+        """The data part of these settings as a `keras_attn.data.DataSettings`.
+
+        Example:
+            >>> ProtocolSettings(data="tfds:mnist", val_size=100).data_settings().flags()
+            ['--dataset', 'mnist', '--val-size', '100']
+        """
+        fields = [f.name for f in dataclasses.fields(DataSettings)]
+        return DataSettings(**{name: getattr(self, name) for name in fields})
 
     def to_dict(self) -> dict:
         """All settings as a JSON-able dict.
@@ -430,69 +435,15 @@ def _ensure_runtime(settings):
         configure_runtime(settings.threads, settings.deterministic)
 
 
-def environment(data_kind=None) -> dict:
-    """Library versions, backend, device, threads and determinism flags.
-
-    Args:
-        data_kind: ``"tfds"``, ``"folder"`` or ``"npz"``: adds the version of the
-            library that read the data.
-
-    Example:
-        >>> environment()["backend"] in ("tensorflow", "jax", "torch")  # doctest: +SKIP
-        True
-    """
-    backend = keras.backend.backend()
-    versions = {
-        "keras_attn": keras_attn.__version__,
-        "keras": keras.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
-    libs = {
-        "tensorflow": ("tensorflow", "tensorflow-cpu"),
-        "jax": ("jax", "jaxlib"),
-        "torch": ("torch",),
-    }.get(backend, ())
-    for lib in libs:
-        v = dist_version(lib)
-        if v:
-            versions[lib] = v
-    if data_kind == "tfds":
-        versions["tensorflow-datasets"] = dist_version("tensorflow-datasets")
-    elif data_kind == "folder":
-        versions["pillow"] = dist_version("pillow")
-    return {
-        "backend": backend,
-        "device": device_description(),
-        "versions": versions,
-        "platform": platform.platform(),
-        "host": platform.node(),
-        "threads": runtime_settings(),
-        "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (TF default: on)"),
-        "TF_DETERMINISTIC_OPS": os.environ.get("TF_DETERMINISTIC_OPS"),
-    }
-
-
 # --------------------------------------------------------------------------- data
 
 
 def load_protocol_data(settings):
     """Load and split the data described by ``settings`` (a `ProtocolSettings`).
 
-    Example:
-        >>> data = load_protocol_data(ProtocolSettings(data="tfds:cifar10"))  # doctest: +SKIP
+    The same as ``settings.data_settings().load()``.
     """
-    data = load_dataset(
-        settings.data,
-        val_size=settings.val_size,
-        split_seed=settings.split_seed,
-        tfds_data_dir=settings.tfds_data_dir,
-        download=settings.download,
-        cache_dir=settings.cache_dir,
-    )
-    if settings.train_limit or settings.val_limit or settings.test_limit:
-        data = data.take(settings.train_limit, settings.val_limit, settings.test_limit)
-    return data
+    return settings.data_settings().load()
 
 
 # --------------------------------------------------------------------------- one run
@@ -810,7 +761,7 @@ def _finish_run(job, run_index, model, best_values, state):
         "data": data.describe(),
         "environment": environment(data.source.get("kind")),
     }
-    files.write_atomic(_record_path(out_dir, sid, model_name, run_index), files.json_line(record))
+    files.write_json(_record_path(out_dir, sid, model_name, run_index), record)
     acc_text = f"{test_acc:.4f}" if test_acc is not None else "n/a"
     job.log(
         f"[{model_name} run {run_index}] done: test accuracy {acc_text} "
@@ -1284,7 +1235,7 @@ def _check_settings_folder(out_dir, settings, sid, fingerprint, allow_mixed):
             "settings": settings.to_dict(),
             "created_at": _now(),
         }
-        files.write_atomic(path, files.json_line(doc))
+        files.write_json(path, doc)
 
 
 def run_protocol(

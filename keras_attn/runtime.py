@@ -7,7 +7,9 @@ timing, so a figure always says what produced it:
   the current backend; `runtime_settings` returns what it last set.
 - `accelerators`, `device_description`, `cpu_name`: the device the backend
   computes on.
-- `dist_version`: an installed distribution's version, or ``None``.
+- `dist_version`: an installed distribution's version, or ``None``; `versions`,
+  the versions of the libraries that computed a result; `environment`, all of
+  the above in one JSON-able dict (what records and benchmarks store).
 
 Example:
 >>> device_description().split(":")[0] in ("CPU", "GPU")
@@ -21,17 +23,27 @@ import platform
 
 __all__ = [
     "accelerators",
+    "backend",
     "configure_runtime",
     "cpu_name",
     "device_description",
     "dist_version",
+    "environment",
     "runtime_settings",
+    "thread_pools",
+    "versions",
 ]
 
 _SETTINGS = {}  # what configure_runtime last set, in its own words
 
 
-def _backend():
+def backend():
+    """The Keras backend in use: ``"tensorflow"``, ``"jax"`` or ``"torch"``.
+
+    Example:
+    >>> backend() in ("tensorflow", "jax", "torch")
+    True
+    """
     import keras
 
     return keras.backend.backend()
@@ -73,9 +85,9 @@ def configure_runtime(threads=None, deterministic=True) -> dict:
     """
     threads = int(threads or os.cpu_count() or 1)
     deterministic = bool(deterministic)
-    backend = _backend()
+    name = backend()
     info = {"requested_threads": threads, "deterministic": deterministic}
-    if backend == "tensorflow":
+    if name == "tensorflow":
         import tensorflow as tf
 
         for setter, value in (
@@ -95,7 +107,7 @@ def configure_runtime(threads=None, deterministic=True) -> dict:
             info["deterministic"] = bool(config.is_op_determinism_enabled())
         info["intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
         info["inter_op_threads"] = tf.config.threading.get_inter_op_parallelism_threads()
-    elif backend == "torch":
+    elif name == "torch":
         import torch
 
         torch.set_num_threads(threads)
@@ -107,6 +119,35 @@ def configure_runtime(threads=None, deterministic=True) -> dict:
     _SETTINGS.clear()
     _SETTINGS.update(info)
     return dict(info)
+
+
+def thread_pools() -> dict:
+    """The thread settings in effect: cores, OMP/XLA flags and the backend's own pools.
+
+    Example:
+    >>> thread_pools()["os_cpu_count"] == os.cpu_count()
+    True
+    """
+    name = backend()
+    info = {
+        "os_cpu_count": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "XLA_FLAGS": os.environ.get("XLA_FLAGS"),
+    }
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        # 0 means "TensorFlow picks" (all cores).
+        info["tf_intra_op"] = tf.config.threading.get_intra_op_parallelism_threads()
+        info["tf_inter_op"] = tf.config.threading.get_inter_op_parallelism_threads()
+        config = _tf_determinism()
+        info["tf_op_determinism"] = config.is_op_determinism_enabled() if config else None
+    elif name == "torch":
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+    return info
 
 
 def runtime_settings() -> dict:
@@ -126,12 +167,12 @@ def accelerators():
     >>> accelerators()  # doctest: +SKIP
     ['gpu:NVIDIA H100 80GB HBM3']
     """
-    backend = _backend()
-    if backend == "jax":
+    name = backend()
+    if name == "jax":
         import jax
 
         return [f"{d.platform}:{d.device_kind}" for d in jax.devices() if d.platform != "cpu"]
-    if backend == "tensorflow":
+    if name == "tensorflow":
         import tensorflow as tf
 
         found = []
@@ -139,7 +180,7 @@ def accelerators():
             details = tf.config.experimental.get_device_details(d)
             found.append(f"{d.name}:{details.get('device_name', 'GPU')}")
         return found
-    if backend == "torch":
+    if name == "torch":
         import torch
 
         if torch.cuda.is_available():
@@ -194,3 +235,65 @@ def dist_version(name):
         return version(name)
     except Exception:  # noqa: BLE001 - absent or odd distributions: record None
         return None
+
+
+#: The libraries each backend computes with (their versions go into every record).
+BACKEND_LIBRARIES = {
+    "tensorflow": ("tensorflow", "tensorflow-cpu"),
+    "jax": ("jax", "jaxlib"),
+    "torch": ("torch",),
+}
+
+
+def versions(data_kind=None):
+    """Versions of keras_attn, Keras, NumPy, Python and the current backend's libraries.
+
+    Args:
+        data_kind: ``"tfds"`` or ``"folder"``: adds the library that read the data
+            (tensorflow-datasets, Pillow).
+
+    Example:
+    >>> sorted(versions())[:3]
+    ['keras', 'keras_attn', 'numpy']
+    """
+    import keras
+    import numpy as np
+
+    import keras_attn
+
+    found = {
+        "keras_attn": keras_attn.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+    for lib in BACKEND_LIBRARIES.get(backend(), ()):
+        v = dist_version(lib)
+        if v:
+            found[lib] = v
+    reader = {"tfds": "tensorflow-datasets", "folder": "pillow"}.get(data_kind)
+    if reader:
+        found[reader] = dist_version(reader)
+    return found
+
+
+def environment(data_kind=None) -> dict:
+    """Backend, device, library versions, threads and determinism flags, JSON-able.
+
+    Args:
+        data_kind: as for `versions`.
+
+    Example:
+    >>> environment()["backend"] in ("tensorflow", "jax", "torch")
+    True
+    """
+    return {
+        "backend": backend(),
+        "device": device_description(),
+        "versions": versions(data_kind),
+        "platform": platform.platform(),
+        "host": platform.node(),
+        "threads": runtime_settings(),
+        "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (TF default: on)"),
+        "TF_DETERMINISTIC_OPS": os.environ.get("TF_DETERMINISTIC_OPS"),
+    }

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 
 from keras_attn.runtime import accelerators
+from keras_attn.runtime import backend as current_backend
 
 __all__ = [
     "MIXED_PRECISION_POLICIES",
@@ -35,12 +36,6 @@ __all__ = [
 
 #: The mixed-precision dtype policies keras_attn accepts (``None``: float32).
 MIXED_PRECISION_POLICIES = ("mixed_bfloat16", "mixed_float16")
-
-
-def _backend():
-    import keras
-
-    return keras.backend.backend()
 
 
 def fast_path(backend=None, accelerator=None):
@@ -83,11 +78,11 @@ def fast_path(backend=None, accelerator=None):
     >>> fast_path("jax", accelerator=False)["jit_compile"]
     True
     """
-    backend = backend or _backend()
+    backend = backend or current_backend()
     if backend not in ("tensorflow", "jax", "torch"):
         raise ValueError(f"Unknown backend {backend!r}: expected 'tensorflow', 'jax' or 'torch'.")
     if accelerator is None:
-        accelerator = bool(accelerators()) if backend == _backend() else False
+        accelerator = bool(accelerators()) if backend == current_backend() else False
     if backend == "tensorflow":
         jit = bool(accelerator)
         reason = (

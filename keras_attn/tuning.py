@@ -87,7 +87,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import difflib
 import glob
 import hashlib
 import io
@@ -104,8 +103,10 @@ import keras
 import keras_tuner
 import numpy as np
 
+from keras_attn import _files as files
+from keras_attn._checks import check_int, did_you_mean
 from keras_attn.backbone import ATTENTION_POSITIONS, count_trainable_params, site_sizes
-from keras_attn.data import ArrayBatches
+from keras_attn.data import ArrayBatches, fingerprint_arrays
 from keras_attn.layers import max_depth as max_encoder_depth
 from keras_attn.layers._checks import check_activation
 from keras_attn.training import (
@@ -223,11 +224,6 @@ PRESETS = {
 # --------------------------------------------------------------------------- the space
 
 
-def _close(key, valid):
-    close = difflib.get_close_matches(str(key), [str(v) for v in valid], n=3)
-    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-
-
 def _default_placements(base_config):
     n_blocks = len(base_config["blocks"])
     placements = {f"block{b}": [2 * b - 1, 2 * b] for b in range(1, n_blocks + 1)}
@@ -278,7 +274,7 @@ def _resolve_space(space, base_config):
     for key in space:
         if key not in DEFAULT_SPACE:
             raise ValueError(
-                f"Unknown search-space key {key!r}.{_close(key, DEFAULT_SPACE)} "
+                f"Unknown search-space key {key!r}.{did_you_mean(key, DEFAULT_SPACE)} "
                 f"Valid keys: {', '.join(DEFAULT_SPACE)}."
             )
     s = {**copy.deepcopy(DEFAULT_SPACE), **copy.deepcopy(space)}
@@ -784,19 +780,11 @@ def distributed_role():
     return "chief" if "chief" in os.environ["KERASTUNER_TUNER_ID"] else "worker"
 
 
-def _check_int(name, value, low, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        what = f"an integer >= {low}" + (" or None" if allow_none else "")
-        raise ValueError(f"`{name}` must be {what}, got {value!r}.")
-    return int(value)
-
-
 def _check_tuner_name(tuner):
     if tuner not in TUNERS:
         raise ValueError(
-            f"Unknown tuner {tuner!r}.{_close(tuner, TUNERS)} Valid tuners: {', '.join(TUNERS)}."
+            f"Unknown tuner {tuner!r}.{did_you_mean(tuner, TUNERS)} Valid tuners: "
+            f"{', '.join(TUNERS)}."
         )
     return tuner
 
@@ -818,7 +806,7 @@ def _merge_settings(caller, settings):
         if key not in SEARCH_DEFAULTS:
             raise TypeError(
                 f"{caller}() got an unexpected keyword argument {key!r}."
-                f"{_close(key, SEARCH_DEFAULTS)} Valid: {', '.join(SEARCH_DEFAULTS)}."
+                f"{did_you_mean(key, SEARCH_DEFAULTS)} Valid: {', '.join(SEARCH_DEFAULTS)}."
             )
     return {**SEARCH_DEFAULTS, **settings}
 
@@ -862,14 +850,14 @@ def check_search_settings(tuner="hyperband", *, top_k=5, **settings):
         s["mixed_precision"] = check_mixed_precision(s["mixed_precision"]) or "float32"
     return {
         **s,
-        "max_trials": _check_int("max_trials", s["max_trials"], 1, allow_none=True),
-        "epochs": _check_int("epochs", s["epochs"], 1),
-        "batch_size": _check_int("batch_size", s["batch_size"], 1),
-        "factor": _check_int("factor", s["factor"], 2),
-        "seed": _check_int("seed", s["seed"], 1),
+        "max_trials": check_int("max_trials", s["max_trials"], 1, allow_none=True),
+        "epochs": check_int("epochs", s["epochs"], 1),
+        "batch_size": check_int("batch_size", s["batch_size"], 1),
+        "factor": check_int("factor", s["factor"], 2),
+        "seed": check_int("seed", s["seed"], 1),
         "jit_compile": check_jit_compile(s["jit_compile"]),
         "overwrite": bool(s["overwrite"]),
-        "top_k": _check_int("top_k", top_k, 1),
+        "top_k": check_int("top_k", top_k, 1),
     }
 
 
@@ -968,12 +956,8 @@ def _record_differences(stored, current):
     return diffs
 
 
-def _write_json_atomic(path, obj):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+def _write_json(path, obj):
+    files.write_json(path, obj, indent=2)
 
 
 def _prepare_project(project_dir, record, overwrite, role):
@@ -1000,7 +984,7 @@ def _prepare_project(project_dir, record, overwrite, role):
                 "again with --overwrite (overwrite=True), which deletes its trials."
             )
         if stored.get("data") is None and record.get("data") is not None:
-            _write_json_atomic(path, {"search": record, "sha256": _record_hash(record)})
+            _write_json(path, {"search": record, "sha256": _record_hash(record)})
         return
     leftovers = (
         [
@@ -1018,7 +1002,7 @@ def _prepare_project(project_dir, record, overwrite, role):
             "keras_attn.tuning, so there is no telling which search space it used. Choose "
             "another project, or start it again with --overwrite (overwrite=True)."
         )
-    _write_json_atomic(path, {"search": record, "sha256": _record_hash(record)})
+    _write_json(path, {"search": record, "sha256": _record_hash(record)})
 
 
 def _record_hash(record):
@@ -1134,15 +1118,6 @@ def make_tuner(hypermodel, tuner="hyperband", **settings):
 
 
 # --------------------------------------------------------------------------- search
-
-
-def _data_fingerprint(*arrays):
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}:{a.shape};".encode())
-        h.update(memoryview(a).cast("B"))
-    return h.hexdigest()
 
 
 def _hyperband_plan(max_epochs, factor):
@@ -1294,7 +1269,7 @@ def search(hypermodel, x_train, y_train, x_val, y_val, *, verbose=1, log=print, 
                     f"got shape {y.shape}."
                 )
         if s["data_fingerprint"] is None:
-            s["data_fingerprint"] = _data_fingerprint(x_train, y_train, x_val, y_val)
+            s["data_fingerprint"] = fingerprint_arrays(x_train, y_train, x_val, y_val)
     kt = make_tuner(hypermodel, **s)
     tuner, max_trials, epochs, batch_size, factor = (
         s[k] for k in ("tuner", "max_trials", "epochs", "batch_size", "factor")
@@ -1384,7 +1359,7 @@ def top_trials(project_dir, hypermodel, k=5):
     Example:
     >>> rows = top_trials("tuning/ae_hyperband", hm, k=3)  # doctest: +SKIP
     """
-    k = _check_int("k", k, 1)
+    k = check_int("k", k, 1)
     record = _read_record(project_dir)
     done = [t for t in read_trials(project_dir) if t.status == "COMPLETED" and t.score is not None]
     done.sort(key=lambda t: (-t.score, -_trial_epochs(t, record), t.trial_id))
@@ -1586,8 +1561,8 @@ def write_results(project_dir, hypermodel, k=5, *, protocol_args=()):
         batch_size=record["training"]["batch_size"],
         extra_args=extra,
     )
-    _write_json_atomic(paths["best_config"], best["config"])
-    _write_json_atomic(
+    _write_json(paths["best_config"], best["config"])
+    _write_json(
         paths["best_trial"],
         {
             **{

@@ -7,9 +7,9 @@ special-case a variant. Registering a new variant is one `register` call.
 """
 
 import copy
-import difflib
 import fnmatch
 
+from keras_attn._checks import did_you_mean
 from keras_attn.backbone import AttentionCNN, merge_config, validate_config
 
 # The study fixed the last transposed convolution per site: kernel 3 at sites 1-3, 2 at site 4.
@@ -97,10 +97,9 @@ def register(name, config, description):
 
 def _check_name(name):
     if not isinstance(name, str) or name not in VARIANTS:
-        close = difflib.get_close_matches(str(name), VARIANTS, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise ValueError(
-            f"Unknown model {name!r}.{hint} Available: {', '.join(VARIANTS)} "
+            f"Unknown model {name!r}.{did_you_mean(name, VARIANTS, cutoff=0.5)} Available: "
+            f"{', '.join(VARIANTS)} "
             "(keras_attn.list_models())."
         )
     return name
@@ -117,7 +116,7 @@ def list_models(pattern="*"):
 
     Example:
     >>> list(list_models("cnn_conv*"))
-    ['cnn_conv_ae', 'cnn_conv_ae_eca']
+    ['cnn_conv_ae', 'cnn_conv_ae_eca', 'cnn_conv_ae_const', 'cnn_conv_ae_he']
     """
     return {n: v["description"] for n, v in VARIANTS.items() if fnmatch.fnmatch(n, pattern)}
 

@@ -6,8 +6,7 @@ written with ``keras.ops`` only (TensorFlow, JAX and PyTorch backends) and is
 registered for serialization as ``keras_attn>ClassName``.
 """
 
-import difflib
-
+from keras_attn._checks import did_you_mean
 from keras_attn.layers.cbam import CBAM, CBAMChannelGate, CBAMSpatialGate
 from keras_attn.layers.constant import ConstantGate
 from keras_attn.layers.conv_ae import ConvAutoencoderGate, final_geometry, max_depth
@@ -33,10 +32,9 @@ def check_attention_name(kind):
     'eca'
     """
     if kind not in ATTENTION_LAYERS:
-        close = difflib.get_close_matches(str(kind), ATTENTION_LAYERS, n=3)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise ValueError(
-            f"Unknown attention block {kind!r}.{hint} Valid blocks: {', '.join(ATTENTION_LAYERS)}."
+            f"Unknown attention block {kind!r}.{did_you_mean(kind, ATTENTION_LAYERS)} Valid "
+            f"blocks: {', '.join(ATTENTION_LAYERS)}."
         )
     return kind
 

@@ -6,14 +6,16 @@ what is valid, instead of a bare ``assert``.
 
 import keras
 
+from keras_attn._checks import check_positive_int
+
+__all__ = [
+    "check_activation",
+    "check_positive_int",
+    "check_positive_ints",
+    "check_rank4",
+]
+
 ACTIVATION_NAMES = ("relu", "gelu", "silu", "elu", "leaky_relu", "tanh", "sigmoid", "linear")
-
-
-def check_positive_int(name, value):
-    """Raise ``ValueError`` unless ``value`` is an int >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-    return value
 
 
 def check_positive_ints(name, values, allow_empty=False):
@@ -24,10 +26,12 @@ def check_positive_ints(name, values, allow_empty=False):
     if not values and not allow_empty:
         raise ValueError(f"`{name}` must not be empty, got {values!r}.")
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        try:
+            check_positive_int(name, v)
+        except ValueError:
             raise ValueError(
                 f"`{name}` must be a list of positive integers, got {values!r} (bad entry {v!r})."
-            )
+            ) from None
     return values
 
 

@@ -30,6 +30,17 @@ from keras_attn.layers._checks import (
 )
 from keras_attn.layers._gate import AttentionGate
 
+#: Kernel initializers the gate accepts (Keras names).
+KERNEL_INITIALIZERS = (
+    "glorot_uniform",
+    "glorot_normal",
+    "he_normal",
+    "he_uniform",
+    "lecun_normal",
+    "lecun_uniform",
+    "orthogonal",
+)
+
 
 def max_depth(size):
     """Deepest encoder (number of stride-2 stages) a side of ``size`` pixels allows.
@@ -127,13 +138,13 @@ class ConvAutoencoderGate(AttentionGate):
         self.filters = check_positive_ints("filters", filters)
         self.final_kernel = check_positive_int("final_kernel", final_kernel)
         self.activation = check_activation("activation", activation)
-        try:
-            keras.initializers.get(kernel_initializer)
-        except (ValueError, TypeError):
+        # Checked by name: instantiating a random initializer would draw from Python's
+        # random module and change every weight the model draws after this layer.
+        if kernel_initializer not in KERNEL_INITIALIZERS:
             raise ValueError(
-                "`kernel_initializer` must be a Keras initializer name such as "
-                f"'glorot_uniform' or 'he_normal', got {kernel_initializer!r}."
-            ) from None
+                f"`kernel_initializer` must be one of {', '.join(KERNEL_INITIALIZERS)}, "
+                f"got {kernel_initializer!r}."
+            )
         self.kernel_initializer = kernel_initializer
         if logit_scale is not None and (
             isinstance(logit_scale, bool)

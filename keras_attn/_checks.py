@@ -1,0 +1,56 @@
+"""Argument checks and the "did you mean" hint that every module's errors share.
+
+Each check raises ``ValueError`` that names the argument, repeats the value
+received and says what is valid.
+
+Example:
+>>> check_int("epochs", 3), check_int("seed", None, 0, allow_none=True)
+(3, None)
+>>> did_you_mean("cnn_eac", ["cnn3", "cnn_eca"])
+" Did you mean 'cnn_eca'?"
+"""
+
+from __future__ import annotations
+
+import difflib
+import numbers
+
+__all__ = ["check_int", "check_positive_int", "did_you_mean"]
+
+
+def did_you_mean(value, valid, cutoff=0.6) -> str:
+    """``" Did you mean 'a', 'b'?"`` for the entries of ``valid`` close to ``value``, else ``""``.
+
+    Example:
+    >>> did_you_mean("hyperbnd", ["random", "bayesian", "hyperband"])
+    " Did you mean 'hyperband'?"
+    """
+    close = difflib.get_close_matches(str(value), [str(v) for v in valid], n=3, cutoff=cutoff)
+    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
+def check_int(name, value, low=1, *, allow_none=False):
+    """``value`` as an int if it is an integer >= ``low`` (or ``None`` when allowed).
+
+    Example:
+    >>> check_int("factor", 3, 2)
+    3
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        what = f"an integer >= {low}" + (" or None" if allow_none else "")
+        raise ValueError(f"`{name}` must be {what}, got {value!r}.")
+    return int(value)
+
+
+def check_positive_int(name, value):
+    """``value`` if it is an integer >= 1.
+
+    Example:
+    >>> check_positive_int("batch_size", 128)
+    128
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    return value
