@@ -7,6 +7,17 @@ Build a CNN with channel, spatial or autoencoder-style attention by name::
     keras_attn.list_models()
 """
 
+try:
+    import keras  # noqa: F401 - fails here when Keras' backend is not installed
+except ModuleNotFoundError as e:  # pragma: no cover - depends on the environment
+    if e.name not in ("tensorflow", "jax", "torch"):
+        raise
+    raise ImportError(
+        f'Keras\' backend {e.name!r} is not installed: pip install "keras_attn[cpu]" '
+        '(TensorFlow), "keras_attn[jax]" or "keras_attn[jax-cuda]", or set KERAS_BACKEND '
+        "to an installed backend (jax, tensorflow, torch)."
+    ) from None
+
 from keras_attn import layers
 from keras_attn.backbone import AttentionCNN, count_trainable_params
 from keras_attn.zoo import build, get_config, list_models, register
@@ -27,7 +38,11 @@ def load(path, **kwargs):
         A ``keras.Model`` (``.keras``) or a loaded SavedModel.
 
     Example:
-    >>> model = load("saved_models/cnn_conv_ae")  # doctest: +SKIP
+    >>> import tempfile
+    >>> path = tempfile.mkdtemp() + "/m.keras"
+    >>> build("cnn_eca", blocks=[4, 8], dense_units=8).save(path)
+    >>> load(path).name
+    'cnn_eca'
     """
     from keras_attn import export
 

@@ -7,7 +7,7 @@ before Keras is loaded).
 - `add_data_arguments` / `data_settings`: the data flags of ``scripts/protocol.py``
   and ``scripts/tune.py`` (``--data-dir``, ``--dataset``, ``--tfds-dir``,
   ``--download``, ``--val-size``, ``--split-seed``, the limits, ``--cache-dir``)
-  and the settings they give; `smoke_data` is the smoke presets' data.
+  and the settings they give.
 - `add_fast_path_arguments`: ``--jit`` / ``--no-jit`` and ``--mixed-precision``.
 - `image_parser`, `add_resize_argument`, `load_export`: the export and image
   arguments of ``scripts/predict.py`` and ``scripts/attention_maps.py``, and the
@@ -17,7 +17,6 @@ before Keras is loaded).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 #: Data flags copied into the settings when given: argparse dest -> settings key
 #: (the names `keras_attn.protocol.ProtocolSettings` uses).
@@ -50,7 +49,7 @@ def add_data_arguments(parser, *, title="data", test_limit=True):
     d = parser.add_argument_group(title)
     d.add_argument(
         "--data-dir",
-        help="image folder (train/<class>/*, test/<class>/*) or "
+        help="image folder (train/<class>/*, test/<class>/*), a .tar.gz / .zip of one, or an "
         ".npz file, instead of tensorflow-datasets",
     )
     d.add_argument("--dataset", help="tensorflow-datasets name (default cifar10)")
@@ -70,36 +69,7 @@ def add_data_arguments(parser, *, title="data", test_limit=True):
     return d
 
 
-def smoke_data(repo):
-    """The smoke presets' data: the offline CIFAR-10 JPEG copy, else ``tfds:cifar10``.
-
-    The copy is ``<repo>/../shared/data/cifar10-jpeg.tar.gz``, unpacked once into
-    ``<repo>/.data/cifar10-jpeg`` (git-ignored), with a decode cache in
-    ``<repo>/.data/cache``.
-
-    Args:
-        repo: the repository root (the scripts' parent folder).
-
-    Returns:
-        ``(data, cache_dir)``: the data source and its cache folder (``None``
-        for tfds).
-
-    Example:
-    >>> smoke_data("/nowhere")
-    ('tfds:cifar10', None)
-    """
-    repo = Path(repo)
-    archive = repo.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
-    if not archive.exists():
-        return "tfds:cifar10", None
-    from keras_attn.data import extract_archive
-
-    local = repo / ".data"
-    root = extract_archive(archive, local / "cifar10-jpeg")
-    return str(root), str(local / "cache")
-
-
-def data_settings(args, parser, *, smoke_repo=None):
+def data_settings(args, parser):
     """The data settings the flags of `add_data_arguments` give: only the flags given.
 
     Keys are those of `keras_attn.protocol.ProtocolSettings`: ``data``
@@ -111,9 +81,6 @@ def data_settings(args, parser, *, smoke_repo=None):
     Args:
         args: the parsed ``argparse.Namespace``.
         parser: its parser; ``--data-dir`` with ``--dataset`` is a usage error.
-        smoke_repo: the repository root when the smoke preset is used: without
-            ``--data-dir`` or ``--dataset``, ``data`` and ``cache_dir`` come
-            from `smoke_data` (``--cache-dir`` still wins).
 
     Returns:
         dict of settings.
@@ -131,8 +98,6 @@ def data_settings(args, parser, *, smoke_repo=None):
         settings["data"] = args.data_dir
     elif args.dataset:
         settings["data"] = f"tfds:{args.dataset}"
-    elif smoke_repo is not None:
-        settings["data"], settings["cache_dir"] = smoke_data(smoke_repo)
     for flag, key in DATA_FLAG_KEYS.items():
         if getattr(args, flag, None) is not None:
             settings[key] = getattr(args, flag)

@@ -37,6 +37,7 @@ __all__ = [
     "DataSettings",
     "Dataset",
     "IMAGE_EXTENSIONS",
+    "ARCHIVE_EXTENSIONS",
     "extract_archive",
     "fingerprint_arrays",
     "load_dataset",
@@ -74,9 +75,13 @@ class Dataset:
         subset: the sizes kept by `take`, or ``None`` for the full split.
 
     Example:
-        >>> ds = load_dataset("tfds:cifar10")  # doctest: +SKIP
-        >>> ds.x_train.shape, ds.x_val.shape, ds.x_test.shape  # doctest: +SKIP
-        ((45000, 32, 32, 3), (5000, 32, 32, 3), (10000, 32, 32, 3))
+        >>> import tempfile
+        >>> path = tempfile.mkdtemp() + "/tiny.npz"
+        >>> x = np.zeros((20, 8, 8, 3), "uint8")
+        >>> save_npz(path, x, np.arange(20) % 4, x[:6], np.arange(6) % 4)
+        >>> ds = load_dataset(path, val_size=5)
+        >>> ds.x_train.shape, ds.x_val.shape, ds.x_test.shape, ds.num_classes
+        ((15, 8, 8, 3), (5, 8, 8, 3), (6, 8, 8, 3), 4)
     """
 
     x_train: np.ndarray
@@ -107,8 +112,10 @@ class Dataset:
         the same train / val / test roles, whatever path they were read from.
 
         Example:
-            >>> ds.fingerprint()[:12]  # doctest: +SKIP
-            '3f1c0a9e52d4'
+            >>> a = Dataset(*[np.zeros((2, 1), "uint8")] * 6, ("a",), {}, {})
+            >>> b = Dataset(*[np.zeros((2, 1), "uint8")] * 6, ("a",), {}, {})
+            >>> a.fingerprint() == b.fingerprint(), len(a.fingerprint())
+            (True, 64)
         """
         if getattr(self, "_fingerprint", None) is None:
             names = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
@@ -123,8 +130,10 @@ class Dataset:
         """JSON-able description: source, counts, split, subset and fingerprint.
 
         Example:
-            >>> ds.describe()["counts"]  # doctest: +SKIP
-            {'train': 45000, 'val': 5000, 'test': 10000}
+            >>> ds = Dataset(*[np.zeros((2, 4, 4, 3), "uint8"), np.zeros(2, "int64")] * 3,
+            ...              ("a", "b"), {"kind": "npz"}, {"val_size": 2})
+            >>> ds.describe()["counts"]
+            {'train': 2, 'val': 2, 'test': 2}
         """
         return {
             "source": dict(self.source),
@@ -155,7 +164,11 @@ class Dataset:
             seed: seed of the test sample.
 
         Example:
-            >>> small = ds.take(train=2000, val=500, test=1000)  # doctest: +SKIP
+            >>> ds = Dataset(*[np.zeros((9, 4, 4, 3), "uint8"), np.arange(9) % 3] * 3,
+            ...              ("a", "b", "c"), {"kind": "npz"}, {"val_size": 9})
+            >>> small = ds.take(train=6, val=3, test=3)
+            >>> small.describe()["counts"]
+            {'train': 6, 'val': 3, 'test': 3}
         """
         sizes = {"train": train, "val": val, "test": test}
         arrays = {}
@@ -292,7 +305,9 @@ def load_dataset(
     Args:
         source: ``"tfds:NAME"`` (a tensorflow-datasets name, ``"tfds:cifar10"`` by
             default), the path of an image-folder tree (``train/<class>/*``,
-            ``test/<class>/*``), or the path of an ``.npz`` file (see `load_npz`).
+            ``test/<class>/*``), a ``.tar.gz`` / ``.tgz`` / ``.tar`` archive of one
+            (unpacked once into ``cache_dir``, or ``$KERAS_ATTN_CACHE``, default
+            ``~/.cache/keras_attn``), or the path of an ``.npz`` file (see `load_npz`).
         val_size: number of training images held out for validation (int >= 0;
             5,000 as in the study).
         split_seed: seed of the train / validation permutation.
@@ -313,9 +328,13 @@ def load_dataset(
         ValueError: anything else wrong with the source, named in the message.
 
     Example:
-        >>> ds = load_dataset("/data/cifar10-folder", val_size=5000, split_seed=0)  # doctest: +SKIP
-        >>> ds.describe()["split"]["val_size"]  # doctest: +SKIP
-        5000
+        >>> import tempfile
+        >>> path = tempfile.mkdtemp() + "/tiny.npz"
+        >>> x = np.zeros((20, 8, 8, 3), "uint8")
+        >>> save_npz(path, x, np.arange(20) % 4, x[:6], np.arange(6) % 4)
+        >>> ds = load_dataset(path, val_size=5, split_seed=0)
+        >>> ds.describe()["split"]["val_size"], len(ds.y_train)
+        (5, 15)
     """
     if isinstance(source, os.PathLike):
         source = os.fspath(source)
@@ -335,7 +354,13 @@ def load_dataset(
                 f"Data source {source!r} does not exist. Expected 'tfds:NAME', an image "
                 "folder with train/<class>/* and test/<class>/*, or an .npz file."
             )
-        if path.is_dir():
+        if path.is_file() and path.name.lower().endswith(ARCHIVE_EXTENSIONS):
+            folder = extract_archive(path, _archive_folder(path, cache_dir))
+            (x_tr, y_tr, x_te, y_te), class_names, info = _load_folder_cached(
+                _image_root(folder), image_size=image_size, cache_dir=cache_dir
+            )
+            info = {**info, "archive": str(path.resolve())}
+        elif path.is_dir():
             (x_tr, y_tr, x_te, y_te), class_names, info = _load_folder_cached(
                 path, image_size=image_size, cache_dir=cache_dir
             )
@@ -444,8 +469,12 @@ def load_tfds(name="cifar10", *, data_dir=None, download=False):
         ``((x_train, y_train, x_test, y_test), class_names, info)``; ``info`` is
         the JSON-able source description.
 
-    Example:
-        >>> (x_tr, y_tr, x_te, y_te), names, info = load_tfds("cifar10")  # doctest: +SKIP
+    Example (``tfds.testing.mock_data`` stands in for the real data here):
+        >>> import tensorflow_datasets as tfds
+        >>> with tfds.testing.mock_data(num_examples=12):
+        ...     (x_tr, y_tr, x_te, y_te), names, info = load_tfds("cifar10")
+        >>> x_tr.shape, x_tr.dtype, info["kind"]
+        ((12, 32, 32, 3), dtype('uint8'), 'tfds')
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"tfds dataset name must be a non-empty string, got {name!r}.")
@@ -457,8 +486,9 @@ def load_tfds(name="cifar10", *, data_dir=None, download=False):
             "tensorflow-datasets); or pass an image folder or .npz file instead."
         ) from e
     data_dir_text = data_dir or "~/tensorflow_datasets (tfds default)"
-    try:
-        splits, info = tfds.load(
+
+    def load(download):
+        return tfds.load(
             name,
             split=list(_SPLITS),
             data_dir=data_dir,
@@ -466,19 +496,22 @@ def load_tfds(name="cifar10", *, data_dir=None, download=False):
             as_supervised=True,
             with_info=True,
         )
+
+    try:
+        splits, info = load(download=False)  # a prepared copy: no network needed
     except tfds.core.registered.DatasetNotFoundError as e:
         raise ValueError(f"Unknown tensorflow-datasets name {name!r}.") from e
     except AssertionError as e:
         if "could not find data" not in str(e):
             raise
-        dir_arg = f", data_dir={str(data_dir)!r}" if data_dir else ""
-        raise FileNotFoundError(
-            f"tensorflow-datasets has no prepared copy of {name!r} in {data_dir_text}. "
-            "Either download it once (needs a network): add --download to "
-            "scripts/protocol.py, or run `python -c 'import tensorflow_datasets as tfds; "
-            f'tfds.load("{name}"{dir_arg})\'`; or use a local copy instead: an image '
-            "folder (train/<class>/*, test/<class>/*) or an .npz file, via --data-dir."
-        ) from e
+        if not download:
+            raise FileNotFoundError(
+                f"tensorflow-datasets has no prepared copy of {name!r} in {data_dir_text}. "
+                "Download it once (needs a network): add --download; or use a local copy: "
+                "--data-dir with an image folder (train/<class>/*, test/<class>/*), a "
+                ".tar.gz of one, or an .npz file."
+            ) from None
+        splits, info = _download_tfds(tfds, name, data_dir, load)
     arrays = []
     for split_name, ds in zip(_SPLITS, splits):
         xs, ys = [], []
@@ -500,6 +533,52 @@ def load_tfds(name="cifar10", *, data_dir=None, download=False):
         "data_dir": str(data_dir) if data_dir else None,
     }
     return tuple(arrays), class_names, source
+
+
+#: Hosts a tensorflow-datasets download of these data sets needs (tfds' mirror first).
+DOWNLOAD_HOSTS = {"cifar10": ("storage.googleapis.com", "www.cs.toronto.edu")}
+_PROBE_SECONDS = 5.0
+
+
+def _reachable(host, port=443):
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=_PROBE_SECONDS).close()
+        return True
+    except OSError:
+        return False
+
+
+def _download_tfds(tfds, name, data_dir, load):
+    """Download and prepare ``name`` with tfds, failing within seconds when offline.
+
+    tfds itself retries an unreachable download for minutes, then leaves an empty
+    data set folder behind (every later tfds call warns about it): first check
+    that a download host answers, and remove whatever a failed attempt created.
+    """
+    base = name.split(":")[0].split("/")[0]
+    hosts = DOWNLOAD_HOSTS.get(base, ("storage.googleapis.com",))
+    if not any(_reachable(h) for h in hosts):
+        raise ConnectionError(
+            f"Cannot download {base!r}: no network ({', '.join(hosts)} did not answer within "
+            f"{_PROBE_SECONDS:.0f} s). Use a local copy instead: --data-dir with an image "
+            "folder (train/<class>/*, test/<class>/*), a .tar.gz of one, or an .npz file."
+        )
+    root = Path(data_dir or "~/tensorflow_datasets").expanduser() / base
+    existed = root.exists()
+    try:
+        return load(download=True)
+    except Exception as e:
+        if not existed and root.exists():
+            import shutil
+
+            shutil.rmtree(root, ignore_errors=True)
+        raise ConnectionError(
+            f"Downloading {base!r} with tensorflow-datasets failed: {type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}. Nothing was kept in {root.parent}. "
+            "Try again, or use a local copy with --data-dir."
+        ) from None
 
 
 # --------------------------------------------------------------------------- image folder
@@ -528,9 +607,15 @@ def load_image_folder(root, *, image_size=None):
             size (the message names the file).
 
     Example:
-        >>> arrays, names, info = load_image_folder("cifar10-folder")  # doctest: +SKIP
-        >>> names[:2]  # doctest: +SKIP
-        ['airplane', 'automobile']
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for part in ("train/cat", "train/dog", "test/cat", "test/dog"):
+        ...     (root / part).mkdir(parents=True)
+        ...     Image.new("RGB", (8, 8)).save(root / part / "0.png")
+        >>> (x_train, y_train, x_test, y_test), names, info = load_image_folder(root)
+        >>> x_train.shape, names
+        ((2, 8, 8, 3), ['cat', 'dog'])
     """
     root = Path(root).expanduser()
     target = _check_image_size(image_size)
@@ -741,7 +826,13 @@ def load_npz(path):
         ``((x_train, y_train, x_test, y_test), class_names)``.
 
     Example:
-        >>> (x_tr, y_tr, x_te, y_te), names = load_npz("cifar10.npz")  # doctest: +SKIP
+        >>> import tempfile
+        >>> path = tempfile.mkdtemp() + "/tiny.npz"
+        >>> x = np.zeros((4, 8, 8, 3), "uint8")
+        >>> save_npz(path, x, [[0], [1], [0], [1]], x[:2], [0, 1], class_names=["a", "b"])
+        >>> (x_tr, y_tr, x_te, y_te), names = load_npz(path)
+        >>> x_tr.shape, y_tr.tolist(), names
+        ((4, 8, 8, 3), [0, 1, 0, 1], ['a', 'b'])
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -806,10 +897,10 @@ def save_npz(path, x_train, y_train, x_test, y_test, *, class_names=None, **extr
         class_names: optional list of class names.
         **extra: further arrays or scalars to store.
 
-    Example:
-        >>> import keras  # doctest: +SKIP
-        >>> (x_tr, y_tr), (x_te, y_te) = keras.datasets.cifar10.load_data()  # doctest: +SKIP
-        >>> save_npz("cifar10.npz", x_tr, y_tr, x_te, y_te)  # doctest: +SKIP
+    Example (``keras.datasets.cifar10.load_data()`` gives arrays in this form):
+        >>> import tempfile
+        >>> x = np.zeros((4, 8, 8, 3), "uint8")
+        >>> save_npz(tempfile.mkdtemp() + "/cifar-like.npz", x, [0, 1, 0, 1], x[:2], [0, 1])
     """
     path = Path(path).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -823,6 +914,26 @@ def save_npz(path, x_train, y_train, x_test, y_test, *, class_names=None, **extr
 
 
 # --------------------------------------------------------------------------- archives
+
+
+#: Archive endings `load_dataset` unpacks as image folders.
+ARCHIVE_EXTENSIONS = (".tar.gz", ".tgz", ".tar")
+
+
+def _archive_folder(archive, cache_dir):
+    root = cache_dir or os.environ.get("KERAS_ATTN_CACHE") or "~/.cache/keras_attn"
+    st = archive.stat()
+    key = hashlib.sha256(f"{archive.resolve()}:{st.st_size}".encode()).hexdigest()[:12]
+    name = archive.name.split(".")[0]
+    return Path(root).expanduser() / f"{name}-{key}"
+
+
+def _image_root(folder):
+    """The folder holding ``train`` and ``test``: ``folder`` or its only sub-folder."""
+    if (folder / "train").is_dir():
+        return folder
+    subs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return subs[0] if len(subs) == 1 and (subs[0] / "train").is_dir() else folder
 
 
 def extract_archive(archive, dest):
@@ -840,9 +951,13 @@ def extract_archive(archive, dest):
         ``dest`` as a `pathlib.Path`.
 
     Example:
-        >>> archive = "../shared/data/cifar10-jpeg.tar.gz"
-        >>> root = extract_archive(archive, ".data/cifar10-jpeg")  # doctest: +SKIP
-        >>> ds = load_dataset(root)  # doctest: +SKIP
+        >>> import tarfile, tempfile
+        >>> work = Path(tempfile.mkdtemp())
+        >>> (work / "train").mkdir(); _ = (work / "train" / "a.txt").write_text("x")
+        >>> with tarfile.open(work / "d.tar.gz", "w:gz") as tar:
+        ...     tar.add(work / "train", arcname="train")
+        >>> sorted(p.name for p in extract_archive(work / "d.tar.gz", work / "out").iterdir())
+        ['.extracted', 'train']
     """
     archive, dest = Path(archive).expanduser(), Path(dest).expanduser()
     if not archive.is_file():
@@ -887,10 +1002,12 @@ class ArrayBatches(keras.utils.PyDataset):
         seed: seed of the shuffling.
         **kwargs: passed to `keras.utils.PyDataset` (``workers``, ...).
 
-    Example:
-        >>> batches = ArrayBatches(ds.x_train, ds.y_train, 128, shuffle=True)  # doctest: +SKIP
-        >>> batches.set_epoch(0)  # doctest: +SKIP
-        >>> model.fit(batches, epochs=1)  # doctest: +SKIP
+    Example (``model.fit(batches, shuffle=False)`` trains on them):
+        >>> x = np.zeros((10, 4, 4, 3), "uint8"); y = np.arange(10)
+        >>> batches = ArrayBatches(x, y, 4, shuffle=True, seed=0)
+        >>> batches.set_epoch(0)
+        >>> len(batches), batches[0][0].dtype, batches[2][0].shape
+        (3, dtype('float32'), (2, 4, 4, 3))
     """
 
     def __init__(self, x, y=None, batch_size=128, *, shuffle=False, seed=0, **kwargs):

@@ -188,8 +188,8 @@ def compile_packed(
 
     Example:
     >>> packed = compile_packed(pack_models(build_copies("cnn", seeds=[0, 1])))
-    >>> packed.compiled  # doctest: +SKIP
-    True
+    >>> [type(loss).__name__ for loss in packed.loss]
+    ['str', 'str']
     """
     from keras_attn.training import fast_path
 
@@ -274,9 +274,14 @@ def evaluate_copies(packed, x, y, batch_size=256):
         list of ``{"loss": float, "accuracy": float}``, one per copy.
 
     Example:
-    >>> evaluate_copies(packed, ds.x_val, ds.y_val)  # doctest: +SKIP
-    [{'loss': 1.02, 'accuracy': 0.64}, {'loss': 1.05, 'accuracy': 0.63}]
+    >>> packed = pack_models(build_copies("cnn", seeds=[0, 1], blocks=[4, 8], dense_units=8))
+    >>> x = np.zeros((6, 32, 32, 3), "uint8"); y = np.arange(6) % 10
+    >>> scores = evaluate_copies(packed, x, y, batch_size=4)
+    >>> len(scores), sorted(scores[0])
+    (2, ['accuracy', 'loss'])
     """
+    from keras_attn.training import loss_and_accuracy
+
     n = len(packed.inputs)
     y = np.asarray(y)
     if len(x) != len(y):
@@ -288,14 +293,8 @@ def evaluate_copies(packed, x, y, batch_size=256):
         out = out if isinstance(out, (list, tuple)) else [out]
         for i, p in enumerate(out):
             probs[i].append(np.asarray(keras.ops.convert_to_numpy(p), dtype=np.float64))
-    results = []
-    eps = 1e-7
-    for p in probs:
-        p = np.concatenate(p)
-        p_true = np.clip(p[np.arange(len(y)), y], eps, 1 - eps)
-        loss = float(np.mean(-np.log(p_true))) if np.all(np.isfinite(p)) else float("nan")
-        results.append({"loss": loss, "accuracy": float(np.mean(np.argmax(p, axis=1) == y))})
-    return results
+    scores = [loss_and_accuracy(np.concatenate(p), y) for p in probs]
+    return [{"loss": loss, "accuracy": acc} for loss, acc in scores]
 
 
 # --------------------------------------------------------------------------- measurement

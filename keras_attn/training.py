@@ -27,6 +27,7 @@ from keras_attn.runtime import backend as current_backend
 
 __all__ = [
     "MIXED_PRECISION_POLICIES",
+    "loss_and_accuracy",
     "check_jit_compile",
     "check_mixed_precision",
     "compile_for_training",
@@ -226,3 +227,32 @@ def dtype_policy(policy):
         yield
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def loss_and_accuracy(probabilities, labels):
+    """Cross-entropy and accuracy of predicted class probabilities, computed in NumPy.
+
+    Probabilities are clipped as Keras' sparse categorical cross-entropy clips
+    them (1e-7); any non-finite probability makes the loss NaN.
+
+    Args:
+        probabilities: array ``(n, classes)``.
+        labels: integer labels ``(n,)``.
+
+    Returns:
+        ``(loss, accuracy)`` as floats.
+
+    Example:
+    >>> loss_and_accuracy([[0.9, 0.1], [0.2, 0.8]], [0, 0])
+    (0.857..., 0.5)
+    """
+    import numpy as np
+
+    probs = np.asarray(probabilities, dtype=np.float64)
+    labels = np.asarray(labels)
+    if len(probs) != len(labels):
+        raise ValueError(f"{len(probs)} predictions but {len(labels)} labels.")
+    eps = 1e-7  # Keras' clipping of probabilities in sparse categorical cross-entropy
+    p_true = np.clip(probs[np.arange(len(labels)), labels], eps, 1 - eps)
+    loss = float(np.mean(-np.log(p_true))) if np.all(np.isfinite(probs)) else float("nan")
+    return loss, float(np.mean(np.argmax(probs, axis=1) == labels))

@@ -1,12 +1,13 @@
 """Run the study's multi-seed protocol (Table 1) and write records and a report.
 
-    python scripts/protocol.py                      # all nine variants, 16 runs x 10 epochs
-    python scripts/protocol.py --models cnn,cnn_conv_ae --runs 4 --data-dir ~/cifar10-folder
-    python scripts/protocol.py --preset smoke       # the whole pipeline in minutes on a CPU
-    python scripts/protocol.py --backend jax --copies 8   # on a GPU: 8 runs of a model at once
+    python scripts/protocol.py --preset smoke --download   # the whole pipeline in minutes
+    python scripts/protocol.py --data-dir ~/cifar10-folder  # the study: 9 variants x 16 runs
+    python scripts/protocol.py --backend jax --time-budget 8m   # on a GPU, as much as fits
+    python scripts/protocol.py --launcher slurm --partition gpu --gpus-per-job 1 --out /shared/r
+    python scripts/protocol.py --shard auto ...             # in a SLURM array or Indexed Job
 
 Rerunning the same command resumes: finished runs are skipped and an interrupted
-run continues from its last finished epoch. See keras_attn/protocol.py.
+run continues from its last finished epoch. See keras_attn/protocol/.
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ def build_parser(presets, models):
         if p["models"]:
             epilog.append(f"      models: {','.join(p['models'])}")
     epilog.append(
-        "  smoke reads the offline CIFAR-10 JPEG copy (../shared/data/cifar10-jpeg.tar.gz, "
-        "unpacked once into .data/) when present, else tfds:cifar10."
+        "  data: CIFAR-10 through tensorflow-datasets (add --download the first time), or "
+        "--data-dir with an image folder, an .npz file or a .tar.gz of an image folder."
     )
     epilog.append("models: " + ", ".join(models))
     epilog.append(
@@ -101,8 +102,8 @@ def build_parser(presets, models):
     r = ap.add_argument_group("execution")
     r.add_argument(
         "--shard",
-        help="run shard I/N of the runs (1-based: 1/2 and 2/2); "
-        "shards may write to one output folder",
+        help="run shard I/N of the runs (1-based: 1/2 and 2/2; shards may write to one output "
+        "folder), or 'auto': the shard of this SLURM array task or Kubernetes Indexed Job pod",
     )
     r.add_argument(
         "--allow-mixed",
@@ -149,6 +150,29 @@ def build_parser(presets, models):
         "(default DIR: saved_models)",
     )
     r.add_argument("--quiet", action="store_true", help="print only the final summary")
+    j = ap.add_argument_group(
+        "launcher (submit the pending runs as a job array through submitit, one job per "
+        "packed group; every job writes into the one --out)"
+    )
+    j.add_argument(
+        "--launcher",
+        choices=("slurm", "local"),
+        help="slurm: sbatch a job array; local: the same jobs as local processes",
+    )
+    j.add_argument("--partition", help="SLURM partition")
+    j.add_argument("--gpus-per-job", type=int, default=0, help="GPUs per job (default 0)")
+    j.add_argument("--cpus-per-job", type=int, help="CPUs per job")
+    j.add_argument("--job-time", metavar="DURATION", help="time limit per job (e.g. 2h)")
+    j.add_argument("--array-parallelism", type=int, help="jobs of the array running at once")
+    j.add_argument(
+        "--launcher-folder",
+        help="submitit's folder for job scripts and logs (default OUT/submitit)",
+    )
+    j.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="return once the jobs are submitted (make the report later with scripts/report.py)",
+    )
     f = ap.add_argument_group(
         "speed (defaults: keras_attn.training.fast_path for this backend and device)"
     )
@@ -166,17 +190,12 @@ def build_parser(presets, models):
     return ap
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    _pre_parse_backend(argv)
-    import keras_attn
-    from keras_attn import _cli, protocol, report
+def settings_from_args(args, ap, preset):
+    """The `ProtocolSettings` a preset and the flags given make (flags win)."""
+    from keras_attn import _cli, protocol
 
-    ap = build_parser(protocol.PRESETS, list(keras_attn.list_models()))
-    args = ap.parse_args(argv)
-    preset = protocol.PRESETS[args.preset]
     values = dict(preset["settings"])
-    values.update(_cli.data_settings(args, ap, smoke_repo=REPO if args.preset == "smoke" else None))
+    values.update(_cli.data_settings(args, ap))
     for flag, key in (
         ("runs", "runs"),
         ("epochs", "epochs"),
@@ -186,39 +205,112 @@ def main(argv=None):
         ("batch_size", "batch_size"),
         ("seed", "base_seed"),
         ("threads", "threads"),
+        ("jit", "jit_compile"),
+        ("mixed_precision", "mixed_precision"),
+        ("copies", "copies"),
     ):
         if getattr(args, flag) is not None:
             values[key] = getattr(args, flag)
-    for flag, key in (("jit", "jit_compile"), ("mixed_precision", "mixed_precision")):
-        if getattr(args, flag) is not None:
-            values[key] = getattr(args, flag)
-    if args.copies is not None:
-        values["copies"] = args.copies
     if args.no_deterministic:
         values["deterministic"] = False
     if args.override:
         values["model_overrides"] = dict(args.override)
+    return protocol.ProtocolSettings(**values)
+
+
+def _shard(args, log):
+    from keras_attn import protocol
+
+    if args.shard != "auto":
+        return args.shard
+    (i, n), where = protocol.shard_from_environment()
+    log(f"shard {i}/{n} from {where}")
+    return f"{i}/{n}"
+
+
+def _launch(args, models, settings, out, log):
+    from keras_attn import protocol
+
+    job_minutes = None
+    if args.job_time:
+        job_minutes = max(1, round(protocol.parse_duration(args.job_time) / 60))
+    return protocol.launch(
+        models,
+        settings,
+        out,
+        launcher=args.launcher,
+        folder=args.launcher_folder,
+        shard=_shard(args, log),
+        allow_mixed=args.allow_mixed,
+        save_weights=not args.no_weights,
+        wait=not args.no_wait,
+        partition=args.partition,
+        gpus_per_job=args.gpus_per_job,
+        cpus_per_job=args.cpus_per_job,
+        job_minutes=job_minutes,
+        parallelism=args.array_parallelism,
+        log=log,
+    )
+
+
+def _export(args, models, out):
+    from keras_attn import protocol
+    from keras_attn.export import export_best
+
+    for spec in protocol.resolve_models(models):
+        card = export_best(out, spec.name, out_root=args.export, overwrite=True)
+        summary = card.get("record_summary", {})
+        print(
+            f"exported {spec.name} (run {summary.get('run')}, val accuracy "
+            f"{summary.get('best_val_accuracy')}) -> {Path(args.export) / spec.name}",
+            flush=True,
+        )
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    _pre_parse_backend(argv)
+    import keras_attn
+    from keras_attn import protocol, report
+
+    ap = build_parser(protocol.PRESETS, list(keras_attn.list_models()))
+    args = ap.parse_args(argv)
+    if args.export and args.no_weights:
+        ap.error("--export needs the runs' weights; drop --no-weights")
+    preset = protocol.PRESETS[args.preset]
     out = args.out or str(Path("results") / args.preset)
     log = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
     t0 = time.perf_counter()
     try:
-        settings = protocol.ProtocolSettings(**values)
+        settings = settings_from_args(args, ap, preset)
         models = args.models if args.models is not None else preset["models"]
-        tasks = protocol.plan_tasks(models, settings.runs, args.shard)  # validate first
+        shard = _shard(args, log) if not args.launcher else None
+        tasks = protocol.plan_tasks(models, settings.runs, shard)  # validate first
         protocol.parse_duration(args.time_budget)
         protocol.configure_runtime(settings.threads, settings.deterministic)
-        finished = protocol.run_protocol(
-            models,
-            settings,
-            out,
-            shard=args.shard,
-            allow_mixed=args.allow_mixed,
-            log=log,
-            progress_every=args.progress_every,
-            save_weights=not args.no_weights,
-            time_budget=args.time_budget,
-        )
-    except (ValueError, FileNotFoundError) as e:
+        if args.launcher:
+            submitted = _launch(args, models, settings, out, log)
+            if args.no_wait:
+                print(
+                    f"{len(submitted)} job(s) submitted; when they are done: "
+                    f"python scripts/report.py {out}",
+                    flush=True,
+                )
+                return 0
+            finished = tasks  # the jobs ran them (their records are in out)
+        else:
+            finished = protocol.run_protocol(
+                models,
+                settings,
+                out,
+                shard=shard,
+                allow_mixed=args.allow_mixed,
+                log=log,
+                progress_every=args.progress_every,
+                save_weights=not args.no_weights,
+                time_budget=args.time_budget,
+            )
+    except (ValueError, OSError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     total = time.perf_counter() - t0
@@ -239,19 +331,7 @@ def main(argv=None):
         return 0
     print(f"protocol finished in {total:.1f}s; records in {out}/records", flush=True)
     if args.export:
-        if args.no_weights:
-            print("error: --export needs the runs' weights; drop --no-weights", file=sys.stderr)
-            return 2
-        from keras_attn.export import export_best
-
-        for name in protocol._check_models(models):
-            card = export_best(out, name, out_root=args.export, overwrite=True)
-            summary = card.get("record_summary", {})
-            print(
-                f"exported {name} (run {summary.get('run')}, val accuracy "
-                f"{summary.get('best_val_accuracy')}) -> {Path(args.export) / name}",
-                flush=True,
-            )
+        _export(args, models, out)
     return 0
 
 

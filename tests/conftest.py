@@ -1,4 +1,9 @@
-"""Shared test fixtures: seeding, quiet TensorFlow, the offline CIFAR-10 copy."""
+"""Shared test fixtures: seeding, quiet TensorFlow, the offline CIFAR-10 copy.
+
+Tests that read real CIFAR-10 images find them through the environment variable
+``KERAS_ATTN_CIFAR10``: the path of the JPEG copy's ``.tar.gz`` (or of an unpacked
+image folder ``train/<class>/*.jpg``, ``test/<class>/*.jpg``). Without it they skip.
+"""
 
 import os
 
@@ -16,7 +21,8 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+#: The offline CIFAR-10 copy (an archive or a folder), from the environment.
+CIFAR10 = os.environ.get("KERAS_ATTN_CIFAR10")
 
 
 @pytest.fixture(autouse=True)
@@ -55,9 +61,20 @@ def _tf_config():
 CIFAR_SUBSET = {"train": 12, "test": 6}
 
 
-def _extract_cifar_subset(root):
+def _copy_cifar_subset(source, root):
+    """The first `CIFAR_SUBSET` images (by name) of each class of an unpacked folder."""
+    import shutil
+
+    for split, n in CIFAR_SUBSET.items():
+        for cls in sorted(p for p in (source / split).iterdir() if p.is_dir()):
+            (root / split / cls.name).mkdir(parents=True)
+            for f in sorted(cls.glob("*.jpg"))[:n]:
+                shutil.copyfile(f, root / split / cls.name / f.name)
+
+
+def _extract_cifar_subset(archive, root):
     """The first `CIFAR_SUBSET` images (by name) of each class, with tarfile's "data" filter."""
-    with tarfile.open(SHARED_DATA) as tar:
+    with tarfile.open(archive) as tar:
         names = {}  # (split, class) -> image names
         for member in tar:
             parts = member.name.split("/")
@@ -77,18 +94,23 @@ def cifar_folder(tmp_path_factory):
 
     Unpacking all 60,000 files takes minutes on a busy 2-core machine and the tests read
     a few dozen, so only those are written (with tarfile's ``"data"`` filter, as
-    `keras_attn.data.extract_archive` does). Skips cleanly where the archive is absent
-    (a user's clone does not have it).
+    `keras_attn.data.extract_archive` does). Skips cleanly without ``KERAS_ATTN_CIFAR10``.
     """
-    if not SHARED_DATA.exists():
-        pytest.skip(f"offline CIFAR-10 copy not found at {SHARED_DATA}")
+    if not CIFAR10:
+        pytest.skip("set KERAS_ATTN_CIFAR10 to the CIFAR-10 JPEG copy to run this test")
+    source = pathlib.Path(CIFAR10).expanduser()
+    if not source.exists():
+        pytest.skip(f"KERAS_ATTN_CIFAR10={CIFAR10} does not exist")
     root = tmp_path_factory.mktemp("cifar10-jpeg")
     # Listing the archive makes 60,000 objects: with the garbage collector on, a process
     # that already holds many (models, graphs) spends seconds collecting, not reading.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        _extract_cifar_subset(root)
+        if source.is_dir():
+            _copy_cifar_subset(source, root)
+        else:
+            _extract_cifar_subset(source, root)
     finally:
         if collecting:
             gc.enable()
@@ -99,7 +121,7 @@ def cifar_folder(tmp_path_factory):
         counts = [len(list((root / split / c).glob("*.jpg"))) for c in classes]
         if len(classes) != 10 or counts != [n] * 10:
             pytest.fail(
-                f"{SHARED_DATA}: expected 10 classes of {n} images in {split}/, got "
+                f"{CIFAR10}: expected 10 classes of {n} images in {split}/, got "
                 f"{dict(zip(classes, counts))}"
             )
     return root

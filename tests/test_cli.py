@@ -85,10 +85,6 @@ def test_data_settings(tmp_path):
         "test_limit": 4,
         "cache_dir": "c",
     }
-    # The smoke preset: the offline copy next to the repository, else tfds; flags win.
-    assert settings(smoke_repo=tmp_path) == {"data": "tfds:cifar10", "cache_dir": None}
-    assert settings("--cache-dir", "c", smoke_repo=tmp_path)["cache_dir"] == "c"
-    assert settings("--data-dir", "d", smoke_repo=tmp_path) == {"data": "d"}
     with pytest.raises(SystemExit):
         settings("--data-dir", "d", "--dataset", "mnist")
 

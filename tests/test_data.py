@@ -3,6 +3,7 @@
 import json
 import os
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -286,6 +287,59 @@ def test_tfds_source_with_mock_data():
     assert ds.class_names == tuple(str(i) for i in range(10))
     assert ds.describe()["source"]["kind"] == "tfds"
     assert ds.describe()["source"]["location"] == "tfds:cifar10"
+
+
+def test_tfds_download_offline_fails_in_one_line_within_seconds(tmp_path, monkeypatch):
+    """The network faked off: one clear error at once, and no half-made tfds folder."""
+    pytest.importorskip("tensorflow_datasets")
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    t0 = time.monotonic()
+    with pytest.raises(ConnectionError) as info:
+        data.load_dataset("tfds:cifar10", tfds_data_dir=str(tmp_path), download=True)
+    assert time.monotonic() - t0 < 30
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("Cannot download 'cifar10': no network")
+    assert "--data-dir" in message
+    assert not (tmp_path / "cifar10").exists()
+
+
+def test_a_failed_tfds_download_leaves_nothing_behind(tmp_path, monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    monkeypatch.setattr(data, "_reachable", lambda host: True)
+    real_load = tfds.load
+
+    def failing_load(name, **kwargs):
+        if not kwargs.get("download"):
+            return real_load(name, **kwargs)
+        (tmp_path / "cifar10" / "3.0.2").mkdir(parents=True)  # what tfds leaves offline
+        raise ConnectionError("Failed to connect")
+
+    monkeypatch.setattr(tfds, "load", failing_load)
+    with pytest.raises(ConnectionError, match="Nothing was kept in"):
+        data.load_dataset("tfds:cifar10", tfds_data_dir=str(tmp_path), download=True)
+    assert not (tmp_path / "cifar10").exists()
+
+
+def test_image_folder_archive_is_unpacked_once_into_the_cache(tmp_path):
+    import tarfile
+
+    write_image_folder(tmp_path / "src" / "cifar-like", classes=("cat", "dog"), n_train=3, n_test=1)
+    archive = tmp_path / "cifar-like.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "src" / "cifar-like", arcname="cifar-like")
+    folder = data.load_dataset(tmp_path / "src" / "cifar-like", val_size=2)
+    packed = data.load_dataset(archive, val_size=2, cache_dir=str(tmp_path / "cache"))
+    assert packed.fingerprint() == folder.fingerprint()
+    assert packed.source["archive"] == str(archive.resolve())
+    again = data.load_dataset(archive, val_size=2, cache_dir=str(tmp_path / "cache"))
+    assert again.fingerprint() == folder.fingerprint()
+    assert len(list((tmp_path / "cache").glob("cifar-like-*"))) == 1
 
 
 def test_tfds_without_data_fails_fast_with_instructions(tmp_path):

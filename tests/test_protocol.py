@@ -18,7 +18,9 @@ import keras
 import pytest
 from data_helpers import REPO, TIMING_KEYS, copy_cifar_subset, write_npz
 
+import keras_attn
 from keras_attn import protocol, report
+from keras_attn.protocol import budget as budget_mod
 
 SCRIPT = REPO / "scripts" / "protocol.py"
 
@@ -108,7 +110,7 @@ def test_shards_partition_the_tasks():
     parts = [protocol.plan_tasks(models, 5, f"{i}/4") for i in range(1, 5)]
     assert sorted(t for p in parts for t in p) == sorted(full)
     assert sum(len(p) for p in parts) == len(full) == 15
-    study = protocol.keras_attn.zoo.STUDY_VARIANTS
+    study = keras_attn.zoo.STUDY_VARIANTS
     assert protocol.plan_tasks(None, 1) == [(m, 0) for m in study]
 
 
@@ -229,7 +231,7 @@ class _DivergeAfter(keras.optimizers.schedules.LearningRateSchedule):
 def test_diverged_run_is_recorded_and_reported(npz, tmp_path, monkeypatch, good_steps, best_epoch):
     # 64 training images / batch 16 = 4 steps per epoch: 4 good steps = one good epoch.
     monkeypatch.setattr(
-        protocol, "_make_optimizer", lambda s: keras.optimizers.SGD(_DivergeAfter(good_steps))
+        protocol.loop, "make_optimizer", lambda s: keras.optimizers.SGD(_DivergeAfter(good_steps))
     )
     settings = _settings(npz, runs=1, epochs=3)
     rec = protocol.run_protocol(["cnn"], settings, str(tmp_path), log=None)[0]
@@ -448,12 +450,12 @@ def test_parse_duration_rejects_bad_input(text):
 @pytest.fixture
 def slow_runs(monkeypatch):
     """Every measured group counts as a million times longer than it took."""
-    record = protocol._Budget.record
+    record = budget_mod.TimeBudget.record
 
     def slower(self, model, size, epochs, seconds):
         record(self, model, size, epochs, seconds * 1e6)
 
-    monkeypatch.setattr(protocol._Budget, "record", slower)
+    monkeypatch.setattr(budget_mod.TimeBudget, "record", slower)
 
 
 def test_time_budget_stops_between_runs_and_a_rerun_completes_them(
@@ -478,23 +480,24 @@ def test_time_budget_stops_between_runs_and_a_rerun_completes_them(
 
 def test_time_budget_estimates_from_records_of_this_device(single):
     out, records = single
-    budget = protocol._Budget(1000.0)
+    macs = {"cnn": 78_820_352, "cnn_linear_ae": 258_600_000}.get
+    budget = budget_mod.TimeBudget(1000.0, macs=macs)
     env = records[0]["environment"]
     budget.add_records(records, env["backend"], env["device"])
     per_run_epoch = sum(r["wall_time_s"] / r["epochs_trained"] for r in records) / len(records)
-    need = budget.estimate("cnn", 4, 2, {})
-    assert need == pytest.approx(protocol._Budget.MARGIN * per_run_epoch * 4 * 2)
-    other = protocol._Budget(1000.0)
+    need = budget.estimate("cnn", 4, 2)
+    assert need == pytest.approx(budget_mod.TimeBudget.MARGIN * per_run_epoch * 4 * 2)
+    other = budget_mod.TimeBudget(1000.0, macs=macs)
     other.add_records(records, env["backend"], "GPU: another device")
-    assert other.estimate("cnn", 4, 2, {}) is None  # nothing measured on this device
+    assert other.estimate("cnn", 4, 2) is None  # nothing measured on this device
     # A model without records is scaled from a measured one by MACs per image.
-    heavier = budget.estimate("cnn_linear_ae", 4, 2, {})
+    heavier = budget.estimate("cnn_linear_ae", 4, 2)
     assert heavier > need
 
 
 def test_time_budget_already_spent_starts_nothing(npz, tmp_path, monkeypatch):
     ticks = iter([0.0, 100.0, 100.0, 100.0])
-    monkeypatch.setattr(protocol, "_clock", lambda: next(ticks))
+    monkeypatch.setattr(budget_mod, "_clock", lambda: next(ticks))
     lines = []
     done = protocol.run_protocol(
         ["cnn"], _settings(npz), str(tmp_path), log=lines.append, time_budget=10

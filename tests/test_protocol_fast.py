@@ -95,7 +95,7 @@ def test_packed_group_resumes_after_an_interruption(npz, alone, tmp_path):
     # The planner resumes the group as it was packed, even when asked for other groups.
     sid = settings.settings_id(data.fingerprint())
     pending = [("cnn_eca", r) for r in range(3)]
-    assert protocol._plan_groups(pending, 2, str(tmp_path), sid) == [("cnn_eca", [0, 1, 2])]
+    assert protocol.plan.plan_groups(pending, 2, str(tmp_path), sid) == [("cnn_eca", [0, 1, 2])]
     lines = []
     resumed = protocol.run_protocol(
         ["cnn_eca"], _settings(npz, copies=2), str(tmp_path), data=data, log=lines.append
@@ -113,7 +113,7 @@ def test_planner_keeps_single_run_checkpoints_alone(tmp_path):
     folder.mkdir(parents=True)
     (folder / "run-0002.npz").write_bytes(b"")
     pending = [("cnn", r) for r in range(6)] + [("cnn_eca", r) for r in range(3)]
-    groups = protocol._plan_groups(pending, 4, str(tmp_path), sid)
+    groups = protocol.plan.plan_groups(pending, 4, str(tmp_path), sid)
     assert groups == [
         ("cnn", [0, 1, 3, 4]),
         ("cnn", [2]),

@@ -36,11 +36,11 @@ def test_protocol_reconfigures_only_when_determinism_changes(monkeypatch):
         return dict(runtime._SETTINGS)
 
     monkeypatch.setattr(runtime, "_SETTINGS", {})
-    monkeypatch.setattr(protocol, "configure_runtime", fake_configure)
-    protocol._ensure_runtime(protocol.ProtocolSettings())
-    protocol._ensure_runtime(protocol.ProtocolSettings())  # already so: untouched
-    protocol._ensure_runtime(protocol.ProtocolSettings(deterministic=False))
-    protocol._ensure_runtime(protocol.ProtocolSettings(deterministic=False))
+    monkeypatch.setattr(protocol.loop, "configure_runtime", fake_configure)
+    protocol.loop.ensure_runtime(protocol.ProtocolSettings())
+    protocol.loop.ensure_runtime(protocol.ProtocolSettings())  # already so: untouched
+    protocol.loop.ensure_runtime(protocol.ProtocolSettings(deterministic=False))
+    protocol.loop.ensure_runtime(protocol.ProtocolSettings(deterministic=False))
     assert calls == [True, False]
 
 

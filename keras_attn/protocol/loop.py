@@ -1,0 +1,408 @@
+"""The one training loop of the protocol: a group of runs of one model, a single run being a
+group of one.
+
+For every run: seed it (`run_seed`), build the model as a single run would, train epoch by
+epoch with a validation pass after each, keep the best-validation weights, and finish it
+(`keras_attn.protocol.finish`). Several runs train at once packed in one model
+(`keras_attn.parallel`); one run trains its own model. Either way resume, divergence and
+checkpoints are handled here, once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import keras
+import numpy as np
+
+from keras_attn import _files as files
+from keras_attn.data import ArrayBatches
+from keras_attn.protocol import records
+from keras_attn.protocol.finish import finish_run
+from keras_attn.protocol.models import ModelSpec, resolve_models
+from keras_attn.protocol.progress import EpochProgress, diverged_line, epoch_line
+from keras_attn.protocol.settings import make_optimizer, resolve_training, run_seed
+from keras_attn.runtime import configure_runtime, runtime_settings
+from keras_attn.training import compile_for_training, loss_and_accuracy
+
+__all__ = ["run_group", "run_one"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """What every run of one group shares."""
+
+    spec: ModelSpec
+    settings: object
+    data: object
+    out_dir: str
+    sid: str
+    training: dict
+    save_weights: bool
+    log: object
+
+    @property
+    def build_kwargs(self):
+        """What `keras_attn.build` takes besides the model, for this data."""
+        return build_kwargs(self.settings, self.data)
+
+
+def build_kwargs(settings, data):
+    """What `keras_attn.build` takes besides the model: the data's shape and classes, and
+    the settings' config overrides."""
+    return {
+        "input_shape": list(data.input_shape),
+        "num_classes": data.num_classes,
+        **settings.model_overrides,
+    }
+
+
+def ensure_runtime(settings):
+    """Configure threads and deterministic ops unless they already are as ``settings`` asks.
+
+    A process's first run configures them; a later run with another
+    ``deterministic`` switches it (thread pools cannot change once TensorFlow runs).
+    """
+    current = runtime_settings()
+    if not current or current.get("deterministic") != bool(settings.deterministic):
+        configure_runtime(settings.threads, settings.deterministic)
+
+
+def _new_state():
+    return {
+        "epochs_done": 0,
+        "train_loss": [],
+        "train_accuracy": [],
+        "val_loss": [],
+        "val_accuracy": [],
+        "epoch_seconds": [],
+        "epoch_cpu_seconds": [],
+        "best_epoch": None,
+        "best_val_accuracy": None,
+        "diverged": False,
+        "diverged_epoch": None,
+        "resumed_at_epochs": [],
+        "started_at": records.now(),
+    }
+
+
+def _record_epoch(state, epoch, train, val, seconds, cpu_seconds):
+    """Append one epoch's figures to ``state`` and keep its best epoch up to date.
+
+    Returns ``"diverged"`` (a non-finite loss: the run stops here), ``"best"`` (the
+    best validation accuracy so far; the first epoch wins ties: keep its weights)
+    or ``None``.
+    """
+    (train_loss, train_acc), (val_loss, val_acc) = train, val
+    for key, value in (
+        ("train_loss", train_loss),
+        ("train_accuracy", train_acc),
+        ("val_loss", val_loss),
+        ("val_accuracy", val_acc),
+        ("epoch_seconds", seconds),
+        ("epoch_cpu_seconds", cpu_seconds),
+    ):
+        state[key].append(value)
+    state["epochs_done"] = epoch + 1
+    if not (np.isfinite(train_loss) and np.isfinite(val_loss)):
+        state["diverged"], state["diverged_epoch"] = True, epoch + 1
+        return "diverged"
+    if state["best_val_accuracy"] is None or val_acc > state["best_val_accuracy"]:
+        state["best_epoch"], state["best_val_accuracy"] = epoch + 1, val_acc
+        return "best"
+    return None
+
+
+class _Single:
+    """One run: its own model, trained on `ArrayBatches` shuffled with its seed."""
+
+    def __init__(self, job, runs, seeds):
+        keras.utils.set_random_seed(seeds[0])
+        self.model = job.spec.build(job.build_kwargs, job.settings.mixed_precision)
+        compile_for_training(
+            self.model,
+            optimizer=make_optimizer(job.settings),
+            jit_compile=job.training["jit_compile"],
+        )
+        self.members = [self.model]
+        s, d = job.settings, job.data
+        self.batches = ArrayBatches(d.x_train, d.y_train, s.batch_size, shuffle=True, seed=seeds[0])
+        # Keras stops an epoch whose loss turns NaN; packed runs go on (see _Packed).
+        self.callbacks = [keras.callbacks.TerminateOnNaN()]
+
+    def fit_epoch(self, callbacks):
+        # shuffle=False: Keras would otherwise reorder the batches with Python's global RNG,
+        # whose state a resumed process cannot reproduce. ArrayBatches shuffles instead.
+        hist = self.model.fit(
+            self.batches, epochs=1, shuffle=False, verbose=0, callbacks=self.callbacks + callbacks
+        ).history
+        return [(float(hist["loss"][-1]), float(hist.get("accuracy", [np.nan])[-1]))]
+
+    def validate(self, x, y, batch_size):
+        probs = self.model.predict(ArrayBatches(x, None, batch_size), verbose=0)
+        return [loss_and_accuracy(probs, y)]
+
+
+class _Packed:
+    """Several runs packed in one model (`keras_attn.parallel`), each on its own batches.
+
+    A run that diverges keeps stepping (its NaNs cannot reach the others' disjoint
+    weights) but is no longer recorded.
+    """
+
+    def __init__(self, job, runs, seeds):
+        from keras_attn.parallel import PackedBatches, build_copies, compile_packed, pack_models
+        from keras_attn.training import dtype_policy
+
+        with dtype_policy(job.settings.mixed_precision):
+            self.members = build_copies(job.spec.source, seeds, **job.build_kwargs)
+        self.model = pack_models(self.members)
+        compile_packed(
+            self.model, make_optimizer(job.settings), jit_compile=job.training["jit_compile"]
+        )
+        s, d = job.settings, job.data
+        self.batches = PackedBatches(d.x_train, d.y_train, s.batch_size, seeds)
+        self.callbacks = []
+
+    def fit_epoch(self, callbacks):
+        hist = self.model.fit(
+            self.batches, epochs=1, shuffle=False, verbose=0, callbacks=callbacks
+        ).history
+        return [
+            (float(hist[f"copy{i}_loss"][-1]), float(hist.get(f"copy{i}_accuracy", [np.nan])[-1]))
+            for i in range(len(self.members))
+        ]
+
+    def validate(self, x, y, batch_size):
+        from keras_attn.parallel import evaluate_copies
+
+        return [(e["loss"], e["accuracy"]) for e in evaluate_copies(self.model, x, y, batch_size)]
+
+
+def _check_runs(run_indices):
+    runs = list(run_indices)
+    for r in runs:
+        if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 0:
+            raise ValueError(f"Run numbers must be integers >= 0, got {run_indices!r}.")
+    if not runs or len(set(runs)) != len(runs):
+        raise ValueError(f"`run_indices` must be distinct run numbers, got {run_indices!r}.")
+    return [int(r) for r in runs]
+
+
+def train_group(job, runs, *, on_epoch=None, eta=None, progress_every=60.0):
+    """Train ``runs`` of ``job.spec`` (resuming a checkpoint), finish each, return the records."""
+    settings, data, out_dir, sid, log = job.settings, job.data, job.out_dir, job.sid, job.log
+    name = job.spec.name
+    record_paths = [records.record_path(out_dir, sid, name, r) for r in runs]
+    ckpt_path = records.checkpoint_path(out_dir, sid, name, runs)
+    if all(files.exists(p) for p in record_paths):
+        files.remove(ckpt_path)  # left over if a process died between the two steps
+        files.prune_empty_dirs(out_dir, "checkpoints", sid, name)
+        return [files.read_json(p) for p in record_paths]
+    files.remove_stale_temps(ckpt_path)  # only this group writes these names
+    for p in record_paths:
+        files.remove_stale_temps(p)
+    ensure_runtime(settings)
+    seeds = [run_seed(settings.base_seed, r) for r in runs]
+    trainer = (_Single if len(runs) == 1 else _Packed)(job, runs, seeds)
+    # What Keras runs: it turns XLA off where the model or TF op determinism forbids it.
+    job = dataclasses.replace(
+        job, training={**job.training, "jit_compile": bool(trainer.model.jit_compile)}
+    )
+    trainer.model.optimizer.build(trainer.model.trainable_variables)
+
+    n = len(runs)
+    group = {"runs": runs, "epochs_done": 0, "states": [_new_state() for _ in runs]}
+    bests = [None] * n
+    if len(runs) == 1:
+        prefix = f"[{name} run {runs[0]}]"
+    elif runs == list(range(runs[0], runs[-1] + 1)):
+        prefix = f"[{name} runs {runs[0]}-{runs[-1]}]"
+    else:
+        prefix = f"[{name} runs {','.join(map(str, runs))}]"
+    if files.exists(ckpt_path):
+        group, arrays = records.load_checkpoint(ckpt_path)
+        records.assign(trainer.model.variables, arrays["model"], "model")
+        records.assign(trainer.model.optimizer.variables, arrays["optimizer"], "optimizer")
+        bests = [arrays.get(f"best{i}") or None for i in range(n)]
+        for state in group["states"]:
+            if not state["diverged"]:
+                state["resumed_at_epochs"].append(group["epochs_done"])
+        log(f"{prefix} resuming after epoch {group['epochs_done']}")
+    states = group["states"]
+
+    for epoch in range(group["epochs_done"], settings.epochs):
+        active = [i for i in range(n) if not states[i]["diverged"]]
+        if not active:
+            break
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        trainer.batches.set_epoch(epoch)
+        callbacks = []
+        if progress_every:
+            callbacks.append(
+                EpochProgress(
+                    log, f"{prefix} epoch {epoch + 1}", len(trainer.batches), progress_every, n
+                )
+            )
+        train = trainer.fit_epoch(callbacks)
+        val = trainer.validate(data.x_val, data.y_val, settings.batch_size)
+        # Each run's share of the group's time.
+        seconds = (time.perf_counter() - t0) / len(active)
+        cpu_seconds = (time.process_time() - cpu0) / len(active)
+        for i in active:
+            state, run = states[i], runs[i]
+            outcome = _record_epoch(state, epoch, train[i], val[i], seconds, cpu_seconds)
+            if on_epoch:
+                on_epoch(name, run, epoch, seconds)
+            if outcome == "diverged":
+                log(diverged_line(f"[{name} run {run}]", state))
+                continue
+            if outcome == "best":
+                bests[i] = records.values(trainer.members[i].variables)
+            log(epoch_line(f"[{name} run {run}]", settings, state, eta))
+        group["epochs_done"] = epoch + 1
+        records.save_checkpoint(ckpt_path, trainer.model, bests, group)
+
+    out = []
+    for i, run in enumerate(runs):
+        if files.exists(record_paths[i]):  # written before a kill that left the checkpoint
+            out.append(files.read_json(record_paths[i]))
+            continue
+        out.append(finish_run(job, run, trainer.members[i], bests[i], states[i]))
+    files.remove(ckpt_path)
+    files.prune_empty_dirs(out_dir, "checkpoints", sid, name)
+    return out
+
+
+def _job(model, settings, data, out_dir, save_weights, log, copies):
+    spec = resolve_models([model])[0] if not isinstance(model, ModelSpec) else model
+    if len(data.y_val) == 0:
+        raise ValueError("The protocol needs validation images; got val_size=0.")
+    ensure_runtime(settings)
+    training = {**resolve_training(settings), "copies": copies, "packed_runs": None}
+    sid = settings.settings_id(data.fingerprint())
+    return Job(spec, settings, data, out_dir, sid, training, save_weights, log or (lambda _: None))
+
+
+def run_group(
+    model,
+    run_indices,
+    settings,
+    data,
+    out_dir,
+    *,
+    log=None,
+    on_epoch=None,
+    eta=None,
+    progress_every=60.0,
+    save_weights=True,
+):
+    """Train several runs of one model at once, packed in one model; write each run's record.
+
+    The runs are built as a single run builds them (same seeds, same initial
+    weights) and trained together, each on its own shuffled batches with its
+    own loss: each trains as if alone (equal to `run_one` within float
+    tolerance; tested). Validation, best epoch, test evaluation, weights and
+    records are per run; the record's ``training`` names the packed runs, and
+    its ``epoch_seconds`` are each run's share of the group's epoch time. A run
+    that diverges is recorded as diverged while the others go on. A killed
+    group resumes as a group. With one run this is `run_one`.
+
+    Args:
+        model: a registry name, a config dict (with a ``"name"``) or a config
+            ``.json`` path.
+        run_indices: list of distinct run numbers (>= 0).
+        settings: a `keras_attn.protocol.ProtocolSettings`.
+        data: the `keras_attn.data.Dataset` (``settings.data_settings().load()``).
+        out_dir: output folder (local path or ``tf.io.gfile`` path).
+        log: callable taking one line of progress text (``None``: silent).
+        on_epoch: callable ``on_epoch(model_name, run_index, epoch, seconds)``
+            after every finished epoch of every run.
+        eta: callable returning the seconds left in the whole protocol, or ``None``.
+        progress_every: seconds between in-epoch progress lines (0: none).
+        save_weights: keep each run's best-validation weights (see `run_one`).
+
+    Returns:
+        list of records, one per run, in ``run_indices`` order.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> from keras_attn.data import DataSettings, save_npz
+        >>> from keras_attn.protocol import ProtocolSettings
+        >>> folder = tempfile.mkdtemp()
+        >>> x = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype="uint8")
+        >>> save_npz(folder + "/d.npz", x, np.arange(40) % 10, x[:8], np.arange(8) % 10)
+        >>> settings = ProtocolSettings(runs=2, epochs=1, batch_size=8, data=folder + "/d.npz",
+        ...                             val_size=8, model_overrides={"blocks": [4, 8],
+        ...                             "dense_units": 8})
+        >>> data = settings.data_settings().load()
+        >>> recs = run_group("cnn", [0, 1], settings, data, folder + "/out", save_weights=False)
+        >>> [(r["run"], r["training"]["packed_runs"]) for r in recs]
+        [(0, [0, 1]), (1, [0, 1])]
+    """
+    runs = _check_runs(run_indices)
+    if len(runs) > 1 and settings.mixed_precision == "mixed_float16":
+        raise ValueError("mixed_float16 cannot pack runs (shared loss scale); use run_one.")
+    job = _job(model, settings, data, out_dir, save_weights, log, len(runs))
+    if len(runs) > 1:
+        job = dataclasses.replace(job, training={**job.training, "packed_runs": runs})
+    return train_group(job, runs, on_epoch=on_epoch, eta=eta, progress_every=progress_every)
+
+
+def run_one(
+    model,
+    run_index,
+    settings,
+    data,
+    out_dir,
+    *,
+    log=None,
+    on_epoch=None,
+    eta=None,
+    progress_every=60.0,
+    save_weights=True,
+):
+    """Train one run of one model (or resume it), evaluate it, write its record.
+
+    If the record exists already it is returned unchanged. Otherwise the run is
+    seeded with `keras_attn.protocol.run_seed`, trained epoch by epoch (resuming
+    from ``OUT/checkpoints/...`` if a previous process was killed), validated
+    after each epoch; its best-validation weights (first epoch among equal
+    accuracies) are evaluated on the test set and the record is written
+    atomically. A run whose loss becomes NaN or infinite stops there and is
+    recorded with ``diverged: true``; its test accuracy comes from its best
+    epoch before the divergence, or is ``None``.
+
+    Timings in the record: ``epoch_seconds`` (wall time of training plus
+    validation, per epoch), ``epoch_cpu_seconds`` (CPU time of the process over
+    all its threads), ``wall_time_s`` (their sum plus the test evaluation).
+
+    Args:
+        model, settings, data, out_dir, log, on_epoch, eta, progress_every: as
+            for `run_group`.
+        run_index: run number (>= 0).
+        save_weights: bool, default True. Save the best-validation weights as
+            ``OUT/weights/<settings_id>/<model>/run-NNNN.weights.h5`` (about 11 MB
+            per run for ``cnn``), so the run can be exported.
+
+    Returns:
+        The record (a dict).
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> from keras_attn.data import save_npz
+        >>> from keras_attn.protocol import ProtocolSettings
+        >>> folder = tempfile.mkdtemp()
+        >>> x = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype="uint8")
+        >>> save_npz(folder + "/d.npz", x, np.arange(40) % 10, x[:8], np.arange(8) % 10)
+        >>> settings = ProtocolSettings(epochs=2, batch_size=8, data=folder + "/d.npz",
+        ...                             val_size=8, model_overrides={"blocks": [4, 8],
+        ...                             "dense_units": 8})
+        >>> rec = run_one("cnn", 0, settings, settings.data_settings().load(), folder + "/out")
+        >>> rec["epochs_trained"], rec["seed"], 0 <= rec["test_accuracy"] <= 1
+        (2, 0, True)
+    """
+    (run,) = _check_runs([run_index])
+    job = _job(model, settings, data, out_dir, save_weights, log, 1)
+    return train_group(job, [run], on_epoch=on_epoch, eta=eta, progress_every=progress_every)[0]

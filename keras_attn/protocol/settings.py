@@ -1,0 +1,296 @@
+"""The protocol's settings: what a run is trained with, and the named presets."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+import keras
+
+from keras_attn._checks import check_int
+from keras_attn.data import DataSettings
+from keras_attn.training import check_jit_compile, check_mixed_precision, fast_path
+
+__all__ = [
+    "AUGMENTATION",
+    "OPTIMIZERS",
+    "PREPROCESSING",
+    "PRESETS",
+    "ProtocolSettings",
+    "make_optimizer",
+    "resolve_training",
+    "run_seed",
+]
+
+RECORD_FORMAT = 1
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+PREPROCESSING = "none: uint8 pixels cast to float32, 0..255; the model rescales by 1/255"
+AUGMENTATION = "none"
+
+# Settings that decide whether two results may be pooled. Everything else in
+# ProtocolSettings (paths, threads, how data is fetched) is recorded but is not
+# part of the settings id.
+_COMPARABLE = (
+    "epochs",
+    "optimizer",
+    "learning_rate",
+    "momentum",
+    "batch_size",
+    "base_seed",
+    "val_size",
+    "split_seed",
+    "train_limit",
+    "val_limit",
+    "test_limit",
+    "model_overrides",
+    "deterministic",
+)
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclasses.dataclass
+class ProtocolSettings:
+    """Every setting of the protocol; stored with each record.
+
+    Defaults follow the study where it says something (16 runs, 10 epochs,
+    learning rate 0.1, 5,000 validation images); where it is silent they are
+    assumptions, marked here: plain SGD without momentum, batch size 128, no
+    augmentation, no preprocessing beyond the model's 1/255 rescaling.
+
+    Args:
+        runs: trainings per model, each with its own seed (study: 16).
+        epochs: epochs per run (study: 10).
+        optimizer: one of ``OPTIMIZERS`` (assumed: ``"sgd"``).
+        learning_rate: constant learning rate (study: 0.1).
+        momentum: SGD momentum (assumed: 0.0); must be 0 for other optimizers.
+        batch_size: training batch size (assumed: 128).
+        base_seed: run ``r`` uses seed ``base_seed + r``.
+        data: ``"tfds:NAME"``, an image-folder path or an ``.npz`` path.
+        val_size: training images held out for validation (study: 5,000).
+        split_seed: seed of the train / validation split.
+        train_limit, val_limit, test_limit: keep only this many images of each
+            part (``None``: all); for quick runs.
+        model_overrides: config keys passed to `keras_attn.build` for every model
+            (e.g. ``{"head": ...}``).
+        threads: CPU threads for the backend (``None``: all cores); recorded.
+        deterministic: enable deterministic ops (TensorFlow / PyTorch).
+        tfds_data_dir: tensorflow-datasets data folder (``None``: tfds' default).
+        download: allow tensorflow-datasets to download missing data.
+        cache_dir: decode cache for image folders (``None``: no cache).
+        jit_compile: jit-compile the training step (XLA); ``None`` (default):
+            `keras_attn.training.fast_path`'s choice for this backend and device
+            (off on TensorFlow CPU, where XLA measured slower; on for JAX). Not
+            part of the settings id: it changes results only within float
+            tolerance.
+        mixed_precision: ``None`` (default, float32), ``"mixed_bfloat16"`` or
+            ``"mixed_float16"``: the dtype policy the models are built under.
+            Part of the settings id when set (it changes results).
+        copies: runs of one model trained at once, packed in one model
+            (`keras_attn.parallel`); ``None`` (default): `fast_path`'s choice (1
+            on a CPU, where packing measured no gain; 8 on a GPU). Each run's
+            arithmetic is its own, so results equal unpacked runs within float
+            tolerance, and ``copies`` is not part of the settings id.
+
+    Example:
+        >>> s = ProtocolSettings(runs=4, epochs=2, data="/data/cifar10-folder")
+        >>> s.runs, s.learning_rate
+        (4, 0.1)
+    """
+
+    runs: int = 16
+    epochs: int = 10
+    optimizer: str = "sgd"
+    learning_rate: float = 0.1
+    momentum: float = 0.0
+    batch_size: int = 128
+    base_seed: int = 0
+    data: str = "tfds:cifar10"
+    val_size: int = 5000
+    split_seed: int = 0
+    train_limit: int | None = None
+    val_limit: int | None = None
+    test_limit: int | None = None
+    model_overrides: dict = dataclasses.field(default_factory=dict)
+    threads: int | None = None
+    deterministic: bool = True
+    tfds_data_dir: str | None = None
+    download: bool = False
+    cache_dir: str | None = None
+    jit_compile: bool | None = None
+    mixed_precision: str | None = None
+    copies: int | None = None
+
+    def __post_init__(self):
+        def _int(name, low, allow_none=False):
+            setattr(self, name, check_int(name, getattr(self, name), low, allow_none=allow_none))
+
+        _int("runs", 1)
+        _int("epochs", 1)
+        _int("batch_size", 1)
+        _int("base_seed", 0)
+        _int("val_size", 1)
+        _int("split_seed", 0)
+        for name in ("train_limit", "val_limit", "test_limit", "threads", "copies"):
+            _int(name, 1, allow_none=True)
+        self.jit_compile = check_jit_compile(self.jit_compile)
+        self.mixed_precision = check_mixed_precision(self.mixed_precision)
+        if self.mixed_precision == "mixed_float16" and (self.copies or 1) > 1:
+            raise ValueError(
+                "`mixed_precision='mixed_float16'` cannot pack runs (copies="
+                f"{self.copies}): its loss scale is shared, so one run's overflow would skip "
+                "every packed run's step. Use copies=1, or mixed_bfloat16 (no loss scale)."
+            )
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
+        lr = self.learning_rate
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+            raise ValueError(f"`learning_rate` must be a number > 0, got {lr!r}.")
+        self.learning_rate = float(lr)
+        m = self.momentum
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 <= m < 1:
+            raise ValueError(f"`momentum` must be a number in [0, 1), got {m!r}.")
+        self.momentum = float(m)
+        if self.momentum and self.optimizer != "sgd":
+            raise ValueError(
+                f"`momentum`={self.momentum} applies to optimizer 'sgd' only, "
+                f"not {self.optimizer!r}; leave it at 0."
+            )
+        if not isinstance(self.model_overrides, dict):
+            raise ValueError(f"`model_overrides` must be a dict, got {self.model_overrides!r}.")
+        if not isinstance(self.data, str) or not self.data:
+            raise ValueError(f"`data` must be 'tfds:NAME' or a path, got {self.data!r}.")
+
+    def data_settings(self):
+        """The data part of these settings as a `keras_attn.data.DataSettings`.
+
+        Example:
+            >>> ProtocolSettings(data="tfds:mnist", val_size=100).data_settings().flags()
+            ['--dataset', 'mnist', '--val-size', '100']
+        """
+        fields = [f.name for f in dataclasses.fields(DataSettings)]
+        return DataSettings(**{name: getattr(self, name) for name in fields})
+
+    def to_dict(self) -> dict:
+        """All settings as a JSON-able dict.
+
+        Example:
+            >>> ProtocolSettings().to_dict()["batch_size"]
+            128
+        """
+        return dataclasses.asdict(self)
+
+    def comparable(self, data_fingerprint) -> dict:
+        """The settings that decide whether results may be pooled, plus the data.
+
+        Args:
+            data_fingerprint: `keras_attn.data.Dataset.fingerprint` of the data.
+
+        Example:
+            >>> c = ProtocolSettings(threads=4).comparable("abc")
+            >>> c["learning_rate"], c["data_fingerprint"], "threads" in c
+            (0.1, 'abc', False)
+        """
+        d = {k: getattr(self, k) for k in _COMPARABLE}
+        if self.mixed_precision:  # only when set: float32 ids stay what they always were
+            d["mixed_precision"] = self.mixed_precision
+        d["data_fingerprint"] = data_fingerprint
+        d["preprocessing"] = PREPROCESSING
+        d["augmentation"] = AUGMENTATION
+        return json.loads(json.dumps(d, sort_keys=True))
+
+    def settings_id(self, data_fingerprint) -> str:
+        """A 16-hex-digit id of `comparable`.
+
+        Example:
+            >>> len(ProtocolSettings().settings_id("abc"))
+            16
+        """
+        text = json.dumps(self.comparable(data_fingerprint), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+PRESETS = {
+    "study": {
+        "description": "the study's protocol: all nine variants, 16 runs x 10 epochs, "
+        "CIFAR-10 (45,000 / 5,000 / 10,000)",
+        "models": None,
+        "settings": {},
+    },
+    "smoke": {
+        "description": "the whole pipeline in minutes on a CPU: 3 models x 2 runs x 2 epochs "
+        "on 2,000 train / 500 val / 1,000 test images (the offline JPEG copy when present)",
+        "models": ["cnn", "cnn_eca", "cnn_conv_ae"],
+        "settings": {
+            "runs": 2,
+            "epochs": 2,
+            "batch_size": 64,
+            "train_limit": 2000,
+            "val_limit": 500,
+            "test_limit": 1000,
+        },
+    },
+}
+"""Named protocol configurations: ``models`` (``None``: all registered) and
+`ProtocolSettings` overrides. Command-line flags override a preset."""
+
+
+def run_seed(base_seed, run_index) -> int:
+    """The seed of run ``run_index``: ``base_seed + run_index``.
+
+    Example:
+        >>> run_seed(0, 3)
+        3
+    """
+    return int(base_seed) + int(run_index)
+
+
+def resolve_training(settings):
+    """The training path a run takes: jit, dtype policy and copies, resolved for this machine.
+
+    ``None`` settings take `keras_attn.training.fast_path`'s choice for the
+    current backend and device. Recorded as each record's ``training``.
+
+    Args:
+        settings: a `ProtocolSettings`.
+
+    Returns:
+        dict with ``jit_compile`` (bool), ``mixed_precision`` (str or None),
+        ``copies`` (int), ``backend`` and ``fast_path_reason``.
+
+    Example:
+        >>> t = resolve_training(ProtocolSettings(jit_compile=False, copies=2))
+        >>> t["jit_compile"], t["copies"], t["mixed_precision"]
+        (False, 2, None)
+    """
+    fast = fast_path()
+    jit = fast["jit_compile"] if settings.jit_compile is None else settings.jit_compile
+    copies = fast["copies"] if settings.copies is None else settings.copies
+    if settings.mixed_precision == "mixed_float16":
+        copies = 1  # a shared loss scale would couple packed runs (see ProtocolSettings)
+    return {
+        "jit_compile": bool(jit),
+        "mixed_precision": settings.mixed_precision,
+        "copies": int(copies),
+        "backend": keras.backend.backend(),
+        "fast_path_reason": fast["reason"],
+    }
+
+
+def make_optimizer(settings):
+    """The Keras optimizer ``settings`` name, with its learning rate (and SGD momentum).
+
+    Example:
+        >>> make_optimizer(ProtocolSettings(optimizer="adam")).name
+        'adam'
+    """
+    lr = settings.learning_rate
+    if settings.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr, momentum=settings.momentum)
+    return {
+        "adam": keras.optimizers.Adam,
+        "adamw": keras.optimizers.AdamW,
+        "rmsprop": keras.optimizers.RMSprop,
+    }[settings.optimizer](learning_rate=lr)

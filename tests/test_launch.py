@@ -1,0 +1,180 @@
+"""Tests of keras_attn.protocol's launchers (submitit, local executor) and --shard auto."""
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from data_helpers import TIMING_KEYS, write_npz
+
+from keras_attn import protocol, report
+
+submitit = pytest.importorskip("submitit")
+
+SKIP = TIMING_KEYS | {"resumed_at_epochs", "environment", "settings", "training"}
+
+
+def _settings(npz, **kw):
+    base = dict(runs=2, epochs=2, batch_size=16, data=str(npz), val_size=16, threads=1)
+    base.update(kw)
+    return protocol.ProtocolSettings(**base)
+
+
+def _same(a, b):
+    """Records agree on everything but timings, the resume history and the machine."""
+    differ = sorted(k for k in set(a) | set(b) if k not in SKIP and a.get(k) != b.get(k))
+    assert not differ, {k: (str(a.get(k))[:120], str(b.get(k))[:120]) for k in differ}
+    return True
+
+
+@pytest.fixture(scope="module")
+def npz(tmp_path_factory):
+    return write_npz(tmp_path_factory.mktemp("data") / "syn.npz", n_train=80, n_test=16)
+
+
+@pytest.fixture(scope="module")
+def one_process(npz, tmp_path_factory):
+    out = tmp_path_factory.mktemp("one")
+    protocol.run_protocol(["cnn"], _settings(npz, copies=1), str(out), log=None)
+    return report.load_records(out)
+
+
+# --------------------------------------------------------------------------- shard auto
+
+SLURM = {
+    "SLURM_ARRAY_TASK_ID": "5",
+    "SLURM_ARRAY_TASK_COUNT": "4",
+    "SLURM_ARRAY_TASK_MIN": "3",
+    "SLURM_ARRAY_TASK_MAX": "6",
+}
+
+
+@pytest.mark.parametrize(
+    "env, shard, says",
+    [
+        (SLURM, (3, 4), "SLURM_ARRAY_TASK_ID=5 of SLURM_ARRAY_TASK_COUNT=4"),
+        ({"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_MAX": "1"}, (1, 2), "TASK_ID=0"),
+        ({"JOB_COMPLETION_INDEX": "2", "JOB_COMPLETIONS": "3"}, (3, 3), "JOB_COMPLETION_INDEX=2"),
+    ],
+)
+def test_shard_auto_maps_slurm_and_kubernetes_variables(env, shard, says):
+    got, where = protocol.shard_from_environment(env)
+    assert got == shard and says in where
+    # The shards of a whole array partition the tasks.
+    assert protocol.plan_tasks("cnn", 4, got) == protocol.plan_tasks("cnn", 4, f"{got[0]}/{got[1]}")
+
+
+@pytest.mark.parametrize(
+    "env, match",
+    [
+        ({}, "found no job-array variables"),
+        ({**SLURM, "JOB_COMPLETION_INDEX": "0", "JOB_COMPLETIONS": "4"}, "both a SLURM"),
+        ({**SLURM, "SLURM_ARRAY_TASK_ID": "9"}, "out of range"),
+        ({**SLURM, "SLURM_ARRAY_TASK_MAX": "9"}, "contiguous array"),
+        ({"SLURM_ARRAY_TASK_ID": "1"}, "neither SLURM_ARRAY_TASK_COUNT nor"),
+        ({"JOB_COMPLETION_INDEX": "1"}, "JOB_COMPLETIONS is not"),
+        ({"JOB_COMPLETION_INDEX": "3", "JOB_COMPLETIONS": "3"}, "out of range"),
+        ({"JOB_COMPLETION_INDEX": "x", "JOB_COMPLETIONS": "3"}, "not an integer"),
+    ],
+)
+def test_shard_auto_refuses_inconsistent_variables(env, match):
+    with pytest.raises(ValueError, match=match):
+        protocol.shard_from_environment(env)
+
+
+def test_cli_shard_auto_says_which_variable_it_read(npz, tmp_path, monkeypatch, capsys):
+    from test_protocol import _script_main
+
+    monkeypatch.setenv("JOB_COMPLETION_INDEX", "1")
+    monkeypatch.setenv("JOB_COMPLETIONS", "2")
+    code = _script_main()(
+        [
+            "--models",
+            "cnn",
+            "--runs",
+            "2",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--data-dir",
+            str(npz),
+            "--val-size",
+            "16",
+            "--threads",
+            "1",
+            "--shard",
+            "auto",
+            "--no-report",
+            "--out",
+            str(tmp_path),
+        ]  # fmt: skip
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "shard 2/2 from JOB_COMPLETION_INDEX=1 of JOB_COMPLETIONS=2" in out
+    assert [r["run"] for r in report.load_records(tmp_path)] == [1]
+
+
+# --------------------------------------------------------------------------- launchers
+
+
+def test_unknown_launcher_is_refused(npz, tmp_path):
+    with pytest.raises(ValueError, match="Unknown launcher 'pbs'.*slurm, local"):
+        protocol.launch("cnn", _settings(npz), str(tmp_path), launcher="pbs")
+
+
+@pytest.mark.slow
+def test_local_launcher_two_jobs_equal_one_process(npz, one_process, tmp_path):
+    lines = []
+    done = protocol.launch(
+        "cnn", _settings(npz, copies=1), str(tmp_path), launcher="local", log=lines.append
+    )
+    assert sorted(done) == [("cnn", 0), ("cnn", 1)]
+    assert any("2 job(s) submitted (local)" in line for line in lines)
+    jobs = report.load_records(tmp_path)
+    assert [(r["model"], r["run"]) for r in jobs] == [("cnn", 0), ("cnn", 1)]
+    assert all(_same(a, b) for a, b in zip(jobs, one_process, strict=True))
+    # Launching again submits nothing: every run has its record.
+    again = []
+    assert protocol.launch("cnn", _settings(npz, copies=1), str(tmp_path), launcher="local",
+                           log=again.append) == []  # fmt: skip
+    assert again == [f"launch: nothing pending in {tmp_path}"]
+
+
+def _task_pid(job):
+    """The training process of a local job: the child of submitit's controller."""
+    pid = job._process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    assert len(children) == 1, f"controller {pid} has children {children}"
+    return int(children[0])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc (Linux)")
+def test_preempted_local_job_is_requeued_and_resumes(tmp_path):
+    """submitit's preemption signal: the job checkpoints, is requeued, and resumes the group."""
+    npz = write_npz(tmp_path / "syn.npz", n_train=224, n_test=32)
+    settings = _settings(npz, runs=1, epochs=3, batch_size=32, val_size=32, copies=1)
+    reference = tmp_path / "reference"
+    [ref] = protocol.run_protocol("cnn", settings, str(reference), log=None)
+    out = tmp_path / "out"
+    [job] = protocol.launch("cnn", settings, str(out), launcher="local", wait=False, log=None)
+    deadline = time.monotonic() + 240
+    while not list(out.glob("checkpoints/*/cnn/run-0000.npz")):
+        assert not job.done(), "the job ended before its first checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint within 240 s"
+        time.sleep(0.02)
+    # What SLURM sends a job's processes before preempting or timing it out (submitit's
+    # local controller forwards it only at its own time-out, so send it to the task).
+    os.kill(_task_pid(job), signal.SIGUSR2)
+    deadline = time.monotonic() + 300
+    while not list(out.glob("records/*/cnn/run-0000.json")):
+        assert time.monotonic() < deadline, "the requeued job wrote no record within 300 s"
+        time.sleep(0.5)
+    [rec] = report.load_records(out)
+    assert rec["resumed_at_epochs"], "the record does not say it resumed"
+    assert _same(rec, ref)
+    logs = "".join(p.read_text() for p in out.glob("submitit/*.out"))
+    assert "resuming after epoch" in logs
