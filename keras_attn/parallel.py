@@ -25,16 +25,11 @@ them, it does not copy their weights): save or evaluate ``copies[i]`` as usual.
 A test checks that a few packed steps give the same weights as training each
 copy alone, within float tolerance.
 
-Measured on a 2-core CPU (README, performance section): packing does not speed
-training up there (the cores are already busy with one copy). The gain on a GPU
-has not been measured (no GPU was available when this was written).
+How much packing gains is measured by `keras_attn.benchmark.packing`
+(``python scripts/benchmark.py --copies 1,2,4``); figures in docs/performance.md.
 """
 
 from __future__ import annotations
-
-import statistics
-import sys
-import time
 
 import keras
 import numpy as np
@@ -43,11 +38,9 @@ from keras_attn.data import ArrayBatches
 
 __all__ = [
     "PackedBatches",
-    "benchmark_packing",
     "build_copies",
     "compile_packed",
     "evaluate_copies",
-    "format_packing",
     "pack_models",
 ]
 
@@ -188,8 +181,8 @@ def compile_packed(
 
     Example:
     >>> packed = compile_packed(pack_models(build_copies("cnn", seeds=[0, 1])))
-    >>> [type(loss).__name__ for loss in packed.loss]
-    ['str', 'str']
+    >>> type(packed.optimizer).__name__, len(packed.loss)
+    ('SGD', 2)
     """
     from keras_attn.training import fast_path
 
@@ -274,11 +267,11 @@ def evaluate_copies(packed, x, y, batch_size=256):
         list of ``{"loss": float, "accuracy": float}``, one per copy.
 
     Example:
-    >>> packed = pack_models(build_copies("cnn", seeds=[0, 1], blocks=[4, 8], dense_units=8))
-    >>> x = np.zeros((6, 32, 32, 3), "uint8"); y = np.arange(6) % 10
-    >>> scores = evaluate_copies(packed, x, y, batch_size=4)
-    >>> len(scores), sorted(scores[0])
-    (2, ['accuracy', 'loss'])
+    >>> small = {"input_shape": (8, 8, 3), "blocks": [4], "dense_units": 8}
+    >>> packed = pack_models(build_copies("cnn", seeds=[0, 1], **small))
+    >>> x = np.zeros((4, 8, 8, 3), "uint8"); y = np.zeros(4, "int64")
+    >>> [sorted(r) for r in evaluate_copies(packed, x, y)]
+    [['accuracy', 'loss'], ['accuracy', 'loss']]
     """
     from keras_attn.training import loss_and_accuracy
 
@@ -297,146 +290,18 @@ def evaluate_copies(packed, x, y, batch_size=256):
     return [{"loss": loss, "accuracy": acc} for loss, acc in scores]
 
 
-# --------------------------------------------------------------------------- measurement
+def __getattr__(name):
+    """The packing benchmark moved to `keras_attn.benchmark.packing`: import it lazily, warn."""
+    if name in ("benchmark_packing", "format_packing"):
+        import warnings
 
+        from keras_attn.benchmark import packing
 
-def benchmark_packing(
-    model="cnn",
-    copies=(1, 2, 4),
-    *,
-    batch_size=128,
-    warmup_steps=2,
-    windows=5,
-    steps_per_window=3,
-    jit_compile=None,
-    seed=0,
-    progress=None,
-):
-    """Training throughput of N packed copies versus one, measured side by side.
-
-    Args:
-        model: variant name, default ``"cnn"``.
-        copies: the numbers of copies to time, default ``(1, 2, 4)``.
-        batch_size: images per step and copy, default 128.
-        warmup_steps, windows, steps_per_window: as in
-            `keras_attn.benchmark.run_benchmark`.
-        jit_compile: bool or None (default: the fast path).
-        seed: int, default 0.
-        progress: callable taking a line of text (default: print to stderr).
-
-    Returns:
-        dict with ``rows``: per N, ``step_ms``, ``images_per_s`` (all copies),
-        ``speedup`` (N copies' throughput over N single runs' one after the
-        other) and ``cpu_speedup`` (the same from process CPU seconds).
-
-    Example:
-    >>> benchmark_packing(copies=(1, 2), batch_size=2, warmup_steps=1, windows=1,
-    ...                   steps_per_window=1, progress=lambda s: None)  # doctest: +SKIP
-    """
-    from keras_attn.benchmark import _device_peak_mb, _time_window, environment
-
-    if progress is None:
-
-        def progress(line):
-            print(line, file=sys.stderr, flush=True)
-
-    copies = [int(c) for c in copies]
-    if not copies or min(copies) < 1:
-        raise ValueError(f"`copies` must be positive integers, got {copies!r}.")
-    copies = sorted(set(copies) | {1})
-    rng = np.random.default_rng(seed)
-    entries = []
-    for n in copies:
-        packed = compile_packed(
-            pack_models(build_copies(model, seeds=[seed + i for i in range(n)])),
-            jit_compile=jit_compile,
+        warnings.warn(
+            f"keras_attn.parallel.{name} is deprecated: import it from "
+            "keras_attn.benchmark.packing.",
+            DeprecationWarning,
+            stacklevel=2,
         )
-        shape = tuple(packed.inputs[0].shape[1:])
-        xs = [rng.integers(0, 256, (batch_size, *shape)).astype("float32") for _ in range(n)]
-        ys = [rng.integers(0, 10, batch_size) for _ in range(n)]
-        t0 = time.perf_counter()
-        for _ in range(warmup_steps):
-            packed.train_on_batch(xs, ys)
-        # Peak device memory so far (None on a CPU): copies are warmed up in increasing
-        # order, so each peak is that of the largest group yet, this one.
-        peak = _device_peak_mb()
-        progress(
-            f"[packing] {n} x {model}: warm-up {time.perf_counter() - t0:.1f}s"
-            + (f", peak device memory {peak:.0f} MiB" if peak is not None else "")
-        )
-        entries.append(
-            {
-                "copies": n,
-                "packed": packed,
-                "xs": xs,
-                "ys": ys,
-                "times": [],
-                "cpu": [],
-                "peak_device_mb": peak,
-            }
-        )
-    for e in entries:  # seeding retraced the functions of earlier models: untimed step
-        e["packed"].train_on_batch(e["xs"], e["ys"])
-    for w in range(windows):
-        order = entries[w % len(entries) :] + entries[: w % len(entries)]
-        for e in order:
-            wall, cpu = _time_window(
-                lambda e=e: e["packed"].train_on_batch(e["xs"], e["ys"]), steps_per_window
-            )
-            e["times"].append(wall)
-            e["cpu"].append(cpu)
-        progress(
-            f"[packing] window {w + 1}/{windows}: "
-            + ", ".join(f"{e['copies']}x {1000 * e['times'][-1]:.0f}ms" for e in entries)
-        )
-    rows = []
-    reference = next(e for e in entries if e["copies"] == 1)
-    single = statistics.median(reference["times"])
-    single_cpu = statistics.median(reference["cpu"])
-    for e in entries:
-        step = statistics.median(e["times"])
-        rows.append(
-            {
-                "copies": e["copies"],
-                "step_ms": 1000 * step,
-                "step_s": e["times"],
-                "step_cpu_s": e["cpu"],
-                "images_per_s": e["copies"] * batch_size / step,
-                "speedup": e["copies"] * single / step,
-                "cpu_speedup": e["copies"] * single_cpu / statistics.median(e["cpu"]),
-                "peak_device_mb": e["peak_device_mb"],
-            }
-        )
-    env = environment()
-    return {
-        "model": model,
-        "batch_size_per_copy": batch_size,
-        "jit_compile": entries[0]["packed"].jit_compile,
-        "windows": windows,
-        "steps_per_window": steps_per_window,
-        "device": env["device"],
-        "backend": env["backend"],
-        "rows": rows,
-    }
-
-
-def format_packing(result):
-    """A plain-text table of `benchmark_packing`'s result.
-
-    Example:
-    >>> print(format_packing(result))  # doctest: +SKIP
-    """
-    lines = [
-        f"packed training of {result['model']} ({result['backend']}, {result['device']}, "
-        f"batch {result['batch_size_per_copy']} per copy, jit {result['jit_compile']}):",
-        f"{'copies':>6} {'step ms':>9} {'img/s (all)':>12} {'speedup vs sequential':>22} "
-        f"{'(CPU-s)':>8} {'peak device MiB':>16}",
-    ]
-    for r in result["rows"]:
-        peak = r.get("peak_device_mb")
-        lines.append(
-            f"{r['copies']:>6} {r['step_ms']:9.1f} {r['images_per_s']:12.1f} "
-            f"{r['speedup']:21.2f}x {r.get('cpu_speedup', float('nan')):7.2f}x "
-            f"{'n/a' if peak is None else f'{peak:.0f}':>16}"
-        )
-    return "\n".join(lines)
+        return getattr(packing, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

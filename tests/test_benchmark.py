@@ -1,10 +1,14 @@
-"""The benchmark (smoke runs, no timing assertions) and the fast path's equivalence."""
+"""The benchmark package (smoke runs, no timing assertions) and the fast path's equivalence.
 
+The command line (scripts/benchmark.py) is tested in test_benchmark_script.py.
+"""
+
+import ast
 import json
-import os
 import pathlib
 import subprocess
 import sys
+import warnings
 
 import keras
 import numpy as np
@@ -12,16 +16,11 @@ import pytest
 
 import keras_attn
 from keras_attn import benchmark
-from keras_attn.benchmark import (
-    compile_for_training,
-    fast_path,
-    format_table,
-    parse_args,
-    run_benchmark,
-    write_json,
-)
+from keras_attn.benchmark import format_table, run_benchmark, write_json
+from keras_attn.training import compile_for_training, fast_path
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "keras_attn" / "benchmark"
 # A small network with every kind of attention layer, so one step takes milliseconds.
 SMALL = {
     "input_shape": [12, 12, 3],
@@ -165,55 +164,7 @@ def test_write_json_is_atomic(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["bench.json"]
 
 
-def test_parse_args():
-    args = parse_args(["--models", "cnn,cnn_eca", "--backend", "jax", "--jit", "--batch", "64"])
-    assert (args.models, args.backend, args.jit, args.batch) == ("cnn,cnn_eca", "jax", True, 64)
-    assert parse_args([]).jit is None and parse_args(["--no-jit"]).jit is False
-    tiny = parse_args(["--tiny"])
-    assert (tiny.batch, tiny.windows, tiny.steps) == (4, 1, 1)
-    assert parse_args(["--copies", "1,2"]).copies == [1, 2]
-    for bad in (["--copies", "0"], ["--copies", "x"], ["--batch", "0"], ["--jit", "--no-jit"]):
-        with pytest.raises(SystemExit):
-            parse_args(bad)
-
-
-def test_main_tiny_writes_json(tmp_path, capsys):
-    out = tmp_path / "bench.json"
-    assert benchmark.main(["--tiny", "--no-fit-check", "--copies", "2", "--output", str(out)]) == 0
-    result = json.loads(out.read_text())
-    assert result["settings"]["batch_size"] == 4
-    assert result["packing"]["rows"][-1]["copies"] == 2
-    printed = capsys.readouterr().out
-    assert "cnn_eca" in printed and "packed training" in printed
-
-
-@pytest.mark.slow
-def test_script_runs_in_ci_configuration(tmp_path):
-    """The CI smoke check: the script itself, tiny configuration."""
-    out = tmp_path / "bench.json"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    cmd = [sys.executable, str(REPO / "scripts" / "benchmark.py"), "--tiny", "--output", str(out)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    result = json.loads(out.read_text())
-    assert {r["model"] for r in result["results"]} == {"cnn", "cnn_eca"}
-    assert "cnn_eca" in done.stdout and "[benchmark]" in done.stderr
-
-
-@pytest.mark.slow
-def test_backend_flag_reruns_under_that_backend(tmp_path):
-    """Keras is already loaded (TensorFlow here): --backend jax re-runs in a fresh process."""
-    if keras.backend.backend() == "jax":
-        pytest.skip("already under JAX")
-    out = tmp_path / "bench.json"
-    argv = ["--tiny", "--models", "cnn", "--no-fit-check", "--no-pipeline"]
-    assert benchmark.main([*argv, "--backend", "jax", "--output", str(out)]) == 0
-    result = json.loads(out.read_text())
-    assert result["environment"]["backend"] == "jax"
-    assert result["results"][0]["jit_compile"] is True  # JAX's fast path
-
-
-def test_gates_alone_are_timed_per_site(tmp_path, capsys):
+def test_gates_alone_are_timed_per_site():
     result = benchmark.benchmark_gates(
         ["cnn_cbam", "cnn_conv_ae"], batch_size=2, warmup_steps=1, windows=2, steps_per_window=1
     )
@@ -228,9 +179,129 @@ def test_gates_alone_are_timed_per_site(tmp_path, capsys):
         benchmark.benchmark_gates(["cnn"], batch_size=2, windows=1, steps_per_window=1)
     with pytest.raises(ValueError, match="batch_size"):
         benchmark.benchmark_gates(batch_size=0)
-    # The command line: --gates with --tiny times ECA's gate and writes JSON.
-    out = tmp_path / "gates.json"
-    assert benchmark.main(["--tiny", "--gates", "--output", str(out)]) == 0
-    written = json.loads(out.read_text())
-    assert [row["name"] for row in written["rows"]] == ["conv3x3", "eca"]
-    assert "gate alone (batch 4)" in capsys.readouterr().out
+
+
+def test_benchmark_packing_smoke():
+    from keras_attn.benchmark import benchmark_packing, format_packing
+
+    lines = []
+    result = benchmark_packing(
+        copies=(2,),
+        batch_size=2,
+        warmup_steps=1,
+        windows=1,
+        steps_per_window=1,
+        progress=lines.append,
+    )
+    assert [r["copies"] for r in result["rows"]] == [1, 2]  # 1 is always the reference
+    assert result["rows"][0]["speedup"] == pytest.approx(1.0)
+    assert all(r["images_per_s"] > 0 for r in result["rows"])
+    assert "speedup" in format_packing(result) and lines
+    with pytest.raises(ValueError, match="copies"):
+        benchmark_packing(copies=(0,))
+    with pytest.raises(ValueError, match="batch_size"):
+        benchmark_packing(batch_size=0)
+
+
+def test_probes_and_timing():
+    from keras_attn.benchmark.probes import RssSampler
+    from keras_attn.benchmark.timing import time_window
+
+    sampler = RssSampler(interval=0.001)
+    sampler.start()
+    block = np.ones(64 * 2**20, dtype=np.uint8)  # 64 MiB, touched
+    peak = sampler.take_peak()
+    del block
+    assert peak >= 64 * 2**20
+    sampler.stop()
+    sampler.join(timeout=5)
+    assert not sampler.is_alive()
+    calls = []
+    wall, cpu = time_window(lambda: calls.append(1) or keras.ops.ones((2,)), steps=3)
+    assert len(calls) == 3 and wall > 0 and cpu >= 0
+
+
+def test_a_custom_baseline_gives_the_macs_and_input_of_its_own_model():
+    small = {"input_shape": [12, 12, 3], "blocks": [4], "dense_units": 8}
+    result = run_benchmark(
+        [("cnn", lambda: keras_attn.build("cnn", **small))],
+        batch_size=2,
+        warmup_steps=1,
+        windows=1,
+        steps_per_window=1,
+        pipeline=True,
+        pipeline_images=8,
+        fit_check=True,
+        progress=lambda line: None,
+    )
+    (row,) = result["results"]
+    assert row["mac_ratio"] == 1.0 and row["train_step_ratio"] == 1.0
+    assert result["fit_check"]["images_per_s"] > 0
+
+
+def test_moved_names_still_work_and_warn():
+    from keras_attn import parallel, runtime, training
+
+    for name, home in (
+        ("compile_for_training", training),
+        ("fast_path", training),
+        ("device_description", runtime),
+    ):
+        with pytest.warns(DeprecationWarning, match=home.__name__):
+            assert getattr(benchmark, name) is getattr(home, name)
+    for name in ("benchmark_packing", "format_packing"):
+        with pytest.warns(DeprecationWarning, match="keras_attn.benchmark.packing"):
+            assert getattr(parallel, name) is getattr(benchmark, name)
+    with pytest.warns(DeprecationWarning, match="scripts/benchmark.py"):
+        from keras_attn.benchmark import parse_args
+    assert parse_args(["--tiny"]).batch == 4
+    with pytest.warns(DeprecationWarning, match="scripts/benchmark.py"):
+        assert callable(benchmark.main)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the current names do not warn
+        from keras_attn.benchmark import benchmark_packing, run_benchmark  # noqa: F401
+    with pytest.raises(AttributeError):
+        benchmark.no_such_name  # noqa: B018
+    with pytest.raises(AttributeError):
+        parallel.no_such_name  # noqa: B018
+
+
+def _imports(path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            yield node.module, [alias.name for alias in node.names]
+        elif isinstance(node, ast.Import):
+            yield from ((alias.name, []) for alias in node.names)
+
+
+def test_package_layout():
+    """Small files, no module reaching into another's private names, no cycle with parallel."""
+    files = sorted(PACKAGE.glob("*.py"))
+    assert {f.stem for f in files} >= {"models", "gates", "packing", "probes", "timing"}
+    for path in files:
+        assert len(path.read_text().splitlines()) <= 400, path.name
+        for module, names in _imports(path):
+            if module.startswith("keras_attn"):
+                folder = REPO.joinpath(*module.split("."))
+                private = [  # a private module (keras_attn._files) is shared; its names are not
+                    n for n in names if n.startswith("_") and not (folder / f"{n}.py").exists()
+                ]
+                assert not private, f"{path.name} imports {private} from {module}"
+    parallel = REPO / "keras_attn" / "parallel.py"
+    top_level = [
+        node.module
+        for node in ast.parse(parallel.read_text()).body
+        if isinstance(node, ast.ImportFrom) and node.module
+    ]
+    assert not [m for m in top_level if m.startswith("keras_attn.benchmark")]
+
+
+@pytest.mark.slow
+def test_parallel_imports_without_the_benchmark():
+    code = (
+        "import sys, keras_attn.parallel; "
+        "assert 'keras_attn.benchmark' not in sys.modules, 'parallel imported the benchmark'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

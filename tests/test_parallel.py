@@ -8,11 +8,9 @@ import keras_attn
 from keras_attn.data import ArrayBatches
 from keras_attn.parallel import (
     PackedBatches,
-    benchmark_packing,
     build_copies,
     compile_packed,
     evaluate_copies,
-    format_packing,
     pack_models,
 )
 
@@ -126,19 +124,3 @@ def test_errors():
     x, y = _data(4)
     with pytest.raises(ValueError, match="labels"):
         evaluate_copies(packed, x, y[:3])
-
-
-def test_benchmark_packing_smoke():
-    lines = []
-    result = benchmark_packing(
-        copies=(2,),
-        batch_size=2,
-        warmup_steps=1,
-        windows=1,
-        steps_per_window=1,
-        progress=lines.append,
-    )
-    assert [r["copies"] for r in result["rows"]] == [1, 2]  # 1 is always the reference
-    assert result["rows"][0]["speedup"] == pytest.approx(1.0)
-    assert all(r["images_per_s"] > 0 for r in result["rows"])
-    assert "speedup" in format_packing(result) and lines

@@ -1,0 +1,96 @@
+"""The benchmark's command line: scripts/benchmark.py and its deprecated aliases."""
+
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import keras
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "benchmark.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("benchmark_script_under_test", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+script = _script()
+parse_args = script.parse_args
+
+
+def test_parse_args():
+    args = parse_args(["--models", "cnn,cnn_eca", "--backend", "jax", "--jit", "--batch", "64"])
+    assert (args.models, args.backend, args.jit, args.batch) == ("cnn,cnn_eca", "jax", True, 64)
+    assert parse_args([]).jit is None and parse_args(["--no-jit"]).jit is False
+    tiny = parse_args(["--tiny"])
+    assert (tiny.batch, tiny.windows, tiny.steps) == (4, 1, 1)
+    assert parse_args(["--copies", "1,2"]).copies == [1, 2]
+    for bad in (["--copies", "0"], ["--copies", "x"], ["--batch", "0"], ["--jit", "--no-jit"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
+
+
+def test_main_tiny_writes_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert script.main(["--tiny", "--no-fit-check", "--copies", "2", "--output", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["settings"]["batch_size"] == 4
+    assert result["packing"]["rows"][-1]["copies"] == 2
+    printed = capsys.readouterr().out
+    assert "cnn_eca" in printed and "packed training" in printed
+
+
+def test_gates_on_the_command_line(tmp_path, capsys):
+    """--gates with --tiny times ECA's gate and writes JSON."""
+    out = tmp_path / "gates.json"
+    assert script.main(["--tiny", "--gates", "--output", str(out)]) == 0
+    written = json.loads(out.read_text())
+    assert [row["name"] for row in written["rows"]] == ["conv3x3", "eca"]
+    assert "gate alone (batch 4)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_script_runs_in_ci_configuration(tmp_path):
+    """The CI smoke check: the script itself, tiny configuration."""
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cmd = [sys.executable, str(REPO / "scripts" / "benchmark.py"), "--tiny", "--output", str(out)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert {r["model"] for r in result["results"]} == {"cnn", "cnn_eca"}
+    assert "cnn_eca" in done.stdout and "[benchmark]" in done.stderr
+
+
+@pytest.mark.slow
+def test_backend_flag_reruns_under_that_backend(tmp_path):
+    """Keras is already loaded (TensorFlow here): --backend jax re-runs in a fresh process."""
+    if keras.backend.backend() == "jax":
+        pytest.skip("already under JAX")
+    out = tmp_path / "bench.json"
+    argv = ["--tiny", "--models", "cnn", "--no-fit-check", "--no-pipeline"]
+    assert script.main([*argv, "--backend", "jax", "--output", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["environment"]["backend"] == "jax"
+    assert result["results"][0]["jit_compile"] is True  # JAX's fast path
+
+
+@pytest.mark.slow
+def test_python_m_alias_runs_the_gates_and_says_it_is_deprecated(tmp_path):
+    """``python -m keras_attn.benchmark`` still works (--gates used to meet a NameError)."""
+    out = tmp_path / "gates.json"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "keras_attn.benchmark", "--gates", "--tiny"]
+    done = subprocess.run(
+        [*cmd, "--output", str(out)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert [row["name"] for row in json.loads(out.read_text())["rows"]] == ["conv3x3", "eca"]
+    assert "deprecated" in done.stderr and "scripts/benchmark.py" in done.stderr
