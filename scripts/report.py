@@ -19,12 +19,12 @@ if str(REPO) not in sys.path:  # run from a checkout without installing
 
 def main(argv=None):
     ap = argparse.ArgumentParser(
-        description="Write report.md, report.csv, runs.csv, results.jsonl and report.png "
-        "into OUT from OUT/records (written by scripts/protocol.py)."
+        description="Write report.md, report.csv, runs.csv, results.jsonl, report.png and "
+        "learning_curves.png into OUT from OUT/records (written by scripts/protocol.py)."
     )
     ap.add_argument("out", help="protocol output folder (local or tf.io.gfile path)")
     ap.add_argument("--baseline", default="cnn", help="model to compare with (default cnn)")
-    ap.add_argument("--no-plot", action="store_true", help="skip the PNG chart")
+    ap.add_argument("--no-plot", action="store_true", help="skip the PNG figures")
     args = ap.parse_args(argv)
 
     from keras_attn import report
