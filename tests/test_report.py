@@ -188,3 +188,21 @@ def test_report_script_recreates_everything_from_records(tmp_path, capsys):
     assert (tmp_path / "report.md").exists() and not (tmp_path / "report.png").exists()
     assert module.main([str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_report_script_rewrites_a_readme_block(tmp_path, capsys):
+    write_records(tmp_path, make_records())
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n\n<!-- results:begin -->\nOLD TEXT\n<!-- results:end -->\n\nEnd.\n")
+    module = _script()
+    args = [str(tmp_path), "--no-plot", "--readme", str(readme)]
+    assert module.main(args) == 0
+    first = readme.read_bytes()
+    assert b"OLD TEXT" not in first and first.endswith(b"<!-- results:end -->\n\nEnd.\n")
+    assert "results block rewritten" in capsys.readouterr().out
+    assert module.main(args) == 0
+    assert readme.read_bytes() == first
+    assert "results block unchanged" in capsys.readouterr().out
+    (tmp_path / "NOTES.md").write_text("# No markers\n")
+    assert module.main(args[:-1] + [str(tmp_path / "NOTES.md")]) == 2
+    assert "<!-- results:begin -->" in capsys.readouterr().err

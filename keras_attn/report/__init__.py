@@ -1,4 +1,4 @@
-"""Tables, statistics and figures from protocol records (the study's Table 1).
+"""Tables, statistics, figures and a README block from protocol records (the study's Table 1).
 
 Everything is made from the records alone (``OUT/records/...``, written by
 `keras_attn.protocol`), so shards merged into one folder give one report:
@@ -8,6 +8,7 @@ reported apart, never pooled.
 
 from keras_attn.report.masks import MASK_FIELDS, format_mask_table, summarize_masks
 from keras_attn.report.plots import plot_learning_curves, plot_summary
+from keras_attn.report.readme import BEGIN_MARKER, END_MARKER, readme_block, update_readme
 from keras_attn.report.records import load_records
 from keras_attn.report.stats import (
     bootstrap_diff_ci,
@@ -21,9 +22,11 @@ from keras_attn.report.tables import CNN3_NOTE, DIVERGED_NOTE, RUN_FIELDS, forma
 from keras_attn.report.write import write_report
 
 __all__ = [
+    "BEGIN_MARKER",
     "CNN3_NOTE",
     "CSV_FIELDS",
     "DIVERGED_NOTE",
+    "END_MARKER",
     "MASK_FIELDS",
     "RUN_FIELDS",
     "bootstrap_diff_ci",
@@ -34,9 +37,11 @@ __all__ = [
     "plot_learning_curves",
     "plot_summary",
     "probability_of_improvement",
+    "readme_block",
     "summarize",
     "summarize_masks",
     "t_ci",
+    "update_readme",
     "welch_p",
     "write_report",
 ]
