@@ -1,65 +1,34 @@
-"""Tests of keras_attn.report and scripts/report.py on hand-made records."""
+"""Tests of keras_attn.report (summary, tables, files) and scripts/report.py on records."""
 
 import csv
 import importlib.util
 import json
+import logging
 import math
+import shutil
+import sys
 
 import numpy as np
 import pytest
 from data_helpers import REPO
+from report_helpers import ACC, make_record, make_records, write_records
 from scipy import stats
 
 from keras_attn import report
-from keras_attn._files import json_line as _json_line
 
-ACC = {
-    "cnn": [0.70, 0.71, 0.69, 0.72, 0.70],
-    "cnn_eca": [0.73, 0.74, 0.72, 0.75, 0.73],
-    "cnn3": [0.68, 0.66, 0.67],
-}
-PARAMS = {"cnn": 2_625_866, "cnn_eca": 2_625_882, "cnn3": 1_677_130}
+COMMITTED = REPO / "results" / "cifar10"
+TEXT_FILES = ("report.md", "report.csv", "runs.csv", "results.jsonl")
 
 
-def _record(model, run, acc, sid="aaaa", diverged=False, runs=5):
-    return {
-        "model": model,
-        "run": run,
-        "seed": run,
-        "settings_id": sid,
-        "status": "diverged" if diverged else "finished",
-        "diverged": diverged,
-        "best_epoch": None if acc is None else 3,
-        "best_val_accuracy": acc,
-        "test_accuracy": acc,
-        "test_loss": 1.0,
-        "trainable_params": PARAMS.get(model, 1),
-        "epoch_seconds": [2.0, 2.0],
-        "wall_time_s": 4.5,
-        "settings": {"runs": runs, "optimizer": "sgd", "learning_rate": 0.1, "epochs": 10},
-        "preprocessing": "none",
-        "augmentation": "none",
-        "data": {"source": {"kind": "folder", "location": "/d"}, "counts": {}, "split": {}},
-        "environment": {"backend": "tensorflow", "device": "CPU", "host": "h"},
-    }
-
-
-def _records():
-    recs = [_record(m, i, a) for m, accs in ACC.items() for i, a in enumerate(accs)]
-    recs.append(_record("cnn_eca", 5, 0.60, diverged=True))  # diverged after a good epoch
-    recs.append(_record("cnn3", 3, None, diverged=True))  # diverged before any
-    return recs
-
-
-def _write(out, records):
-    for r in records:
-        p = out / "records" / r["settings_id"] / r["model"] / f"run-{r['run']:04d}.json"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(_json_line(r))
+def _script():
+    spec = importlib.util.spec_from_file_location("report_script", REPO / "scripts" / "report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_statistics_match_scipy():
-    rows = {r["model"]: r for r in report.summarize(_records())}
+    rows = {r["model"]: r for r in report.summarize(make_records())}
     assert list(rows) == ["cnn", "cnn3", "cnn_eca"]  # registry order, baseline first
     eca = np.array(ACC["cnn_eca"] + [0.60])
     cnn = np.array(ACC["cnn"])
@@ -77,49 +46,131 @@ def test_statistics_match_scipy():
     assert math.isnan(rows["cnn"]["p_welch"]) and rows["cnn"]["baseline"] == "cnn"
 
 
+def test_comparisons_with_the_baseline():
+    rows = {r["model"]: r for r in report.summarize(make_records())}
+    p = [rows[m]["p_welch"] for m in ("cnn3", "cnn_eca")]
+    assert [rows["cnn3"]["p_holm"], rows["cnn_eca"]["p_holm"]] == pytest.approx(
+        [min(1, 2 * min(p)), min(1, max(2 * min(p), max(p)))]
+    )
+    eca, cnn = ACC["cnn_eca"] + [0.60], ACC["cnn"]
+    u = stats.mannwhitneyu(eca, cnn).statistic
+    assert rows["cnn_eca"]["prob_improvement"] == pytest.approx(u / (len(eca) * len(cnn)))
+    low, high = rows["cnn_eca"]["diff_ci95_low"], rows["cnn_eca"]["diff_ci95_high"]
+    assert (low, high) == report.bootstrap_diff_ci(eca, cnn)
+    assert low < rows["cnn_eca"]["diff_vs_baseline"] < high
+    assert math.isnan(rows["cnn"]["p_holm"]) and math.isnan(rows["cnn"]["prob_improvement"])
+
+
 def test_small_samples_give_nan_not_errors():
-    rows = report.summarize([_record("cnn", 0, 0.7), _record("cnn_eca", 0, 0.8)])
+    rows = report.summarize([make_record("cnn", 0, 0.7), make_record("cnn_eca", 0, 0.8)])
     r = rows[1]
     assert r["n"] == 1 and r["mean"] == pytest.approx(0.8)
     assert math.isnan(r["std"]) and math.isnan(r["ci95_low"]) and math.isnan(r["p_welch"])
+    assert math.isnan(r["p_holm"]) and math.isnan(r["diff_ci95_low"])
+    assert r["prob_improvement"] == 1.0  # defined for one run each
     md = report.format_markdown(rows)
     assert "n/a" in md
 
 
 def test_markdown_has_table_footnotes_and_settings():
-    records = _records()
+    records = make_records()
     md = report.format_markdown(report.summarize(records), records)
     assert "| model | runs | diverged | n | mean | std | 95% CI | diff vs cnn |" in md
     assert "| `cnn3` [1] | 4/5 | 1 | 3 |" in md
     assert "never used it in its forward pass" in md  # the cnn3 footnote
     assert "| `cnn` | 5/5 | 0 | 5 | 70.40 |" in md
     assert "optimizer sgd, learning rate 0.1" in md and "tensorflow backend, CPU" in md
+    assert "| diff 95% CI | p (Welch) | p (Holm) | P(improvement) | trainable params |" in md
+    assert "Differences from `cnn` that survive Holm at 0.05 (of 2 compared): `cnn3`" in md
+    assert "seeds: base seed 0 + run index (runs 0-5)" in md
+
+
+def test_markdown_data_line_is_prose_not_a_dict():
+    rec = make_record("cnn", 0, 0.7)
+    rec["data"] = {
+        "source": {"kind": "tfds", "location": "tfds:cifar10", "version": "3.0.2"},
+        "class_names": [str(i) for i in range(10)],
+        "image_shape": [32, 32, 3],
+        "counts": {"train": 2000, "val": 500, "test": 1000},
+        "split": {"split_seed": 0},
+        "subset": {"train": 2000, "val": 500, "test": 1000, "test_seed": 0},
+        "fingerprint": "0123456789abcdef0123",
+    }
+    md = report.format_markdown(report.summarize([rec]), [rec])
+    [line] = [x for x in md.splitlines() if x.startswith("- data:")]
+    assert line == (
+        "- data: tensorflow-datasets `cifar10` 3.0.2: 10 classes of 32x32x3 images, 2,000 train "
+        "/ 500 val / 1,000 test images "
+        "(validation: seeded permutation of the train images, seed 0), cut to the first 2,000 "
+        "train, the first 500 val and 1,000 random test images (test sample seed 0); data "
+        "fingerprint `0123456789abcdef`"
+    )
+    assert "{" not in line
 
 
 def test_write_report_files(tmp_path):
-    _write(tmp_path, _records())
+    write_records(tmp_path, make_records())
     paths = report.write_report(tmp_path)
-    assert set(paths) == {"markdown", "csv", "runs_csv", "jsonl", "png"}
+    assert set(paths) == {"markdown", "csv", "runs_csv", "jsonl", "png", "curves_png"}
     with open(paths["csv"]) as f:
         rows = list(csv.DictReader(f))
     assert [r["model"] for r in rows] == ["cnn", "cnn3", "cnn_eca"]
     assert tuple(rows[0]) == report.CSV_FIELDS
     assert float(rows[1]["p_welch"]) < 0.05 < float(rows[2]["p_welch"])  # cnn3 worse; eca n.s.
     assert rows[0]["p_welch"] == ""  # the baseline has no comparison
+    assert float(rows[1]["p_holm"]) < 0.05 < float(rows[2]["p_holm"])
     lines = open(paths["jsonl"]).read().splitlines()
     assert len(lines) == 15 and all(json.loads(x)["model"] for x in lines)
     with open(paths["runs_csv"]) as f:
         runs = list(csv.DictReader(f))
     assert len(runs) == 15 and runs[0]["backend"] == "tensorflow"
     assert open(paths["png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert open(paths["curves_png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def _written(folder, names):
+    return {name: (folder / name).read_bytes() for name in names}
+
+
+def test_report_is_byte_identical_when_remade(tmp_path):
+    """The committed CIFAR-10 records give the same files twice (and the committed ones)."""
+    if not (COMMITTED / "records").is_dir():
+        pytest.skip("no committed records in results/cifar10")
+    out = tmp_path / "cifar10"
+    shutil.copytree(COMMITTED / "records", out / "records")
+    report.write_report(out)
+    first = _written(out, TEXT_FILES + ("report.png", "learning_curves.png"))
+    report.write_report(out)
+    assert _written(out, first) == first
+    assert b"Software" not in first["report.png"]  # no matplotlib version in the PNG
+    committed = [n for n in TEXT_FILES if (COMMITTED / n).exists()]
+    assert _written(out, committed) == _written(COMMITTED, committed)
+
+
+def test_without_matplotlib_the_tables_are_written(tmp_path, monkeypatch, caplog):
+    write_records(tmp_path, make_records())
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    with caplog.at_level(logging.WARNING, logger="keras_attn.report.write"):
+        paths = report.write_report(tmp_path)
+    assert set(paths) == {"markdown", "csv", "runs_csv", "jsonl"}
+    assert not (tmp_path / "report.png").exists() and (tmp_path / "report.md").exists()
+    assert [r.getMessage() for r in caplog.records] == [
+        "report.png and learning_curves.png need matplotlib (pip install matplotlib): not written."
+    ]
 
 
 def test_mixed_settings_are_reported_apart(tmp_path):
-    recs = _records() + [_record("cnn", i, 0.5, sid="bbbb") for i in range(3)]
+    recs = make_records() + [make_record("cnn", i, 0.5, sid="bbbb") for i in range(3)]
     rows = report.summarize(recs)
     cnn_rows = [r for r in rows if r["model"] == "cnn"]
     assert [(r["settings_id"], r["n"]) for r in cnn_rows] == [("aaaa", 5), ("bbbb", 3)]
     assert cnn_rows[1]["mean"] == pytest.approx(0.5)
+    paths = report.write_report(tmp_path, recs)
+    assert open(paths["png"], "rb").read(4) == b"\x89PNG"
+    report.plot_summary(rows, tmp_path / "means_only.png")  # without records: no per-run dots
+    assert (tmp_path / "means_only.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_load_records_errors(tmp_path):
@@ -130,12 +181,28 @@ def test_load_records_errors(tmp_path):
 
 
 def test_report_script_recreates_everything_from_records(tmp_path, capsys):
-    _write(tmp_path, _records())
-    spec = importlib.util.spec_from_file_location("report_script", REPO / "scripts" / "report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    write_records(tmp_path, make_records())
+    module = _script()
     assert module.main([str(tmp_path), "--no-plot"]) == 0
     assert "| `cnn_eca` | 6/5 | 1 | 6 |" in capsys.readouterr().out
     assert (tmp_path / "report.md").exists() and not (tmp_path / "report.png").exists()
     assert module.main([str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_report_script_rewrites_a_readme_block(tmp_path, capsys):
+    write_records(tmp_path, make_records())
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n\n<!-- results:begin -->\nOLD TEXT\n<!-- results:end -->\n\nEnd.\n")
+    module = _script()
+    args = [str(tmp_path), "--no-plot", "--readme", str(readme)]
+    assert module.main(args) == 0
+    first = readme.read_bytes()
+    assert b"OLD TEXT" not in first and first.endswith(b"<!-- results:end -->\n\nEnd.\n")
+    assert "results block rewritten" in capsys.readouterr().out
+    assert module.main(args) == 0
+    assert readme.read_bytes() == first
+    assert "results block unchanged" in capsys.readouterr().out
+    (tmp_path / "NOTES.md").write_text("# No markers\n")
+    assert module.main(args[:-1] + [str(tmp_path / "NOTES.md")]) == 2
+    assert "<!-- results:begin -->" in capsys.readouterr().err
