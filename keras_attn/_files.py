@@ -45,10 +45,10 @@ def exists(path):
 
 
 def makedirs(path):
-    """Create ``path`` and its parents; an existing folder is fine."""
+    """Create ``path`` and its parents; an existing folder (or ``""``, the current one) is fine."""
     if remote(path):
         gfile().makedirs(path)
-    else:
+    elif path:
         os.makedirs(path, exist_ok=True)
 
 
@@ -65,7 +65,7 @@ def write_atomic(path, data: bytes):
     """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
     parent = posixpath.dirname(path) if remote(path) else os.path.dirname(path)
     makedirs(parent)
-    tmp = join(parent, f".tmp-{uuid.uuid4().hex}-{os.path.basename(path)}")
+    tmp = join(parent or ".", f".tmp-{uuid.uuid4().hex}-{os.path.basename(path)}")
     if remote(path):
         gf = gfile()
         with gf.GFile(tmp, "wb") as f:

@@ -8,8 +8,8 @@ Backend-neutral: `test_backends.py` runs this file again under JAX.
 import json
 
 import keras
-import numpy as np
 import pytest
+from model_checks import images, run_model_test
 
 import keras_attn
 from keras_attn.backbone import DEFAULT_CONFIG, site_sizes
@@ -25,8 +25,12 @@ EXACT_PARAMS = {
     "cnn_linear_ae": 2_722_260,
     "cnn_linear_ae_eca": 2_722_276,
     "cnn_cbam_spatial_eca": 2_626_282,
+    # Beyond the study: the conv-AE gate's ablation (no parameters) and its He variant
+    # (one learnable logit scale per gate).
+    "cnn_conv_ae_const": 2_625_866,
+    "cnn_conv_ae_he": 2_918_574,
 }
-VARIANTS = list(EXACT_PARAMS)
+VARIANTS = list(keras_attn.list_models())
 BACKEND = keras.backend.backend()
 # On JAX and PyTorch (test_backends.py), training and the other input sizes run on the
 # variants that between them use every attention layer: JAX compiles its random
@@ -34,8 +38,8 @@ BACKEND = keras.backend.backend()
 TRAINED = VARIANTS if BACKEND == "tensorflow" else ["cnn_conv_ae_eca", "cnn_cbam", "cnn_linear_ae"]
 
 
-def _images(n, shape=(32, 32, 3), seed=0):
-    return np.random.default_rng(seed).uniform(0, 255, size=(n, *shape)).astype("float32")
+def test_every_registered_variant_has_its_exact_count():
+    assert set(VARIANTS) == set(EXACT_PARAMS)
 
 
 def test_registry_lists_the_nine_study_variants():
@@ -59,37 +63,7 @@ def test_study_code_cbam_slip_is_reproducible():
 
 @pytest.mark.parametrize("name", TRAINED)
 def test_forward_backward_and_save_load(name, tmp_path):
-    model = keras_attn.build(name)
-    x, y = _images(8), np.arange(8) % 10
-    probs = keras.ops.convert_to_numpy(model(x, training=False))
-    assert probs.shape == (8, 10) and np.all(np.isfinite(probs))
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
-
-    # One training step changes every attention weight (gradients reach them all).
-    attention_weights = [w for _, layer in model.attention_layers for w in layer.trainable_weights]
-    assert bool(attention_weights) == (name not in ("cnn", "cnn3"))
-    before = [keras.ops.convert_to_numpy(w).copy() for w in attention_weights]
-    # TensorFlow and PyTorch: eager steps, as XLA / torch.compile would dominate this test
-    # (compiled vs eager is checked in test_parallel/test_benchmark). JAX: its jit, which on
-    # JAX compiles faster than the op-by-op dispatch of an eager step (5 s vs 15 s).
-    model.compile(
-        optimizer=keras.optimizers.SGD(0.1),
-        loss="sparse_categorical_crossentropy",
-        jit_compile=BACKEND == "jax",
-    )
-    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
-    for w, old in zip(attention_weights, before):
-        assert not np.array_equal(keras.ops.convert_to_numpy(w), old), w.path
-
-    # .keras round trip: same class, same config, same predictions, no custom objects.
-    path = tmp_path / f"{name}.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    assert type(loaded) is keras_attn.AttentionCNN
-    assert loaded.model_config == model.model_config
-    np.testing.assert_allclose(
-        loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6, atol=1e-6
-    )
+    run_model_test(name, tmp_path, expected_trainable_params=EXACT_PARAMS[name])
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (64, 64, 3), (96, 96, 3)])
@@ -97,7 +71,7 @@ def test_every_variant_builds_for_other_input_sizes(shape):
     # Under JAX/PyTorch the conv autoencoder (the shape-dependent geometry) is enough.
     for name in VARIANTS if BACKEND == "tensorflow" else ["cnn_conv_ae_eca"]:
         model = keras_attn.build(name, input_shape=shape, num_classes=7)
-        probs = keras.ops.convert_to_numpy(model(_images(1, shape), training=False))
+        probs = keras.ops.convert_to_numpy(model(images(1, shape), training=False))
         assert probs.shape == (1, 7), name
 
 

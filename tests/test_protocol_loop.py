@@ -1,4 +1,5 @@
-"""The protocol's fast path: packed runs (``copies``), jit and mixed-precision settings.
+"""The protocol's training loop (keras_attn.protocol.loop): packed runs (``copies``), jit and
+mixed-precision settings.
 
 Packed runs must give each run the record it gets alone (within float
 tolerance), resume as a group after an interruption, and let one run diverge
