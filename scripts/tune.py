@@ -20,12 +20,13 @@ folder is refused with the difference listed).
 Distributed: start the same command once with KERASTUNER_TUNER_ID=chief and once
 per worker with KERASTUNER_TUNER_ID=tuner0, tuner1, ..., all with
 KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT set and the same --directory.
-See keras_attn/tuning.py.
+See docs/tuning.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -132,47 +133,35 @@ def build_parser(presets, tuners):
     return ap
 
 
-def _protocol_data_args(args, values):
-    """The data flags that make scripts/protocol.py train on the search's data."""
-    out = []
-    if args.dataset:
-        out += ["--dataset", args.dataset]
-    elif args.data_dir or values["data"] != "tfds:cifar10":
-        out += ["--data-dir", values["data"]]
-    if args.tfds_dir:
-        out += ["--tfds-dir", args.tfds_dir]
-    for flag in ("val_size", "split_seed"):
-        if flag in values:
-            out += [f"--{flag.replace('_', '-')}", str(values[flag])]
-    if values.get("cache_dir"):
-        out += ["--cache-dir", str(values["cache_dir"])]
-    return out
+def _data_settings(values):
+    """The search's data as a `keras_attn.data.DataSettings` (the data keys of ``values``)."""
+    from keras_attn.data import DataSettings
 
-
-def _load_data(values, log):
-    from keras_attn.data import load_dataset
-
-    t0 = time.perf_counter()
-    data = load_dataset(
-        values["data"],
-        val_size=values.get("val_size", 5000),
-        split_seed=values.get("split_seed", 0),
-        tfds_data_dir=values.get("tfds_data_dir"),
-        download=values.get("download", False),
-        cache_dir=values.get("cache_dir"),
-    )
-    if values.get("train_limit") or values.get("val_limit"):
-        data = data.take(values.get("train_limit"), values.get("val_limit"))
-    log(
-        f"data: {values['data']}: {len(data.y_train):,} train / {len(data.y_val):,} val images "
-        f"{data.input_shape}, {data.num_classes} classes ({time.perf_counter() - t0:.1f}s)"
-    )
+    fields = {f.name for f in dataclasses.fields(DataSettings)}
+    data = DataSettings(**{key: v for key, v in values.items() if key in fields})
+    if not data.data.startswith("tfds:"):
+        data = dataclasses.replace(data, data=str(Path(data.data).expanduser()))
     return data
+
+
+def _load_data(data, log):
+    t0 = time.perf_counter()
+    dataset = data.load()
+    log(
+        f"data: {data.data}: {len(dataset.y_train):,} train / {len(dataset.y_val):,} val images "
+        f"{dataset.input_shape}, {dataset.num_classes} classes ({time.perf_counter() - t0:.1f}s)"
+    )
+    return dataset
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    from keras_attn import _cli, tuning
+    try:
+        from keras_attn import tuning
+    except ImportError as e:  # keras-tuner is not installed
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from keras_attn import _cli
 
     ap = build_parser(tuning.PRESETS, tuning.TUNERS)
     args = ap.parse_args(argv)
@@ -182,10 +171,6 @@ def main(argv=None):
         if getattr(args, flag) is not None:
             values[flag] = getattr(args, flag)
     values.update(_cli.data_settings(args, ap, smoke_repo=REPO if args.preset == "smoke" else None))
-    values.setdefault("data", "tfds:cifar10")
-    if args.data_dir:
-        values["data"] = str(Path(args.data_dir).expanduser())
-    protocol_args = _protocol_data_args(args, values)
     settings = {key: values[key] for key in tuning.SEARCH_DEFAULTS if key in values}
     settings.update(
         directory=args.directory,
@@ -199,36 +184,37 @@ def main(argv=None):
     try:
         import keras
 
-        from keras_attn import protocol
+        from keras_attn import runtime
 
         role = tuning.distributed_role()
         settings = tuning.check_search_settings(top_k=args.top_k, **settings)
         top_k = settings.pop("top_k")
+        data = _data_settings(values)
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
 
             tf.get_logger().setLevel("ERROR")  # one retracing warning per new trial
-        protocol.configure_runtime(args.threads, not args.no_deterministic)
-        data = _load_data(values, log)
+        runtime.configure_runtime(args.threads, not args.no_deterministic)
+        dataset = _load_data(data, log)
         base = args.base
         if base.endswith(".json") or Path(base).expanduser().is_file():
             base = json.loads(Path(base).expanduser().read_text())
         hypermodel = tuning.ConvAutoencoderHyperModel(
             base,
-            input_shape=data.input_shape,
-            num_classes=data.num_classes,
+            input_shape=dataset.input_shape,
+            num_classes=dataset.num_classes,
             space=args.space,
             seed=settings["seed"],
             jit_compile=args.jit,
             mixed_precision=args.mixed_precision,
         )
-        settings["data_fingerprint"] = data.fingerprint()
+        settings["data_fingerprint"] = dataset.fingerprint()
         tuner = tuning.search(
             hypermodel,
-            data.x_train,
-            data.y_train,
-            data.x_val,
-            data.y_val,
+            dataset.x_train,
+            dataset.y_train,
+            dataset.x_val,
+            dataset.y_val,
             verbose=args.verbose,
             log=log,
             **settings,
@@ -240,7 +226,7 @@ def main(argv=None):
             )
             return 0
         results = tuning.write_results(
-            tuner.project_dir, hypermodel, top_k, protocol_args=protocol_args
+            tuner.project_dir, hypermodel, top_k, protocol_args=tuning.protocol_data_args(data)
         )
     except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,0 +1,67 @@
+"""KerasTuner search over the conv-autoencoder gate: depth, widths, placement, learning rate.
+
+How to use it, the search space and how a search resumes: docs/tuning.md.
+"""
+
+try:
+    import keras_tuner as _keras_tuner  # noqa: F401
+except ModuleNotFoundError as _error:
+    if _error.name == "keras_tuner":
+        raise ImportError(
+            "keras_attn.tuning needs KerasTuner, which is not installed: pip install keras-tuner"
+        ) from None
+    # KerasTuner 1.4 imports `six` without declaring it (TensorFlow brings it along).
+    _missing = (_error.name or "").split(".")[0]
+    _missing = {"google": "protobuf", "grpc": "grpcio"}.get(_missing, _missing)
+    raise ImportError(
+        f"keras_attn.tuning needs KerasTuner, which is installed but cannot be imported: "
+        f"{_error}. Install what it lacks: pip install {_missing}"
+    ) from None
+
+from keras_attn.tuning.hypermodel import ConvAutoencoderHyperModel
+from keras_attn.tuning.project import (
+    RECORD_FILE,
+    SPACE_FORMAT,
+    check_trials,
+    read_trials,
+    search_record,
+)
+from keras_attn.tuning.results import (
+    format_table,
+    protocol_command,
+    protocol_data_args,
+    top_trials,
+    write_results,
+)
+from keras_attn.tuning.settings import (
+    OBJECTIVE,
+    PRESETS,
+    SEARCH_DEFAULTS,
+    TUNERS,
+    check_search_settings,
+)
+from keras_attn.tuning.space import DEFAULT_SPACE
+from keras_attn.tuning.tuner import distributed_role, make_tuner, search
+
+__all__ = [
+    "DEFAULT_SPACE",
+    "OBJECTIVE",
+    "PRESETS",
+    "RECORD_FILE",
+    "SEARCH_DEFAULTS",
+    "SPACE_FORMAT",
+    "TUNERS",
+    "ConvAutoencoderHyperModel",
+    "check_search_settings",
+    "check_trials",
+    "distributed_role",
+    "format_table",
+    "make_tuner",
+    "protocol_command",
+    "protocol_data_args",
+    "read_trials",
+    "search",
+    "search_record",
+    "top_trials",
+    "write_results",
+]

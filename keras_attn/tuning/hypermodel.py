@@ -1,0 +1,328 @@
+"""Hypertunable conv-autoencoder gate: a KerasTuner HyperModel whose samples are model configs."""
+
+from __future__ import annotations
+
+import keras
+import keras_tuner
+
+from keras_attn._checks import check_int
+from keras_attn.data import ArrayBatches
+from keras_attn.training import (
+    check_jit_compile,
+    check_mixed_precision,
+    compile_for_training,
+    dtype_policy,
+)
+from keras_attn.tuning.settings import OBJECTIVE
+from keras_attn.tuning.space import count_points, declare, resolve_space, widths
+from keras_attn.zoo import build as build_model
+from keras_attn.zoo import get_config
+
+__all__ = ["ConvAutoencoderHyperModel"]
+
+
+class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
+    """A KerasTuner HyperModel over the conv-autoencoder gate's config and the learning rate.
+
+    The constructor takes the fixed facts (the base network, input shape,
+    classes, the space's bounds); every searched choice is a named ``hp.*`` with
+    the study's value as default, declared in `build`
+    (`keras_attn.tuning.space.declare`). docs/tuning.md describes the space.
+
+    Args:
+        base: str or dict, default ``"cnn"``. The network the gates go into: a
+            registered name or a config. Its attention settings are replaced.
+        input_shape: ``(height, width, channels)``, default the base's
+            (32, 32, 3 for ``"cnn"``).
+        num_classes: int, default the base's (10 for ``"cnn"``).
+        space: dict, default ``None`` (`DEFAULT_SPACE`). Keys to change in
+            `DEFAULT_SPACE`, e.g. ``{"first_filters": [8, 16], "eca": [True]}``.
+            A one-value list fixes that choice.
+        seed: int >= 1, default 1. Every trial's weights start from this seed
+            (common random numbers: trials differ only by their config).
+        name: str, default ``"conv_ae_search"``; the HyperModel's name.
+        jit_compile: bool or ``None`` (default): jit-compile the training
+            steps (XLA); ``None`` takes `keras_attn.training.fast_path`'s choice
+            for this backend and device when a model is built.
+        mixed_precision: ``None`` (default, float32), ``"mixed_bfloat16"`` or
+            ``"mixed_float16"``: the dtype policy models are built under
+            (`keras_attn.training.dtype_policy`).
+
+    Raises:
+        ValueError: an unknown space key, an empty or invalid dimension, a
+            placement whose sites cannot hold ``min_depth`` stages, a space
+            with a single point (nothing to search), or a bad ``jit_compile``
+            or ``mixed_precision``.
+
+    Example:
+    >>> import keras_tuner
+    >>> hm = ConvAutoencoderHyperModel()
+    >>> hm.depths
+    {'block1': [1, 2, 3, 4], 'block2': [1, 2, 3], 'all': [1, 2, 3]}
+    >>> hm.model_config(keras_tuner.HyperParameters())["conv_ae"]["filters"]
+    [12, 24, 48]
+    >>> hm.model_config({"sites": "block1", "depth_block1": 4, "growth_block1": 1.5})["sites"]
+    [1, 2]
+    """
+
+    def __init__(
+        self,
+        base="cnn",
+        *,
+        input_shape=None,
+        num_classes=None,
+        space=None,
+        seed=1,
+        name="conv_ae_search",
+        jit_compile=None,
+        mixed_precision=None,
+    ):
+        super().__init__(name=name, tunable=True)
+        self.jit_compile = check_jit_compile(jit_compile)
+        self.mixed_precision = check_mixed_precision(mixed_precision)
+        overrides = {}
+        if input_shape is not None:
+            overrides["input_shape"] = [int(d) for d in input_shape]
+        if num_classes is not None:
+            overrides["num_classes"] = num_classes
+        self.base_config = get_config(base, **overrides)
+        try:
+            self.seed = check_int("seed", seed, 1)
+        except ValueError:
+            raise ValueError(
+                f"`seed` must be an integer >= 1, got {seed!r} (KerasTuner treats 0 as "
+                "'pick a random seed')."
+            ) from None
+        self.space, self.depths = resolve_space(space, self.base_config)
+        configs, rates = count_points(self.space, self.depths)
+        if configs * rates == 1:
+            raise ValueError(
+                "The search space holds a single point (every dimension has one value and "
+                "each placement one depth): there is nothing to search. Widen a dimension, or "
+                "train that config directly with scripts/protocol.py."
+            )
+
+    def _as_hp(self, hp):
+        if isinstance(hp, keras_tuner.HyperParameters):
+            return hp
+        if isinstance(hp, dict):
+            values = hp
+            hp = keras_tuner.HyperParameters()
+            hp.values = dict(values)
+            return hp
+        raise ValueError(
+            f"Expected keras_tuner.HyperParameters or a dict of values, got {type(hp).__name__}."
+        )
+
+    def hyperparameters(self):
+        """A `keras_tuner.HyperParameters` holding every hyperparameter of the space.
+
+        All conditional branches are declared (values are the defaults), so
+        ``.space`` lists the whole search space, e.g. to enumerate or sample it.
+
+        Example:
+        >>> [p.name for p in ConvAutoencoderHyperModel().hyperparameters().space][:3]
+        ['sites', 'depth_block1', 'growth_block1']
+        """
+        hp = keras_tuner.HyperParameters()
+        declare(hp, self.space, self.depths)
+        for placement, depths in self.depths.items():
+            for depth in depths:
+                probe = keras_tuner.HyperParameters()
+                probe.values = {"sites": placement, f"depth_{placement}": depth}
+                declare(probe, self.space, self.depths)
+                hp.merge(probe.space, overwrite=False)
+        return hp
+
+    def values(self, hp):
+        """The searched choices of ``hp`` as a plain dict (depth and growth resolved).
+
+        Args:
+            hp: `keras_tuner.HyperParameters` or a dict of hyperparameter values
+                (missing ones take their defaults).
+
+        Returns:
+            dict with ``sites`` (placement name), ``depth``, ``growth`` (``None``
+            at depth 1), ``first_filters``, ``final_kernel``, ``activation``,
+            ``attention_position``, ``eca`` and ``learning_rate``.
+
+        Example:
+        >>> ConvAutoencoderHyperModel().values({"eca": True})["eca"]
+        True
+        """
+        return declare(self._as_hp(hp), self.space, self.depths)
+
+    def model_config(self, hp, name=None):
+        """The complete model config of ``hp``: what `keras_attn.build` takes unchanged.
+
+        Args:
+            hp: `keras_tuner.HyperParameters` or a dict of hyperparameter values.
+            name: str, default the HyperModel's name; the config's ``name``.
+
+        Returns:
+            A validated, JSON-able config dict (`keras_attn.get_config` output).
+
+        Example:
+        >>> cfg = ConvAutoencoderHyperModel().model_config({"eca": True})
+        >>> cfg["attention"], cfg["conv_ae"]["filters"]
+        (['eca', 'conv_ae'], [12, 24, 48])
+        """
+        v = self.values(hp)
+        return get_config(
+            self.base_config,
+            name=name or self.name,
+            attention=(["eca"] if v["eca"] else []) + ["conv_ae"],
+            sites=self.space["sites"][v["sites"]],
+            attention_position=v["attention_position"],
+            conv_ae={
+                "filters": widths(v["first_filters"], v["growth"] or 1.0, v["depth"]),
+                "final_kernel": v["final_kernel"],
+                "activation": v["activation"],
+            },
+        )
+
+    def learning_rate(self, hp):
+        """The SGD learning rate of ``hp``.
+
+        Example:
+        >>> ConvAutoencoderHyperModel().learning_rate({})
+        0.1
+        """
+        return float(self.values(hp)["learning_rate"])
+
+    def size(self):
+        """``(model configs, learning rates)`` the space holds (conditionals counted exactly).
+
+        Example:
+        >>> ConvAutoencoderHyperModel().size()
+        (2160, 4)
+        """
+        return count_points(self.space, self.depths)
+
+    def describe(self):
+        """A one-paragraph, human-readable summary of the space.
+
+        Example:
+        >>> print(ConvAutoencoderHyperModel().describe())  # doctest: +ELLIPSIS
+        search space: 2,160 model configs x 4 learning rates ...
+        """
+        configs, rates = self.size()
+        placements = ", ".join(
+            f"{p} (sites {','.join(map(str, self.space['sites'][p]))}; depth {d[0]}-{d[-1]})"
+            for p, d in self.depths.items()
+        )
+        s = self.space
+        return (
+            f"search space: {configs:,} model configs x {rates} learning rates on "
+            f"{self.base_config['name']} (blocks {self.base_config['blocks']}, input "
+            f"{tuple(self.base_config['input_shape'])}); "
+            f"placements: {placements}; first filters {s['first_filters']}, growth "
+            f"{s['growth']}, final kernel {s['final_kernel']}, activation {s['activation']}, "
+            f"position {s['attention_position']}, ECA {s['eca']}, learning rate "
+            f"{s['learning_rate']}"
+        )
+
+    def build(self, hp):
+        """Build and compile the model of ``hp`` (SGD, sparse categorical cross-entropy).
+
+        Deterministic: the same ``hp`` always gives the same architecture, and
+        the weights start from ``seed`` (KerasTuner rebuilds models to reload
+        checkpoints). The model is built under ``mixed_precision``'s dtype
+        policy and compiled with `keras_attn.training.compile_for_training`
+        (``jit_compile``: the fast path unless set).
+
+        Args:
+            hp: `keras_tuner.HyperParameters` (or a dict of values).
+
+        Returns:
+            A compiled `keras_attn.AttentionCNN`.
+
+        Example:
+        >>> import keras_tuner
+        >>> model = ConvAutoencoderHyperModel().build(keras_tuner.HyperParameters())
+        >>> round(float(model.optimizer.learning_rate), 6)
+        0.1
+        """
+        hp = self._as_hp(hp)
+        config = self.model_config(hp)
+        keras.utils.set_random_seed(self.seed)
+        with dtype_policy(self.mixed_precision):
+            model = build_model(config)
+        return compile_for_training(
+            model,
+            learning_rate=self.learning_rate(hp),
+            jit_compile=self.jit_compile,
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+
+    def fit(
+        self,
+        hp,
+        model,
+        x,
+        y,
+        validation_data=None,
+        batch_size=128,
+        epochs=1,
+        initial_epoch=0,
+        callbacks=None,
+        verbose=0,
+        **kwargs,
+    ):
+        """Train on uint8 images with `keras_attn.data.ArrayBatches`, as the protocol does.
+
+        Batches are float32 0..255 (the model rescales), shuffled with an order
+        that depends on ``seed`` and the epoch only.
+
+        Args:
+            hp: the trial's hyperparameters (unused: everything is in ``model``).
+            model: the compiled model from `build`.
+            x, y: training images ``(n, h, w, c)`` uint8 and integer labels.
+            validation_data: ``(x_val, y_val)``; required (the objective is
+                validation accuracy).
+            batch_size: int, default 128.
+            epochs, initial_epoch: as for ``keras.Model.fit`` (Hyperband sets both).
+            callbacks: list of callbacks (KerasTuner adds its own).
+            verbose: as for ``keras.Model.fit``.
+            **kwargs: passed to ``keras.Model.fit``.
+
+        Returns:
+            The ``keras.callbacks.History``.
+
+        Example:
+        >>> import numpy as np
+        >>> hm = ConvAutoencoderHyperModel({"blocks": [4], "dense_units": 8},
+        ...                                input_shape=(8, 8, 3), num_classes=2)
+        >>> x = np.zeros((4, 8, 8, 3), "uint8"); y = np.array([0, 1, 0, 1])
+        >>> model = hm.build({})
+        >>> history = hm.fit({}, model, x, y, validation_data=(x, y), batch_size=2)
+        >>> sorted(history.history)
+        ['accuracy', 'loss', 'val_accuracy', 'val_loss']
+        """
+        if validation_data is None:
+            raise ValueError(
+                f"The search maximises {OBJECTIVE!r}: pass validation_data=(x_val, y_val)."
+            )
+        train = ArrayBatches(x, y, batch_size, shuffle=True, seed=self.seed)
+        val = ArrayBatches(validation_data[0], validation_data[1], batch_size)
+        return model.fit(
+            train,
+            validation_data=val,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=[_SetEpoch(train), *(callbacks or [])],
+            verbose=verbose,
+            **kwargs,
+        )
+
+
+class _SetEpoch(keras.callbacks.Callback):
+    """Selects each epoch's shuffling order of an `ArrayBatches` before the epoch runs."""
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches.set_epoch(epoch)

@@ -1,0 +1,43 @@
+"""What the tuner's tests share: a tiny backbone and space, random data, scripts/tune.py."""
+
+import importlib.util
+import os
+
+import numpy as np
+
+from keras_attn import tuning
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A small backbone and space keep trials to seconds on a CPU.
+TINY_BASE = {"blocks": [8, 16], "dense_units": 16}
+TINY_SPACE = {
+    "first_filters": [2, 4],
+    "growth": [1.0, 2.0],
+    "final_kernel": [2, 3],
+    "attention_position": ["pre_activation", "post_norm"],
+    "learning_rate": [0.05],
+}
+# Fewer choices and no ECA: the fastest trials.
+FAST_SPACE = {"first_filters": [2, 4], "growth": [1.0], "final_kernel": [2], "eca": [False]}
+
+
+def random_data(n_train=64, n_val=32, seed=0):
+    """Random 32x32x3 uint8 images and labels 0..9: ``x_train, y_train, x_val, y_val``."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n_train + n_val, 32, 32, 3), dtype=np.uint8)
+    y = rng.integers(0, 10, n_train + n_val)
+    return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+
+
+def tiny(space=TINY_SPACE, **kwargs):
+    """A HyperModel over `TINY_BASE` and ``space`` (keyword arguments go to the HyperModel)."""
+    return tuning.ConvAutoencoderHyperModel(TINY_BASE, space=space, **kwargs)
+
+
+def tune_script():
+    """scripts/tune.py as a module (its ``main(argv)`` and ``build_parser``)."""
+    path = os.path.join(REPO, "scripts", "tune.py")
+    spec = importlib.util.spec_from_file_location("tune_script_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
