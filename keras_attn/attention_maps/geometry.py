@@ -85,8 +85,8 @@ def to_image(values, grid, size):
         float32 array ``(height, width)``; beyond the outermost positions, their values.
 
     Example:
-    >>> to_image(np.array([[0.0, 1.0]]), ((0.0, 1.0), (1.0, 2.0)), (1, 5)).round(2)
-    array([[0.  , 0.  , 0.5 , 1.  , 1.  ]], dtype=float32)
+    >>> to_image(np.array([[0.0, 1.0]]), ((0.0, 1.0), (1.0, 2.0)), (1, 5)).tolist()
+    [[0.0, 0.0, 0.5, 1.0, 1.0]]
     """
     values = np.asarray(values, dtype="float64")
     grid = grid if grid is not None else stretched_grid(values.shape, size)
