@@ -105,11 +105,8 @@ def main(argv=None):
         return 2
     explained = names[result["class_index"]] if names else f"class {result['class_index']}"
     sites = len({m["site"] for m in result["maps"]})
-    masks = (
-        f"{len(result['maps'])} attention masks at {sites} site(s)"
-        if has_masks
-        else ("no attention blocks")
-    )
+    masks = f"{len(result['maps'])} attention masks at {sites} site(s)"
+    masks = masks if has_masks else "no attention blocks"
     print(
         f"wrote {result['path']}: {masks}, Grad-CAM of {explained} at {result['layer']} ({title})"
     )

@@ -279,7 +279,9 @@ def plot_attention_maps(
         if part == "constant":
             _draw_constant(layout.axes(top, 0, span=cols, height=_TEXT_INCHES), row_parts)
             continue
-        name = kind if kind == "eca" or kind.endswith(part) else f"{kind} {part}"
+        # A block split in parts (CBAM) names the part: "cbam channel", "cbam spatial".
+        split = sum(k == kind for k, _ in (key for key, _ in part_rows)) > 1
+        name = f"{kind} {part}" if split else kind
         for p in row_parts:
             ax = layout.axes(top, sites.index(p["site"]))
             if part == "channel":

@@ -199,16 +199,17 @@ def grad_cam(model, image, class_index=None, layer=None):
             f"Grad-CAM cannot use layer {target.name!r}: the model's output must depend on the "
             f"input only through it ({err})"
         ) from None
-    features = features_of(image[None].astype("float32"), training=False)
     classes = int(scores_of.output.shape[-1])
-    if class_index is None:
-        class_index = int(np.argmax(ops.convert_to_numpy(scores_of(features, training=False))))
-    check_int("class_index", class_index, 0)
-    if class_index >= classes:
-        raise ValueError(
-            f"`class_index` must be in [0, {classes - 1}] for model {model.name!r} "
-            f"({classes} classes), got {class_index!r}."
-        )
+    if class_index is not None:
+        check_int("class_index", class_index, 0)
+        if class_index >= classes:
+            raise ValueError(
+                f"`class_index` must be in [0, {classes - 1}] for model {model.name!r} "
+                f"({classes} classes), got {class_index!r}."
+            )
+    features = features_of(image[None].astype("float32"), training=False)
+    if class_index is None:  # the predicted class
+        class_index = np.argmax(ops.convert_to_numpy(scores_of(features, training=False)))
     class_index = int(class_index)
     grads = _gradient(lambda a: scores_of(a, training=False)[0, class_index], features)
     weights = ops.mean(grads, axis=(1, 2), keepdims=True)  # one weight per channel
