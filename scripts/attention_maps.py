@@ -1,11 +1,16 @@
-"""Draw where each attention block of an exported model looks, for one image.
+"""Draw where a model looks in one image: Grad-CAM, and each attention gate as what it is.
 
     python scripts/attention_maps.py saved_models/cnn_conv_ae cat.png --out maps.png
-    python scripts/attention_maps.py saved_models/cnn_cbam ship.jpg --scale fixed
+    python scripts/attention_maps.py saved_models/cnn_cbam ship.jpg --class cat --scale fixed
+    python scripts/attention_maps.py saved_models/cnn cat.png --layer block1_norm_b
     python scripts/attention_maps.py saved_models/cnn_conv_ae cat.png --stats
 
-Writes a PNG grid: one row per attention site, the (resized) image first, then
-each block's mask at that site (mean over channels, upsampled to the image).
+Writes a PNG. First row: the (resized) image, its Grad-CAM heatmap for a class
+(--class, default the predicted one: red where the evidence for it lies) and the
+heatmap over the image; every model has it, cnn included. Then one row per
+attention block, one panel per site: a spatial gate's mask (CBAM's spatial part,
+the autoencoder gates' mean over channels), a channel gate's weights as bars
+(ECA, CBAM's channel part), or a line saying a constant gate is constant.
 Needs the export's .keras file (a SavedModel has no layers to inspect). The image
 is fitted to the model's input as in predict.py (--resize, default center-crop).
 --stats also prints how much each mask varies on this image (mean, std, range,
@@ -39,10 +44,21 @@ def build_parser():
     ap.add_argument("--out", help="PNG to write (default: <image name>_attention.png here)")
     add_resize_argument(ap, many=False)
     ap.add_argument(
+        "--class",
+        dest="class_",
+        metavar="CLASS",
+        help="the class Grad-CAM explains: a class name or index (default: the predicted one)",
+    )
+    ap.add_argument(
+        "--layer",
+        help="the layer Grad-CAM uses (default: the last conv block's output, block<N>_norm_b)",
+    )
+    ap.add_argument(
         "--scale",
         choices=SCALES,
         default="panel",
-        help="panel: colours stretched per mask (default); fixed: one 0..1 scale",
+        help="panel: each gate's colours or bars stretched over its range (default); "
+        "fixed: one 0..1 scale",
     )
     ap.add_argument("--dpi", type=int, default=100, help="PNG resolution (default: %(default)s)")
     ap.add_argument(
@@ -59,22 +75,46 @@ def main(argv=None):
     out = Path(args.out) if args.out else Path(f"{Path(args.image).stem}_attention.png")
     try:
         model, card, image_shape = load_export(args.export, format="keras")
+        names = card.get("class_names")
         images, notes = export.load_images([args.image], image_shape, resize=args.resize)
         if notes[0]:
             print(f"note: {notes[0]}", file=sys.stderr)
-        top = export.top_k(export.predict(model, images), card.get("class_names"), k=1)[0][0]
+        probabilities = export.predict(model, images)
+        top = export.top_k(probabilities, names, k=1)[0][0]
+        wanted = None
+        if args.class_ is not None:
+            wanted = attention_maps.class_index_of(args.class_, names, probabilities.shape[-1])
         title = f"{model.name} on {Path(args.image).name}: predicted {top[0]} ({top[1]:.2f})"
         result = attention_maps.plot_attention_maps(
-            model, images[0], out, title=title, scale=args.scale, dpi=args.dpi
+            model,
+            images[0],
+            out,
+            title=title,
+            scale=args.scale,
+            dpi=args.dpi,
+            class_index=wanted,
+            layer=args.layer,
+            class_names=names,
         )
-        stats = attention_maps.mask_statistics(model, images[:1]) if args.stats else None
+        has_masks = bool(result["maps"])
+        stats = (
+            attention_maps.mask_statistics(model, images[:1]) if args.stats and has_masks else None
+        )
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    explained = names[result["class_index"]] if names else f"class {result['class_index']}"
+    sites = len({m["site"] for m in result["maps"]})
+    masks = f"{len(result['maps'])} attention masks at {sites} site(s)"
+    masks = masks if has_masks else "no attention blocks"
     print(
-        f"wrote {result['path']}: {len(result['maps'])} attention masks at "
-        f"{result['rows']} site(s) ({title})"
+        f"wrote {result['path']}: {masks}, Grad-CAM of {explained} at {result['layer']} ({title})"
     )
+    if args.stats and not has_masks:
+        print(
+            f"note: model {model.name!r} has no attention blocks: no mask statistics",
+            file=sys.stderr,
+        )
     if stats:
         print(attention_maps.format_mask_statistics(stats))
     return 0

@@ -1,6 +1,8 @@
 """Attention maps: every variant with attention gives one mask per block and site, in
-[0, 1], at the image size; the PNG grid has the expected size; `cnn` gets a clear error;
-a reloaded .keras model gives the same maps; the script writes the PNG.
+[0, 1], at the image size, and its gates as what they are (channel weights, spatial masks,
+a constant), equal to the layers' own gates; the picture (Grad-CAM and gates) is a PNG of
+the expected size for every variant, `cnn` included; `attention_maps` of `cnn` gets a clear
+error; a reloaded .keras model gives the same maps; the script writes the PNG.
 """
 
 import importlib.util
@@ -18,6 +20,7 @@ from keras_attn.attention_maps import (
     attention_maps,
     figure_inches,
     format_mask_statistics,
+    gate_parts,
     mask_statistics,
     plot_attention_maps,
 )
@@ -88,13 +91,19 @@ def test_grayscale_model_and_sites_subset():
 
 
 @pytest.mark.parametrize("name", ["cnn", "cnn3"])
-def test_a_model_without_attention_gets_a_clear_message(name, tmp_path):
+def test_a_model_without_attention_gets_a_clear_message_and_a_grad_cam_picture(name, tmp_path):
     model = small_model(name)
     with pytest.raises(ValueError, match=rf"model '{name}' has no attention blocks;.*cnn_eca"):
         attention_maps(model, image())
     with pytest.raises(ValueError, match="has no attention blocks"):
-        plot_attention_maps(model, image(), tmp_path / "maps.png")
-    assert not (tmp_path / "maps.png").exists()
+        gate_parts(model, image())
+    result = plot_attention_maps(model, image(), tmp_path / "maps.png", dpi=40)
+    assert (result["rows"], result["cols"]) == (1, 3)  # input, Grad-CAM, Grad-CAM over it
+    assert result["maps"] == [] and result["parts"] == []
+    assert result["heatmap"].shape == (32, 32)
+    with Image.open(tmp_path / "maps.png") as png:
+        assert png.format == "PNG"
+        assert png.size == tuple(round(v * 40) for v in figure_inches(1, 3))
 
 
 def test_bad_inputs_are_refused(tmp_path):
@@ -111,8 +120,9 @@ def test_bad_inputs_are_refused(tmp_path):
 def test_png_grid_has_the_expected_size(tmp_path, scale):
     model = small_model("cnn_cbam_spatial_eca")
     result = plot_attention_maps(model, image(), tmp_path / "sub" / "maps.png", scale=scale, dpi=50)
-    assert (result["rows"], result["cols"]) == (4, 3)  # 4 sites; image + eca + spatial gate
-    width, height = figure_inches(4, 3)
+    # Grad-CAM row, then a row of ECA weights and one of spatial masks; one column per site.
+    assert (result["rows"], result["cols"]) == (3, 4)
+    width, height = figure_inches(3, 4)
     with Image.open(result["path"]) as png:
         assert png.format == "PNG"
         assert png.size == (round(width * 50), round(height * 50))
@@ -155,8 +165,8 @@ def test_script_writes_the_png_and_explains_cnn(tmp_path, monkeypatch, capsys):
     assert f"wrote {out}: 4 attention masks at 4 site(s)" in captured.out
     assert "spatial std" not in captured.out  # only with --stats
     assert "predicted class_" in captured.out
-    with Image.open(out) as png:
-        assert png.size == tuple(round(v * 100) for v in figure_inches(4, 2))
+    with Image.open(out) as png:  # the Grad-CAM row and the conv-AE masks at 4 sites
+        assert png.size == tuple(round(v * 100) for v in figure_inches(2, 4))
 
     args = [str(tmp_path / "cnn_conv_ae"), str(cat), "--out", str(out), "--stats"]
     assert script.main(args) == 0
@@ -165,12 +175,116 @@ def test_script_writes_the_png_and_explains_cnn(tmp_path, monkeypatch, capsys):
         [str(site), "conv_ae"] for site in (1, 2, 3, 4)
     ]
 
-    assert script.main([str(tmp_path / "cnn"), str(cat), "--out", str(tmp_path / "x.png")]) == 2
-    assert "model 'cnn' has no attention blocks" in capsys.readouterr().err
+    # cnn has no attention: its picture is the Grad-CAM row; --stats says there is none.
+    args = [str(tmp_path / "cnn"), str(cat), "--out", str(tmp_path / "x.png"), "--stats"]
+    assert script.main(args) == 0
+    captured = capsys.readouterr()
+    assert f"wrote {tmp_path / 'x.png'}: no attention blocks, Grad-CAM of class_" in captured.out
+    assert "at block2_norm_b" in captured.out
+    assert "model 'cnn' has no attention blocks: no mask statistics" in captured.err
+    with Image.open(tmp_path / "x.png") as png:
+        assert png.size == tuple(round(v * 100) for v in figure_inches(1, 3))
+
+    # --class by name or index, --layer for Grad-CAM; bad ones name what is valid.
+    args = [str(tmp_path / "cnn_conv_ae"), str(cat), "--out", str(out), "--class", "class_7"]
+    assert script.main([*args, "--layer", "block1_norm_b"]) == 0
+    assert "Grad-CAM of class_7 at block1_norm_b" in capsys.readouterr().out
+    assert script.main([*args[:-1], "3"]) == 0
+    assert "Grad-CAM of class_3 at block2_norm_b" in capsys.readouterr().out
+    assert script.main([*args[:-1], "class_77"]) == 2
+    assert "Unknown class 'class_77'. Did you mean 'class_7'" in capsys.readouterr().err
+    assert script.main([*args, "--layer", "dense"]) == 2
+    assert "whose output is a feature map" in capsys.readouterr().err
     bad = tmp_path / "bad.jpg"
     bad.write_text("nope")
     assert script.main([str(tmp_path / "cnn_conv_ae"), str(bad)]) == 2
     assert "Cannot decode" in capsys.readouterr().err
+
+
+# What each block's gate is: (part, gate shape at site 1 of a 32x32 input with 8 channels).
+PARTS_OF = {
+    "eca": [("channel", (1, 1, 8))],
+    "cbam": [("channel", (1, 1, 8)), ("spatial", (32, 32, 1))],
+    "cbam_channel": [("channel", (1, 1, 8))],
+    "cbam_spatial": [("spatial", (32, 32, 1))],
+    "conv_ae": [("spatial", (32, 32, 8))],
+    "linear_ae": [("spatial", (32, 32, 8))],
+    "constant": [("constant", (1, 1, 1))],
+}
+
+
+@pytest.mark.parametrize("name", WITH_ATTENTION)
+def test_gates_come_as_what_they_are(name):
+    model = small_model(name)
+    config = model.model_config
+    parts = gate_parts(model, image())
+    expected = [
+        (site, kind, part)
+        for site in keras_attn.backbone.attention_sites(config)
+        for kind in config["attention"]
+        for part, _ in PARTS_OF[kind]
+    ]
+    assert [(p["site"], p["kind"], p["part"]) for p in parts] == expected
+    first = [(p["part"], p["shape"]) for p in parts if p["site"] == 1]
+    assert first == [shape for kind in config["attention"] for shape in PARTS_OF[kind]]
+    for p in parts:
+        values = np.asarray(p["values"])
+        assert np.isfinite(values).all() and 0.0 <= values.min() <= values.max() <= 1.0
+        if p["part"] == "channel":
+            assert values.shape == (p["shape"][-1],)  # (an untrained CBAM's may all be 0.5)
+        elif p["part"] == "spatial":
+            assert values.shape == p["shape"][:2] and np.ptp(values) > 0
+        else:
+            assert p["values"] == 0.5  # the constant gate's value
+
+
+def test_gate_parts_are_the_layers_gates():
+    """CBAM's two parts multiply to its gate; ECA's weights and the AE's mask are their gates."""
+    img = image(seed=2)
+    for name in ("cnn_cbam", "cnn_conv_ae_eca"):
+        model = small_model(name)
+        layers = [layer for layer in model.layers if hasattr(layer, "gate")]
+        probe = keras.Model(model.inputs[0], [layer.input for layer in layers])
+        gates = [
+            keras.ops.convert_to_numpy(
+                layer.gate(x, training=False)
+                if "training" in inspect.signature(layer.gate).parameters
+                else layer.gate(x)
+            )[0]
+            for layer, x in zip(layers, probe(img[None].astype("float32"), training=False))
+        ]
+        parts = gate_parts(model, img)
+        if name == "cnn_cbam":
+            assert len(parts) == 2 * len(gates)
+            for gate, channel, spatial in zip(gates, parts[::2], parts[1::2]):
+                product = spatial["values"][:, :, None] * channel["values"][None, None, :]
+                np.testing.assert_allclose(product, gate, rtol=1e-5, atol=1e-7)
+        else:
+            assert len(parts) == len(gates)
+            for gate, part in zip(gates, parts):
+                want = gate.reshape(-1) if part["part"] == "channel" else gate.mean(-1)
+                np.testing.assert_allclose(part["values"], want, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", list(keras_attn.list_models()))
+def test_the_picture_is_written_for_every_variant(name, tmp_path):
+    model = small_model(name)
+    result = plot_attention_maps(model, image(), tmp_path / f"{name}.png", dpi=30)
+    config = model.model_config
+    kinds = config["attention"]
+    part_rows = sum(len(PARTS_OF[kind]) for kind in kinds)
+    sites = len(keras_attn.backbone.attention_sites(config))
+    assert (result["rows"], result["cols"]) == (1 + part_rows, max(3, sites))
+    assert result["class_index"] == int(np.argmax(model(image()[None].astype("float32"))[0]))
+    assert result["layer"] == f"block{len(config['blocks'])}_norm_b"
+    with Image.open(result["path"]) as png:
+        png.verify()  # a complete, valid PNG
+    with Image.open(result["path"]) as png:
+        assert png.format == "PNG"
+        assert png.size == tuple(
+            round(v * 30)
+            for v in figure_inches(result["rows"], result["cols"], result["text_rows"])
+        )
 
 
 def _brute_force_statistics(model, images):

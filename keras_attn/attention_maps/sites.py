@@ -1,0 +1,140 @@
+"""A model's attention sites: which blocks sit where, what they see, and their gates."""
+
+from __future__ import annotations
+
+import inspect
+
+import keras
+import numpy as np
+
+__all__ = [
+    "attention_layers",
+    "call_gate",
+    "check_image",
+    "check_model",
+    "checked_attention_layers",
+    "site_inputs",
+]
+
+
+def attention_layers(model):
+    """The attention blocks of a model as ``[(site, kind, layer)]``, in network order.
+
+    Args:
+        model: a Keras model; layers not named ``site{N}_...`` (a hand-built
+            model) are numbered 1, 2, ... in order.
+
+    Example:
+    >>> import keras_attn
+    >>> [(site, kind) for site, kind, _ in attention_layers(keras_attn.build("cnn_eca"))]
+    [(1, 'eca'), (2, 'eca'), (3, 'eca'), (4, 'eca')]
+    """
+    from keras_attn.layers import ATTENTION_LAYERS
+
+    kinds = {cls: kind for kind, cls in ATTENTION_LAYERS.items()}
+    found = []
+    for layer in getattr(model, "layers", []):
+        kind = kinds.get(type(layer))
+        if kind is None:
+            continue
+        prefix, _, rest = layer.name.partition("_")
+        site = int(prefix[4:]) if prefix.startswith("site") and prefix[4:].isdigit() else None
+        found.append((site, rest or kind, layer))
+    # Layers not named site{N}_... (a hand-built model): number them in order.
+    if any(site is None for site, _, _ in found):
+        found = [(i, kind, layer) for i, (_, kind, layer) in enumerate(found, start=1)]
+    return found
+
+
+def check_model(model):
+    """``model`` if it is a Keras model (whose layers can be inspected), else a ValueError.
+
+    Example:
+    >>> import keras_attn
+    >>> check_model(keras_attn.build("cnn", blocks=[8, 16], dense_units=16)).name
+    'cnn'
+    """
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            f"Attention maps need the Keras model (load the export's .keras file, e.g. "
+            f"keras_attn.load(folder, format='keras')), got {type(model).__name__}: a "
+            "SavedModel has no layers to inspect."
+        )
+    return model
+
+
+def checked_attention_layers(model):
+    """`attention_layers` of a Keras model, or a ValueError saying which variants have some.
+
+    Example:
+    >>> import keras_attn
+    >>> len(checked_attention_layers(keras_attn.build("cnn_cbam", blocks=[8, 16])))
+    4
+    """
+    layers = attention_layers(check_model(model))
+    if not layers:
+        from keras_attn.zoo import VARIANTS
+
+        with_attention = [n for n, v in VARIANTS.items() if v["config"].get("attention")]
+        raise ValueError(
+            f"model {model.name!r} has no attention blocks; attention maps need a variant "
+            f"with attention, e.g. {', '.join(with_attention)} (keras_attn.list_models()). "
+            "Grad-CAM works for every model (keras_attn.attention_maps.grad_cam)."
+        )
+    return layers
+
+
+def check_image(model, image):
+    """``image`` as an array if it has ``model``'s input shape (one image, no batch axis).
+
+    Example:
+    >>> import numpy as np, keras_attn
+    >>> model = keras_attn.build("cnn", input_shape=(28, 28, 1), blocks=[8, 16])
+    >>> check_image(model, np.zeros((28, 28, 1), "uint8")).shape
+    (28, 28, 1)
+    """
+    image = np.asarray(image)
+    expected = tuple(model.input_shape[1:])
+    if image.shape != expected:
+        raise ValueError(
+            f"The image has shape {image.shape} but model {model.name!r} takes {expected}; "
+            "fit it first (keras_attn.export.load_images(..., resize='crop'))."
+        )
+    return image
+
+
+def site_inputs(model, layers):
+    """A function from a batch of images to the inputs of ``layers`` (inference mode).
+
+    Args:
+        model: the Keras model.
+        layers: ``[(site, kind, layer)]`` as `attention_layers` gives.
+
+    Example:
+    >>> import numpy as np, keras_attn
+    >>> model = keras_attn.build("cnn_eca", blocks=[8, 16])
+    >>> inputs = site_inputs(model, attention_layers(model))(np.zeros((2, 32, 32, 3)))
+    >>> [tuple(x.shape) for x in inputs][:2]
+    [(2, 32, 32, 8), (2, 30, 30, 8)]
+    """
+    probe = keras.Model(model.inputs[0], [layer.input for _, _, layer in layers])
+
+    def inputs(images):
+        out = probe(images, training=False)
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
+    return inputs
+
+
+def call_gate(layer, x):
+    """``layer.gate(x)`` in inference mode: the mask the layer multiplies ``x`` by.
+
+    Example:
+    >>> import numpy as np
+    >>> from keras_attn.layers import ConstantGate
+    >>> tuple(call_gate(ConstantGate(0.25), np.ones((1, 4, 4, 2), "float32")).shape)
+    (1, 1, 1, 1)
+    """
+    if "training" in inspect.signature(layer.gate).parameters:
+        return layer.gate(x, training=False)
+    return layer.gate(x)
