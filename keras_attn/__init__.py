@@ -26,23 +26,23 @@ __version__ = "0.1.0"
 
 
 def load(path, **kwargs):
-    """Load a model saved by keras_attn: a ``.keras`` file or an export folder.
+    """Load a model saved by keras_attn: a ``.keras`` file, an export folder or one of its files.
 
     Args:
         path: str, a ``.keras`` file, or a folder written by
             ``keras_attn.export`` (its ``.keras`` file is used when present,
-            its SavedModel otherwise).
-        **kwargs: passed to the loader.
+            else its SavedModel, ONNX or TFLite model), or one of those files.
+        **kwargs: passed to `keras_attn.export.load` (e.g. ``format="onnx"``).
 
     Returns:
-        A ``keras.Model`` (``.keras``) or a loaded SavedModel.
+        A ``keras.Model`` (``.keras``), or the format's runtime object.
 
     Example:
-    >>> import tempfile
-    >>> path = tempfile.mkdtemp() + "/m.keras"
-    >>> build("cnn_eca", blocks=[4, 8], dense_units=8).save(path)
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "tiny.keras")
+    >>> build("cnn", blocks=[4], dense_units=4, input_shape=(8, 8, 3)).save(path)
     >>> load(path).name
-    'cnn_eca'
+    'cnn'
     """
     from keras_attn import export
 

@@ -183,7 +183,7 @@ def image_parser(doc, *, export_help, image_help, many):
 
 
 def add_resize_argument(parser, *, many):
-    """Add ``--resize`` (`keras_attn.export.RESIZE_MODES`, default ``"crop"``).
+    """Add ``--resize`` (`keras_attn.predict.RESIZE_MODES`, default ``"crop"``).
 
     Args:
         parser: an ``argparse.ArgumentParser``.
@@ -195,7 +195,7 @@ def add_resize_argument(parser, *, many):
     >>> ap.parse_args([]).resize
     'crop'
     """
-    from keras_attn.export import RESIZE_MODES
+    from keras_attn.predict import RESIZE_MODES
 
     parser.add_argument(
         "--resize",
@@ -210,10 +210,10 @@ def load_export(path, format="auto"):
     """Load an export with its card, and the image shape the model takes.
 
     The shape comes from the model card when there is one, else from the
-    model (a bare SavedModel: its serving signature).
+    model itself (`keras_attn.predict.image_shape`).
 
     Args:
-        path: an export folder, ``.keras`` file or SavedModel folder.
+        path: an export folder, one of its files, or a SavedModel folder.
         format: one of `keras_attn.export.LOAD_FORMATS`, default ``"auto"``.
 
     Returns:
@@ -221,21 +221,22 @@ def load_export(path, format="auto"):
         ``image_shape`` is ``(height, width, channels)``.
 
     Raises:
-        ValueError, FileNotFoundError, RuntimeError: from `keras_attn.export.load`.
+        ValueError, FileNotFoundError, RuntimeError, ImportError: from
+        `keras_attn.export.load`.
 
     Example:
-    >>> model, card, shape = load_export("saved_models/cnn")  # doctest: +SKIP
-    >>> tuple(shape)  # doctest: +SKIP
-    (32, 32, 3)
+    >>> import os, tempfile, keras_attn
+    >>> path = os.path.join(tempfile.mkdtemp(), "tiny.keras")
+    >>> keras_attn.build("cnn", blocks=[4], dense_units=4, input_shape=(8, 8, 3)).save(path)
+    >>> model, card, shape = load_export(path)
+    >>> card, tuple(shape)
+    ({}, (8, 8, 3))
     """
     from keras_attn import export
+    from keras_attn.predict import image_shape
 
     model = export.load(path, format=format)
     card = export.load_card(path) or {}
     if card.get("input"):
-        image_shape = card["input"]["shape"][1:]
-    elif hasattr(model, "input_shape"):
-        image_shape = model.input_shape[1:]
-    else:  # a bare SavedModel without its card
-        image_shape = model.serve.input_signature[0].shape[1:]
-    return model, card, image_shape
+        return model, card, card["input"]["shape"][1:]
+    return model, card, image_shape(model)

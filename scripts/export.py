@@ -1,19 +1,23 @@
-"""Export trained models: SavedModel + .keras + model.json card, one folder per model.
+"""Export trained models: .keras, SavedModel, ONNX, TFLite + model.json card, one folder per model.
 
     python scripts/export.py results/ae --model cnn_conv_ae     # -> saved_models/cnn_conv_ae/
     python scripts/export.py results/ae --model cnn_conv_ae,cnn_eca --out-root exported
     python scripts/export.py my_model.keras --name my_model     # -> saved_models/my_model/
+    python scripts/export.py results/ae --model cnn --formats keras,onnx
 
-The first form asks the protocol (keras_attn.protocol) for the run of each model
-with the best validation accuracy and exports its weights with its record. The
-second exports any keras_attn .keras file, e.g. one trained on the JAX backend.
-Export always runs on the TensorFlow backend (a SavedModel is a TensorFlow
-artifact); .keras files are portable across backends. See saved_models/README.md.
+The first form asks the protocol (keras_attn.protocol.best_run) for the run of
+each model with the best validation accuracy and exports its weights with its
+record. The second exports any keras_attn .keras file, e.g. one trained on JAX.
+Every format is checked against the Keras model at export (largest difference
+<= 1e-5, written to the card). SavedModel, ONNX and TFLite need TensorFlow (the
+script runs on it when it is installed); without it, only .keras is written, on
+the Keras backend at hand. See saved_models/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import time
@@ -23,21 +27,43 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO))
 
-_BACKEND_NOTE = None
-if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
-    _BACKEND_NOTE = (
-        f"note: KERAS_BACKEND={os.environ['KERAS_BACKEND']} ignored: export runs on TensorFlow "
-        "(.keras files load on any backend)"
+
+def _installed(module):
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+
+
+def _choose_backend():
+    """Run on TensorFlow when it is installed; otherwise on the backend at hand."""
+    asked = os.environ.get("KERAS_BACKEND")
+    if _installed("tensorflow"):
+        os.environ["KERAS_BACKEND"] = "tensorflow"
+        if asked and asked != "tensorflow":
+            return (
+                f"note: KERAS_BACKEND={asked} ignored: export runs on TensorFlow "
+                "(.keras files load on any backend)"
+            )
+        return None
+    if not asked:
+        installed = [b for b in ("jax", "torch") if _installed(b)]
+        os.environ["KERAS_BACKEND"] = installed[0] if installed else "jax"
+    return (
+        f"note: TensorFlow is not installed: running on {os.environ['KERAS_BACKEND']}, "
+        "which writes .keras only (SavedModel, ONNX and TFLite need it: pip install tensorflow)"
     )
-os.environ["KERAS_BACKEND"] = "tensorflow"
+
+
+_BACKEND_NOTE = _choose_backend()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def build_parser():
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        epilog="Layout of each export folder: model.keras, saved_model/, model.json "
-        "(see saved_models/README.md).",
+        epilog="Layout of each export folder: model.keras, saved_model/, model.onnx, "
+        "model.tflite, model.json (see saved_models/README.md).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("source", help="a protocol results folder (e.g. results/ae) or a .keras file")
@@ -61,14 +87,14 @@ def build_parser():
     )
     ap.add_argument(
         "--formats",
-        default="keras,saved_model",
-        help="artifacts to write, comma-separated (default: %(default)s)",
+        help="formats to write, comma-separated, of keras, saved_model, onnx, tflite "
+        "(default: all that the installed packages allow)",
     )
     ap.add_argument("--overwrite", action="store_true", help="replace existing exports")
     ap.add_argument(
         "--no-verify",
         action="store_true",
-        help="skip reloading each artifact to check its predictions (saves ~1 s per model)",
+        help="skip loading each format to check its predictions (a few seconds per model)",
     )
     return ap
 
@@ -81,7 +107,39 @@ def _summary(card, folder, seconds):
             f"run {rec.get('run')} (seed {rec.get('seed')}), val {rec.get('best_val_accuracy')}, "
             f"test {rec.get('test_accuracy')}"
         )
-    return f"exported {', '.join(parts)} -> {folder}/ ({seconds:.1f}s)"
+    formats = ", ".join(card["files"])
+    diffs = card.get("verified_max_abs_diff")
+    checked = f"; largest difference to Keras {max(diffs.values()):.1e}" if diffs else ""
+    return f"exported {', '.join(parts)} -> {folder}/ [{formats}{checked}] ({seconds:.1f}s)"
+
+
+def _formats(spec, export):
+    """The formats to write: those asked for, or every available one (saying what is skipped)."""
+    if spec:
+        return export.check_formats([f.strip() for f in spec.split(",") if f.strip()])
+    for fmt in export.FORMATS:
+        hint = export.install_hint(fmt)
+        if hint:
+            print(f"skipping {fmt}: {hint}", file=sys.stderr)
+    return export.available_formats()
+
+
+def _models_to_export(source, args):
+    """The model names asked for; without --model, an error naming those with records."""
+    if args.class_names or args.name:
+        raise ValueError(
+            "--class-names and --name apply to a .keras source; a results folder's "
+            "records carry the class names and exports are named after the model."
+        )
+    if args.model:
+        return [m.strip() for spec in args.model for m in spec.split(",") if m.strip()]
+    from keras_attn.report import load_records
+
+    have = sorted({r["model"] for r in load_records(str(source))})
+    raise ValueError(
+        f"Say which model(s) of {source} to export: --model NAME; models with records there: "
+        f"{', '.join(have)} (e.g. --model {have[0]})."
+    )
 
 
 def main(argv=None):
@@ -90,10 +148,10 @@ def main(argv=None):
         print(_BACKEND_NOTE, file=sys.stderr)
     from keras_attn import export
 
-    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
-    common = {"formats": formats, "verify": not args.no_verify, "overwrite": args.overwrite}
     source = Path(args.source)
     try:
+        formats = _formats(args.formats, export)
+        common = {"formats": formats, "verify": not args.no_verify, "overwrite": args.overwrite}
         if source.suffix == ".keras":
             if args.model:
                 raise ValueError(
@@ -105,24 +163,13 @@ def main(argv=None):
             t0 = time.perf_counter()
             folder = Path(args.out_root) / name
             card = export.export_model(model, folder, class_names=names, **common)
-            print(_summary(card, Path(args.out_root) / name, time.perf_counter() - t0))
+            print(_summary(card, folder, time.perf_counter() - t0))
             return 0
-        if not args.model:
-            raise ValueError(
-                f"Say which model(s) of {source} to export: --model NAME "
-                "(e.g. --model cnn_conv_ae)."
-            )
-        if args.class_names or args.name:
-            raise ValueError(
-                "--class-names and --name apply to a .keras source; a results folder's "
-                "records carry the class names and exports are named after the model."
-            )
-        models = [m.strip() for spec in args.model for m in spec.split(",") if m.strip()]
-        for model_name in models:
+        for model_name in _models_to_export(source, args):
             t0 = time.perf_counter()
             card = export.export_best(source, model_name, out_root=args.out_root, **common)
             print(_summary(card, Path(args.out_root) / model_name, time.perf_counter() - t0))
-    except (ValueError, OSError, RuntimeError) as err:  # NotImplementedError is a RuntimeError
+    except (ValueError, OSError, RuntimeError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

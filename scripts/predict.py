@@ -3,8 +3,9 @@
     python scripts/predict.py saved_models/cnn_conv_ae cat.png ship.jpg
     python scripts/predict.py saved_models/cnn_conv_ae photos/*.jpg --top-k 3 --json
 
-The export can be an export folder (its .keras file is used, else its SavedModel),
-a .keras file, or a SavedModel folder (--format picks one in an export folder).
+The export can be an export folder (its .keras file is used, else the first of its
+SavedModel, ONNX and TFLite models), one of its files, or a SavedModel folder
+(--format picks one in an export folder).
 Images are decoded with Pillow (PNG, JPEG, ...) and converted to the model's
 channels. An image of another size than the model's is, by default, center-cropped
 to the model's aspect ratio and resized (a note says so); --resize stretch resizes
@@ -30,7 +31,7 @@ def build_parser():
 
     ap = image_parser(
         __doc__,
-        export_help="export folder, .keras file or SavedModel folder",
+        export_help="export folder, .keras/.onnx/.tflite file or SavedModel folder",
         image_help="image files (PNG, JPEG, ...)",
         many=True,
     )
@@ -50,7 +51,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from keras_attn import export
+    from keras_attn import predict
     from keras_attn._cli import load_export
 
     try:
@@ -58,20 +59,20 @@ def main(argv=None):
             raise ValueError(f"--top-k must be at least 1, got {args.top_k}.")
         model, card, image_shape = load_export(args.export, format=args.format)
         class_names = card.get("class_names")
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
+    except (ValueError, FileNotFoundError, RuntimeError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
     failed = 0
     for path in args.images:
         try:
-            images, notes = export.load_images([path], image_shape, resize=args.resize)
+            images, notes = predict.load_images([path], image_shape, resize=args.resize)
         except (ValueError, FileNotFoundError) as err:
             print(f"error: {err}", file=sys.stderr)
             failed += 1
             continue
-        probs = export.predict(model, images)
-        ranked = export.top_k(probs, class_names, k=args.top_k)[0]
+        probs = predict.predict(model, images)
+        ranked = predict.top_k(probs, class_names, k=args.top_k)[0]
         if args.json:
             print(json.dumps({"image": path, "note": notes[0], "top_k": ranked}))
             continue

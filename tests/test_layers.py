@@ -214,3 +214,49 @@ def test_conv_ae_same_padding_equals_the_study_padding_of_1():
     odd = ConvAutoencoderGate(filters=[3])
     odd.build((None, 7, 6, 2))
     assert odd.stages[0].name == "pad_0" and odd.stages[1].padding == "valid"
+
+
+def _gate_with_keras_valid_output(gate, x):
+    """The conv-AE mask as computed before the ONNX fix, from ``gate``'s own weights.
+
+    The last transposed convolution gave Keras' default "valid" output,
+    ``(n - 1) * s + max(k, s)`` positions (TensorFlow's output size past the kernel's
+    reach, which ONNX converters wrote as negative pads), then the crop of `final_geometry`.
+    """
+    *decoder, final = gate.stages
+    height, width = x.shape[1:3]
+    y = x
+    for stage in decoder:
+        y = stage(y)
+    decoded = [(s >> gate.depth) << (gate.depth - 1) for s in (height, width)]
+    (sh, top, _), (sw, left, _) = (
+        final_geometry(d, t, gate.final_kernel) for d, t in zip(decoded, (height, width))
+    )
+    y = keras.ops.conv_transpose(y, final.kernel, strides=(sh, sw), padding="valid") + final.bias
+    return keras.ops.sigmoid(y[:, top : top + height, left : left + width])
+
+
+@pytest.mark.parametrize(
+    "shape, kwargs, params",
+    [
+        ((32, 32, 64), {}, 65_464),  # the four CIFAR sites
+        ((30, 30, 64), {}, 65_464),
+        ((15, 15, 128), {}, 84_728),
+        ((13, 13, 128), {"final_kernel": 2}, 77_048),
+        ((15, 15, 8), {"final_kernel": 2}, None),  # kernel < stride: one bias-only row
+        ((9, 14, 3), {"filters": [4, 8], "final_kernel": 5}, None),
+        ((7, 11, 4), {"filters": [4], "final_kernel": 1}, None),
+        ((31, 17, 5), {"filters": [4, 4, 4], "final_kernel": 2}, None),
+    ],
+)
+def test_conv_ae_equals_the_gate_with_keras_valid_output(shape, kwargs, params):
+    # Same parameters and the same function as the gate whose graph onnxruntime refused.
+    gate = ConvAutoencoderGate(**kwargs)
+    x = np.random.default_rng(0).normal(size=(2, *shape)).astype("float32")
+    gate.build(x.shape)
+    mask = keras.ops.convert_to_numpy(gate.gate(x))
+    if params is not None:
+        assert gate.count_params() == params
+    expected = keras.ops.convert_to_numpy(_gate_with_keras_valid_output(gate, x))
+    assert mask.shape == expected.shape == (2, *shape)
+    np.testing.assert_allclose(mask, expected, atol=1e-6, rtol=0)

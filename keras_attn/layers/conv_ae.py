@@ -69,8 +69,11 @@ def final_geometry(decoded, target, kernel):
         kernel: int, kernel size of the last transposed convolution.
 
     Returns:
-        ``(stride, crop_before, crop_after)`` for a ``"valid"``
-        ``Conv2DTranspose`` followed by ``Cropping2D``.
+        ``(stride, crop_before, crop_after)`` for Keras' default ``"valid"``
+        ``Conv2DTranspose`` (``(decoded - 1) * stride + max(kernel, stride)``
+        positions, those past the kernel's reach holding only the bias)
+        followed by ``Cropping2D``. The gate computes the same without an
+        output padding (see `ConvAutoencoderGate`).
 
     Example:
     >>> final_geometry(16, 32, 3), final_geometry(4, 13, 2)
@@ -199,16 +202,34 @@ class ConvAutoencoderGate(AttentionGate):
                 )
             )
         decoded = [(s >> self.depth) << (self.depth - 1) for s in (height, width)]
+        k = self.final_kernel
         (sh, top, _), (sw, left, _) = (
-            final_geometry(d, t, self.final_kernel) for d, t in zip(decoded, (height, width))
+            final_geometry(d, t, k) for d, t in zip(decoded, (height, width))
+        )
+        # Keras' default "valid" output pads to (n - 1) * s + max(k, s) positions, which
+        # TensorFlow states as an output larger than the convolution's own and ONNX
+        # converters turn into negative pads (refused by onnxruntime). So the convolution
+        # gives its own (n - 1) * s + k positions (output_padding=0) and is cropped; where
+        # the crop reaches past them (k < s), the decoder's output gets one zero row or
+        # column more at the end, whose positions see only the bias, as before.
+        extend = tuple(
+            int(before + t > (d - 1) * s + k)
+            for d, t, s, before in zip(decoded, (height, width), (sh, sw), (top, left))
         )
         stages.append(
             keras.layers.Conv2DTranspose(
-                channels, self.final_kernel, strides=(sh, sw), name="decode_final", **conv_kw
+                channels,
+                k,
+                strides=(sh, sw),
+                output_padding=0,
+                name="decode_final",
+                **conv_kw,
             )
         )
         shape = tuple(input_shape)
         for stage in stages:
+            if stage is stages[-1]:
+                shape = (shape[0], shape[1] + extend[0], shape[2] + extend[1], shape[3])
             stage.build(shape)
             shape = stage.compute_output_shape(shape)
         if shape[1] - top < height or shape[2] - left < width or shape[3] != channels:
@@ -223,12 +244,16 @@ class ConvAutoencoderGate(AttentionGate):
             )
         # The excess of the last transposed conv is cropped by slicing (cheaper than a layer).
         self._crop = (top, left, height, width)
+        self._extend = extend
 
     def gate(self, inputs):
         """The mask in (0, 1), same shape as ``inputs``."""
         x = inputs
-        for stage in self.stages:
+        for stage in self.stages[:-1]:
             x = stage(x)
+        if any(self._extend):
+            x = ops.pad(x, ((0, 0), (0, self._extend[0]), (0, self._extend[1]), (0, 0)))
+        x = self.stages[-1](x)
         top, left, height, width = self._crop
         # ops.slice, not indexing: on TensorFlow indexing is a strided slice whose gradient
         # (StridedSliceGrad) costs ~7x more on CPU; slice's gradient is a pad.
