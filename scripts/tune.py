@@ -170,7 +170,7 @@ def main(argv=None):
     for flag in ("tuner", "max_trials", "epochs", "batch_size", "factor", "seed"):
         if getattr(args, flag) is not None:
             values[flag] = getattr(args, flag)
-    values.update(_cli.data_settings(args, ap, smoke_repo=REPO if args.preset == "smoke" else None))
+    values.update(_cli.data_settings(args, ap))
     settings = {key: values[key] for key in tuning.SEARCH_DEFAULTS if key in values}
     settings.update(
         directory=args.directory,

@@ -132,7 +132,16 @@ def load_checkpoint(path):
 
 
 def check_settings_folder(out_dir, settings, sid, fingerprint, allow_mixed):
-    """Write OUT/settings/<sid>.json; refuse a folder holding other settings' work."""
+    """Write OUT/settings/<sid>.json; refuse a folder holding other settings' work.
+
+    Example:
+        >>> import os, tempfile
+        >>> from keras_attn.protocol import ProtocolSettings
+        >>> out = tempfile.mkdtemp()
+        >>> check_settings_folder(out, ProtocolSettings(data="x.npz"), "abc", "f00", False)
+        >>> os.listdir(os.path.join(out, "settings"))
+        ['abc.json']
+    """
     mine = settings.comparable(fingerprint)
     for path in files.glob_paths(files.join(out_dir, "settings", "*.json")):
         other_id = os.path.basename(path)[: -len(".json")]

@@ -221,7 +221,7 @@ PRESETS = {
     },
     "smoke": {
         "description": "the whole pipeline in minutes on a CPU: 3 models x 2 runs x 2 epochs "
-        "on 2,000 train / 500 val / 1,000 test images (the offline JPEG copy when present)",
+        "on 2,000 train / 500 val / 1,000 test images",
         "models": ["cnn", "cnn_eca", "cnn_conv_ae"],
         "settings": {
             "runs": 2,

@@ -48,7 +48,7 @@ PRESETS = {
     },
     "smoke": {
         "description": "a few minutes on a laptop CPU: random search, 3 trials x 1 epoch on "
-        "2,000 train / 500 val images (the offline JPEG copy when present)",
+        "2,000 train / 500 val images",
         "settings": {
             "tuner": "random",
             "max_trials": 3,
