@@ -37,7 +37,7 @@ def jax_env(tmp_path_factory):
     installed = subprocess.run(
         [python, "-m", "pip", "list", "--format=json"], capture_output=True, text=True, check=True
     )
-    names = {p["name"].lower() for p in json.loads(installed.stdout)}
+    names = {p["name"].lower().replace("_", "-") for p in json.loads(installed.stdout)}
     return python, names, time.monotonic() - t0
 
 
@@ -154,3 +154,14 @@ def test_scripts_name_the_missing_package(jax_env, tmp_path):
     assert "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "pip install tensorflow-datasets" in last
+
+
+def test_benchmark_without_tensorflow(jax_env, tmp_path):
+    python, _, _ = jax_env
+    out = tmp_path / "bench.json"
+    args = ["--tiny", "--models", "cnn", "--no-fit-check", "--no-pipeline", "--output", str(out)]
+    done = _run(python, [str(REPO / "scripts" / "benchmark.py"), *args], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert [r["model"] for r in result["results"]] == ["cnn"]
+    assert result["environment"]["backend"] == "jax"

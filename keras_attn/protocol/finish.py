@@ -7,8 +7,8 @@ import posixpath
 import tempfile
 import time
 
-import keras_attn
 from keras_attn import _files as files
+from keras_attn.backbone import count_trainable_params
 from keras_attn.data import ArrayBatches
 from keras_attn.protocol import records
 from keras_attn.protocol.settings import AUGMENTATION, PREPROCESSING, RECORD_FORMAT, run_seed
@@ -79,7 +79,7 @@ def finish_run(job, run_index, model, best_values, state):
         "test_accuracy": test_acc,
         "test_loss": test_loss,
         "weights": weights_rel,
-        "trainable_params": keras_attn.count_trainable_params(model),
+        "trainable_params": count_trainable_params(model),
         "mask_statistics": masks,
         "epoch_seconds": state["epoch_seconds"],
         "epoch_cpu_seconds": state["epoch_cpu_seconds"],

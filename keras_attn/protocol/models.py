@@ -6,7 +6,7 @@ import dataclasses
 import json
 import os
 
-import keras_attn
+from keras_attn import zoo
 from keras_attn.training import dtype_policy
 
 __all__ = ["ModelSpec", "resolve_models"]
@@ -31,12 +31,12 @@ class ModelSpec:
 
     def config(self, build_kwargs):
         """The complete config this model is built from, with ``build_kwargs`` applied."""
-        return keras_attn.get_config(self.source, **build_kwargs)
+        return zoo.get_config(self.source, **build_kwargs)
 
     def build(self, build_kwargs, mixed_precision=None):
         """A new model, built under the ``mixed_precision`` dtype policy (``None``: float32)."""
         with dtype_policy(mixed_precision):
-            return keras_attn.build(self.source, **build_kwargs)
+            return zoo.build(self.source, **build_kwargs)
 
 
 def _from_file(path):
@@ -56,8 +56,8 @@ def _from_config(config, where):
     name = str(config.get("name") or "")
     if not name:
         raise ValueError(f'The model config of {where} needs a "name" (records are kept by name).')
-    config = keras_attn.get_config(config)  # validated: a bad config fails here, not mid-run
-    if name in keras_attn.zoo.VARIANTS and keras_attn.get_config(name) != config:
+    config = zoo.get_config(config)  # validated: a bad config fails here, not mid-run
+    if name in zoo.VARIANTS and zoo.get_config(name) != config:
         raise ValueError(
             f"The model config of {where} is named {name!r}, which is a registered variant "
             'with a different config; give the config another "name".'
@@ -82,9 +82,9 @@ def resolve_models(models):
         >>> resolve_models([{"name": "eca_block1", "attention": ["eca"], "sites": [1, 2]}])[0].name
         'eca_block1'
     """
-    known = list(keras_attn.list_models())
+    known = list(zoo.list_models())
     if models is None:
-        return [ModelSpec(m, m) for m in keras_attn.zoo.STUDY_VARIANTS]
+        return [ModelSpec(m, m) for m in zoo.STUDY_VARIANTS]
     if isinstance(models, str):
         models = [m.strip() for m in models.split(",") if m.strip()]
     if not models:
