@@ -71,7 +71,7 @@ def test_best_run_errors(tmp_path):
 def test_a_config_file_that_clashes_with_a_registered_name_is_refused(tmp_path):
     path = tmp_path / "c.json"
     path.write_text(json.dumps(keras_attn.get_config("cnn_eca", name="cnn")))
-    with pytest.raises(ValueError, match="registered with a different config"):
+    with pytest.raises(ValueError, match="named 'cnn', which is a registered variant with a diff"):
         protocol.plan_tasks(str(path), 1)
 
 
