@@ -18,6 +18,7 @@ from data_helpers import (
 from PIL import Image
 
 from keras_attn import data
+from keras_attn.data import tfds as tfds_source
 
 # --------------------------------------------------------------------------- image folder
 
@@ -311,7 +312,7 @@ def test_tfds_download_offline_fails_in_one_line_within_seconds(tmp_path, monkey
 
 def test_a_failed_tfds_download_leaves_nothing_behind(tmp_path, monkeypatch):
     tfds = pytest.importorskip("tensorflow_datasets")
-    monkeypatch.setattr(data, "_reachable", lambda host: True)
+    monkeypatch.setattr(tfds_source, "_reachable", lambda host: True)  # where it is looked up
     real_load = tfds.load
 
     def failing_load(name, **kwargs):

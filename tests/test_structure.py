@@ -8,7 +8,16 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "keras_attn"
 #: The workflow packages and modules held to about 400 lines a file.
-SMALL = ["protocol", "tuning", "benchmark", "report", "export", "predict.py", "attention_maps"]
+SMALL = [
+    "protocol",
+    "tuning",
+    "benchmark",
+    "report",
+    "data",
+    "export",
+    "predict.py",
+    "attention_maps",
+]
 MAX_LINES = 420
 
 
