@@ -56,8 +56,12 @@ def exported(tmp_path_factory):
         return done[name]
 
     yield get
-    table = {n: e.seconds for n, e in done.items() if isinstance(e, _Export)}
-    print("\nexport seconds per variant:", {n: round(s, 1) for n, s in table.items()})
+    print(f"\n{'variant':<22}" + "".join(f"{f:>13}" for f in export.FORMATS) + "  export s")
+    for name, ex in done.items():
+        if isinstance(ex, _Export):
+            diffs = ex.card["verified_max_abs_diff"]
+            row = "".join(f"{diffs[f]:>13.1e}" for f in export.FORMATS)
+            print(f"{name:<22}{row}  {ex.seconds:8.1f}")
 
 
 @pytest.mark.parametrize("name", VARIANTS)
