@@ -8,10 +8,13 @@
 The first form asks the protocol (keras_attn.protocol.best_run) for the run of
 each model with the best validation accuracy and exports its weights with its
 record. The second exports any keras_attn .keras file, e.g. one trained on JAX.
-Every format is checked against the Keras model at export (largest difference
-<= 1e-5, written to the card). SavedModel, ONNX and TFLite need TensorFlow (the
-script runs on it when it is installed); without it, only .keras is written, on
-the Keras backend at hand. See saved_models/README.md.
+Every format is written by Keras' own exporter and checked against the Keras
+model (largest difference <= 1e-5, written to the card); ONNX and TFLite fall
+back to tf2onnx / the TFLite converter on the SavedModel when Keras' exporter
+fails that, and a format no converter writes faithfully stops the export with an
+error naming it (nothing is written). SavedModel, ONNX and TFLite need
+TensorFlow (the script runs on it when it is installed); without it, only .keras
+is written, on the Keras backend at hand. See saved_models/README.md.
 """
 
 from __future__ import annotations
@@ -110,7 +113,12 @@ def _summary(card, folder, seconds):
     formats = ", ".join(card["files"])
     diffs = card.get("verified_max_abs_diff")
     checked = f"; largest difference to Keras {max(diffs.values()):.1e}" if diffs else ""
-    return f"exported {', '.join(parts)} -> {folder}/ [{formats}{checked}] ({seconds:.1f}s)"
+    fallbacks = "".join(
+        f"; {fmt} by {card['converters'][fmt]}" for fmt in card.get("rejected_converters") or {}
+    )
+    return (
+        f"exported {', '.join(parts)} -> {folder}/ [{formats}{checked}{fallbacks}] ({seconds:.1f}s)"
+    )
 
 
 def _formats(spec, export):
@@ -124,21 +132,27 @@ def _formats(spec, export):
     return export.available_formats()
 
 
-def _models_to_export(source, args):
-    """The model names asked for; without --model, an error naming those with records."""
+def _models_to_export(source, args, export):
+    """The model names asked for; without --model, an error naming those that can be exported."""
     if args.class_names or args.name:
         raise ValueError(
             "--class-names and --name apply to a .keras source; a results folder's "
             "records carry the class names and exports are named after the model."
         )
+    with_weights, without_weights = export.exportable_models(source)
     if args.model:
         return [m.strip() for spec in args.model for m in spec.split(",") if m.strip()]
-    from keras_attn.report import load_records
-
-    have = sorted({r["model"] for r in load_records(str(source))})
+    no_weights = ", ".join(without_weights)
+    if not with_weights:
+        raise ValueError(
+            f"{source} has records of {no_weights} but none of their weights, so nothing there "
+            "can be exported: the runs were trained with --no-weights, or the records were "
+            "copied without their weights/ folder."
+        )
+    skipped = f" ({no_weights}: records without weights)" if without_weights else ""
     raise ValueError(
-        f"Say which model(s) of {source} to export: --model NAME; models with records there: "
-        f"{', '.join(have)} (e.g. --model {have[0]})."
+        f"Say which model(s) of {source} to export: --model NAME. Models with weights there: "
+        f"{', '.join(with_weights)}{skipped} (e.g. --model {with_weights[0]})."
     )
 
 
@@ -165,7 +179,7 @@ def main(argv=None):
             card = export.export_model(model, folder, class_names=names, **common)
             print(_summary(card, folder, time.perf_counter() - t0))
             return 0
-        for model_name in _models_to_export(source, args):
+        for model_name in _models_to_export(source, args, export):
             t0 = time.perf_counter()
             card = export.export_best(source, model_name, out_root=args.out_root, **common)
             print(_summary(card, Path(args.out_root) / model_name, time.perf_counter() - t0))

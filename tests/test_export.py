@@ -1,16 +1,21 @@
-"""Export and loading around the formats: clear errors, missing packages, overwriting, the
-protocol's best run, and scripts/export.py. Every format of every variant: see
-test_export_formats.py.
+"""Export and loading around the formats: clear errors, missing packages (TensorFlow hidden),
+overwriting, the protocol's best run, scripts/export.py, a model trained on JAX. Every format
+of every variant: see test_export_formats.py; saved_models/README.md: test_export_readme.py.
 """
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
+import textwrap
 import zipfile
 
 import keras
 import numpy as np
 import pytest
 from export_helpers import load_script, reference_predictions, small_model, uint8_images
+from PIL import Image
 
 import keras_attn
 from keras_attn import export
@@ -220,14 +225,140 @@ def test_export_script_names_the_models_of_a_results_folder(tmp_path, monkeypatc
     for argv in ([str(empty)], [str(empty), "--model", "cnn"]):
         assert script.main([*argv, "--formats", "keras"]) == 2
         err = capsys.readouterr().err
-        assert f"'{empty}'" in err and "PosixPath" not in err
+        assert err.startswith(f"error: No protocol records in {empty}: expected {empty}/records/")
+        assert "PosixPath" not in err and "Traceback" not in err
     results = tmp_path / "results"
     _protocol_folder(results, ["cnn", "cnn_eca"])
     assert script.main([str(results), "--formats", "keras"]) == 2
     err = capsys.readouterr().err
-    assert "models with records there: cnn, cnn_eca (e.g. --model cnn)" in err
+    assert "Models with weights there: cnn, cnn_eca (e.g. --model cnn)." in err
     out_root = tmp_path / "saved"
     assert script.main([str(results), "--model", "cnn_eca", "--out-root", str(out_root)]) == 0
     out = capsys.readouterr().out
     assert "exported cnn_eca" in out and "run 0" in out
-    assert export.load_card(out_root / "cnn_eca")["record_summary"]["best_val_accuracy"] == 0.6
+    card = export.load_card(out_root / "cnn_eca")
+    assert card["record_summary"]["best_val_accuracy"] == 0.6
+    assert set(card["verified_max_abs_diff"]) == set(export.available_formats())
+
+
+def test_export_script_suggests_only_models_whose_weights_are_there(tmp_path, monkeypatch, capsys):
+    script = load_script("export", monkeypatch)
+    results = tmp_path / "results"
+    _protocol_folder(results, ["cnn", "cnn_eca", "cnn3"])
+    (results / "weights/s1/cnn/run-0000.weights.h5").unlink()  # records copied without weights
+    (results / "weights/s1/cnn3/run-0000.weights.h5").unlink()
+    assert script.main([str(results), "--formats", "keras"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "Models with weights there: cnn_eca (cnn, cnn3: records without weights) "
+        "(e.g. --model cnn_eca)." in err
+    )
+    assert script.main([str(results), "--model", "cnn", "--formats", "keras"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: The best run of cnn in {results} (run 0, validation accuracy")
+    assert f"{results}/weights/s1/cnn/run-0000.weights.h5 is missing" in err
+    (results / "weights/s1/cnn_eca/run-0000.weights.h5").unlink()
+    assert script.main([str(results), "--formats", "keras"]) == 2
+    err = capsys.readouterr().err
+    assert "has records of cnn, cnn3, cnn_eca but none of their weights" in err
+    assert "--model" not in err.replace("--no-weights", "")
+
+
+# --------------------------------------------------------------------------- without TensorFlow
+
+
+def test_without_tensorflow_each_path_that_needs_it_says_so_in_one_line(
+    tmp_path, monkeypatch, capsys
+):
+    """TensorFlow (and LiteRT) gone from sys.modules: what needs them names the package."""
+    (tmp_path / "sm").mkdir()
+    (tmp_path / "sm" / "saved_model.pb").write_bytes(b"")
+    (tmp_path / "m.tflite").write_bytes(b"")
+    _protocol_folder(tmp_path / "results", ["cnn"])
+    export_script = load_script("export", monkeypatch)
+    predict_script = load_script("predict", monkeypatch)
+    image = tmp_path / "cat.png"
+    Image.fromarray(uint8_images((32, 32, 3), n=1)[0]).save(image)
+    model = small_model("cnn")
+    load_message = "Loading a TensorFlow SavedModel needs tensorflow: pip install tensorflow"
+    with monkeypatch.context() as hidden:
+        for module in ("tensorflow", "ai_edge_litert", "ai_edge_litert.interpreter"):
+            hidden.setitem(sys.modules, module, None)  # `import tensorflow` fails, as uninstalled
+        assert export.available_formats() == ("keras",)
+        for fmt, title in (("saved_model", "SavedModel"), ("onnx", "ONNX"), ("tflite", "TFLite")):
+            hint = export.install_hint(fmt)
+            assert hint.startswith(f"the {title} export needs tensorflow") and "\n" not in hint
+            with pytest.raises(ImportError) as info:
+                export.export_model(model, tmp_path / fmt, formats=["keras", fmt])
+            assert str(info.value) == hint and not isinstance(info.value, ModuleNotFoundError)
+            assert not (tmp_path / fmt).exists()
+            argv = [str(tmp_path / "results"), "--model", "cnn", "--formats", f"keras,{fmt}"]
+            assert export_script.main(argv) == 2
+            assert capsys.readouterr().err.splitlines() == [f"error: {hint}"]
+        with pytest.raises(ImportError) as info:
+            keras_attn.load(tmp_path / "sm")
+        assert str(info.value) == load_message
+        with pytest.raises(ImportError, match=r"^Loading a TFLite model needs the LiteRT interp"):
+            keras_attn.load(tmp_path / "m.tflite")
+        assert predict_script.main([str(tmp_path / "sm"), str(image)]) == 2
+        assert capsys.readouterr().err.splitlines() == [f"error: {load_message}"]
+
+    # Writing .keras runs the model, which Keras on TensorFlow cannot do without it: from here
+    # TensorFlow only looks uninstalled (find_spec), as it does to a JAX-only machine.
+    _hide(monkeypatch, "tensorflow")
+    card = export.export_model(model, tmp_path / "k")
+    assert card["files"] == {"keras": "model.keras"} and card["verified_max_abs_diff"]["keras"] == 0
+    card = export.export_best(tmp_path / "results", "cnn", out_root=tmp_path / "best")
+    assert card["files"] == {"keras": "model.keras"} and card["record_summary"]["run"] == 0
+    model.save(tmp_path / "mine.keras")
+    export_script = load_script("export", monkeypatch)  # its backend note: TensorFlow missing
+    argv = [str(tmp_path / "mine.keras"), "--out-root", str(tmp_path / "out"), "--name", "a"]
+    assert export_script.main(argv) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("note: TensorFlow is not installed: running on ")
+    assert err[1:] == [f"skipping {f}: {export.install_hint(f)}" for f in export.FORMATS[1:]]
+    assert sorted(p.name for p in (tmp_path / "out" / "a").iterdir()) == [
+        "model.json",
+        "model.keras",
+    ]
+
+
+@needs_tf
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_model_saved_on_jax_loads_on_tensorflow_and_exports(tmp_path):
+    script = textwrap.dedent(
+        """
+        import sys
+        import keras, numpy as np
+        import keras_attn
+        assert keras.backend.backend() == "jax"
+        keras.utils.set_random_seed(0)
+        model = keras_attn.build("cnn_cbam_spatial_eca", blocks=[4, 8], dense_units=8)
+        rng = np.random.default_rng(0)
+        # As if trained: every weight moved, BatchNorm statistics included (variances > 0).
+        model.set_weights([w * rng.uniform(0.5, 1.5, w.shape) + rng.normal(0, 0.01, w.shape)
+                           for w in model.get_weights()])
+        x = rng.integers(0, 256, size=(4, 32, 32, 3)).astype("float32")
+        out = sys.argv[1]
+        model.save(f"{out}/jax_model.keras")
+        np.save(f"{out}/x.npy", x.astype("uint8"))
+        np.save(f"{out}/y.npy", model.predict(x, verbose=0))
+        """
+    )
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    x, y = np.load(tmp_path / "x.npy"), np.load(tmp_path / "y.npy")
+
+    model = keras_attn.load(tmp_path / "jax_model.keras")
+    np.testing.assert_allclose(predict(model, x), y, atol=TOL, rtol=0)
+    card = export.export_model(model, tmp_path / "export", formats=("keras", "saved_model"))
+    assert card["versions"]["keras_backend"] == "tensorflow"
+    served = keras_attn.load(tmp_path / "export", format="saved_model")
+    np.testing.assert_allclose(predict(served, x), y, atol=TOL, rtol=0)

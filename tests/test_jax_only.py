@@ -3,8 +3,9 @@
 A second virtual environment holds exactly keras, jax, numpy and pillow (and what
 they need); keras_attn is installed there without its dependencies. There, the
 package imports, builds every variant, runs a tiny protocol on the JAX backend with
-two packed runs, writes its report and saves a ``.keras`` file; what needs another
-package says so in one line.
+two packed runs, writes its report, exports its best run as ``.keras`` and classifies
+an image with it; what needs another package (TensorFlow for SavedModel, ONNX and
+TFLite) says so in one line.
 """
 
 import json
@@ -14,8 +15,10 @@ import sys
 import time
 from importlib.metadata import version
 
+import numpy as np
 import pytest
 from data_helpers import REPO, write_npz
+from PIL import Image
 
 pytestmark = pytest.mark.slow
 
@@ -111,6 +114,30 @@ def test_tiny_protocol_with_two_packed_runs_and_its_report(jax_env, tmp_path):
     assert rec["environment"]["backend"] == "jax" and rec["training"]["packed_runs"] == [0, 1]
     assert (tmp_path / "out" / "report.md").exists()
     print(f"JAX-only env: set up in {setup_seconds:.0f}s, protocol {time.monotonic() - t0:.0f}s")
+
+    # The best run exports as .keras on JAX; each TensorFlow format says in one line what
+    # it needs; the export classifies an image there.
+    export = [str(REPO / "scripts" / "export.py"), str(tmp_path / "out"), "--model", "cnn"]
+    done = _run(python, [*export, "--out-root", str(tmp_path / "saved")], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    err = done.stderr.strip().splitlines()
+    assert err[0].startswith("note: TensorFlow is not installed: running on jax"), err
+    for line, fmt in zip(err[1:], ("saved_model", "onnx", "tflite")):
+        assert line.startswith(f"skipping {fmt}: the ") and "pip install tensorflow" in line
+    assert sorted(p.name for p in (tmp_path / "saved" / "cnn").iterdir()) == [
+        "model.json",
+        "model.keras",
+    ]
+    for fmt in ("saved_model", "onnx", "tflite"):
+        done = _run(python, [*export, "--formats", f"keras,{fmt}"], cwd=tmp_path)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+        last = done.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: the ") and "pip install tensorflow" in last, last
+    image = tmp_path / "cat.png"
+    Image.fromarray(np.full((40, 48, 3), 128, np.uint8)).save(image)
+    predict = [str(REPO / "scripts" / "predict.py"), str(tmp_path / "saved" / "cnn"), str(image)]
+    done = _run(python, predict, cwd=tmp_path)
+    assert done.returncode == 0 and "  1. " in done.stdout, done.stderr[-2000:]
 
 
 @pytest.mark.parametrize(

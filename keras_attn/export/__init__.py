@@ -1,13 +1,15 @@
 """Export trained models as .keras, SavedModel, ONNX and TFLite with a model card; load them.
 
 One folder per model (``saved_models/<name>/``): ``model.keras``, ``saved_model/``,
-``model.onnx``, ``model.tflite`` and ``model.json``; see ``saved_models/README.md``.
+``model.onnx``, ``model.tflite`` and ``model.json``; each format is checked against
+the Keras model when written. See ``saved_models/README.md``.
 """
 
 import importlib
 import warnings
 
 from keras_attn.export.card import CARD_FILE, model_card
+from keras_attn.export.conversion import CONVERTERS, converters
 from keras_attn.export.formats import (
     FILES,
     FORMATS,
@@ -17,7 +19,7 @@ from keras_attn.export.formats import (
     check_formats,
     install_hint,
 )
-from keras_attn.export.from_protocol import export_best
+from keras_attn.export.from_protocol import export_best, exportable_models
 from keras_attn.export.loading import LOAD_FORMATS, load, load_card
 from keras_attn.export.writer import TOLERANCE, export_model
 
@@ -31,6 +33,7 @@ _MOVED_TO_PREDICT = ("RESIZE_MODES", "fit_image", "load_images", "predict", "rea
 
 __all__ = [
     "CARD_FILE",
+    "CONVERTERS",
     "FILES",
     "FORMATS",
     "INPUT_NAME",
@@ -43,8 +46,10 @@ __all__ = [
     "TOLERANCE",
     "available_formats",
     "check_formats",
+    "converters",
     "export_best",
     "export_model",
+    "exportable_models",
     "install_hint",
     "load",
     "load_card",

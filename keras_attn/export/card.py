@@ -52,7 +52,9 @@ def image_input_shape(model):
     return tuple(int(d) for d in shape[1:])
 
 
-def model_card(model, formats, record=None, class_names=None, diffs=None):
+def model_card(
+    model, formats, record=None, class_names=None, diffs=None, converters=None, rejected=None
+):
     """The model card of an export of ``model`` in ``formats``, as a JSON-able dict.
 
     Args:
@@ -63,7 +65,11 @@ def model_card(model, formats, record=None, class_names=None, diffs=None):
         class_names: list of str or None. None takes the record's
             ``class_names`` if it has them, else the class indices.
         diffs: dict or None, each format's largest difference to ``model`` found
-            at export (``verified_max_abs_diff``).
+            at export (``verified_max_abs_diff``); None when it was not checked.
+        converters: dict or None, the converter that wrote each format
+            (`keras_attn.export.conversion`).
+        rejected: dict or None, for a format whose first converter(s) failed
+            the check, why each was passed over (``rejected_converters``).
 
     Returns:
         dict (see ``saved_models/README.md`` for the keys).
@@ -120,6 +126,8 @@ def model_card(model, formats, record=None, class_names=None, diffs=None):
         "runtimes": {f: RUNTIMES[f] for f in formats},
         "signatures": list(SIGNATURES) if "saved_model" in formats else [],
         "verified_max_abs_diff": diffs,
+        "converters": converters,
+        "rejected_converters": rejected or {},
         "versions": {**versions(), "keras_backend": backend()},
         "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

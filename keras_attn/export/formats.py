@@ -1,15 +1,13 @@
-"""The export formats: the file each one writes, the packages it needs, how it is written.
+"""The export formats: the file each one writes and the packages it needs.
 
-Every format but ``.keras`` is written by Keras' own ``model.export`` on the
-TensorFlow backend, with one serving signature: uint8 images ``(batch, H, W, C)``
-named ``images`` in, class probabilities ``output_0`` out, in inference mode.
+How each is written is `keras_attn.export.conversion`. Every format but ``.keras``
+needs TensorFlow and its Keras backend.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-import warnings
 
 import keras
 
@@ -26,7 +24,6 @@ __all__ = [
     "import_or_explain",
     "install_hint",
     "missing_packages",
-    "write_format",
 ]
 
 FORMATS = ("keras", "saved_model", "onnx", "tflite")
@@ -54,7 +51,6 @@ _NEEDS = {
     "tflite": (("tensorflow", "tensorflow"),),
 }
 _TITLES = {"keras": ".keras", "saved_model": "SavedModel", "onnx": "ONNX", "tflite": "TFLite"}
-_KERAS_NAMES = {"saved_model": "tf_saved_model", "onnx": "onnx", "tflite": "litert"}
 
 
 def check_formats(formats):
@@ -177,65 +173,6 @@ def check_writable(formats):
             "are portable across backends: save the model here with model.save('model.keras') "
             "and export that file there (python scripts/export.py model.keras --name NAME)."
         )
-
-
-def write_format(fmt, model, path, image_shape):
-    """Write ``model`` to ``path`` in format ``fmt``.
-
-    ``.keras`` is ``model.save``; the others are Keras' ``model.export`` (formats
-    ``tf_saved_model``, ``onnx``, ``litert``) with the uint8 serving signature
-    `INPUT_NAME` -> `OUTPUT_NAME`.
-
-    Args:
-        fmt: str, one of `FORMATS`.
-        model: a built ``keras.Model`` taking images of ``image_shape``.
-        path: str or Path, the file (the folder, for ``"saved_model"``) to write.
-        image_shape: ``(height, width, channels)``.
-
-    Raises:
-        ImportError, RuntimeError: see `check_writable`.
-
-    Example:
-    >>> import os, tempfile, keras_attn
-    >>> model = keras_attn.build("cnn", blocks=[4], dense_units=4, input_shape=(8, 8, 3))
-    >>> path = os.path.join(tempfile.mkdtemp(), "model.keras")
-    >>> write_format("keras", model, path, (8, 8, 3))
-    >>> os.path.isfile(path)
-    True
-    """
-    check_writable([fmt])
-    if fmt == "keras":
-        model.save(path)
-        return
-    import tensorflow as tf
-
-    signature = [tf.TensorSpec((None, *image_shape), tf.uint8, name=INPUT_NAME)]
-    with warnings.catch_warnings():
-        # tf2onnx and the TFLite converter warn about NumPy and TensorFlow internals.
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        model.export(str(path), format=_KERAS_NAMES[fmt], input_signature=signature, verbose=False)
-    if fmt == "onnx":
-        _name_onnx_output(path)
-
-
-def _name_onnx_output(path):
-    """Name the ONNX graph's output `OUTPUT_NAME` and its batch axes ``batch``, as elsewhere."""
-    import onnx
-
-    model = onnx.load(str(path))
-    graph = model.graph
-    old = graph.output[0].name
-    for node in graph.node:
-        node.output[:] = [OUTPUT_NAME if name == old else name for name in node.output]
-        node.input[:] = [OUTPUT_NAME if name == old else name for name in node.input]
-    graph.output[0].name = OUTPUT_NAME
-    for value in (*graph.input, *graph.output):
-        dims = value.type.tensor_type.shape.dim
-        if dims and not dims[0].HasField("dim_value"):
-            dims[0].dim_param = "batch"
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
 
 
 def _installed(module):

@@ -16,7 +16,7 @@ from keras_attn.export.formats import check_formats, install_hint
 from keras_attn.export.loading import load
 from keras_attn.export.writer import export_model
 
-__all__ = ["export_best"]
+__all__ = ["export_best", "exportable_models"]
 
 
 def export_best(results_dir, model_name, out_root="saved_models", overwrite=False, **kwargs):
@@ -41,7 +41,9 @@ def export_best(results_dir, model_name, out_root="saved_models", overwrite=Fals
         dict, the model card.
 
     Raises:
-        ValueError: no records of ``model_name`` with weights in ``results_dir``.
+        ValueError: no records of ``model_name`` with weights in ``results_dir``,
+            or the best run's weights file is missing (e.g. published records
+            copied without their ``weights/`` folder).
         ImportError: a format asked for needs a package that is not installed.
 
     Example (a protocol folder with one run, as ``scripts/protocol.py`` writes it):
@@ -71,6 +73,13 @@ def export_best(results_dir, model_name, out_root="saved_models", overwrite=Fals
 
     # A str, so that messages about the folder print it as a path.
     record, weights_path = best_run(os.fspath(results_dir), model_name)
+    if not files.exists(weights_path):
+        raise ValueError(
+            f"The best run of {model_name} in {os.fspath(results_dir)} (run {record.get('run')}, "
+            f"validation accuracy {record.get('best_val_accuracy')}) has no weights: "
+            f"{weights_path} is missing. Its records were copied without their weights/ "
+            "folder, or the weights were deleted; export from the folder the protocol wrote."
+        )
     with tempfile.TemporaryDirectory() as tmp:
         model = _model_from_weights(_local_copy(weights_path, tmp), record)
     return export_model(
@@ -81,6 +90,61 @@ def export_best(results_dir, model_name, out_root="saved_models", overwrite=Fals
         formats=formats,
         **kwargs,
     )
+
+
+def exportable_models(results_dir):
+    """The models of a protocol results folder, split by whether a run's weights are there.
+
+    Only a model with the weights of a finished run in the folder can be exported
+    (`export_best`); published records often come without their ``weights/``.
+
+    Args:
+        results_dir: str or Path, a protocol output folder (local or ``gs://``...).
+
+    Returns:
+        ``(with_weights, without_weights)``: two sorted lists of model names.
+
+    Raises:
+        FileNotFoundError: no such folder, or no records in it (the message names
+            the folder as a plain path and the layout expected).
+
+    Example:
+    >>> import json, os, tempfile
+    >>> results = tempfile.mkdtemp()
+    >>> for name in ("cnn", "cnn_eca"):
+    ...     os.makedirs(os.path.join(results, "records", "s1", name))
+    ...     record = {"model": name, "run": 0, "best_val_accuracy": 0.5,
+    ...               "weights": f"weights/s1/{name}/run-0000.weights.h5"}
+    ...     with open(os.path.join(results, "records", "s1", name, "run-0000.json"), "w") as f:
+    ...         json.dump(record, f)
+    >>> os.makedirs(os.path.join(results, "weights", "s1", "cnn_eca"))
+    >>> open(os.path.join(results, "weights/s1/cnn_eca/run-0000.weights.h5"), "w").close()
+    >>> exportable_models(results)
+    (['cnn_eca'], ['cnn'])
+    """
+    results_dir = os.fspath(results_dir)
+    expected = f"{files.join(results_dir, 'records', '<settings_id>', '<model>', 'run-NNNN.json')}"
+    if not files.exists(results_dir):
+        raise FileNotFoundError(
+            f"No such results folder: {results_dir}. Give a folder written by "
+            f"scripts/protocol.py (holding {expected}), or a .keras file."
+        )
+    paths = files.glob_paths(files.join(results_dir, "records", "*", "*", "run-*.json"))
+    if not paths:
+        raise FileNotFoundError(
+            f"No protocol records in {results_dir}: expected {expected}, written by "
+            "scripts/protocol.py."
+        )
+    with_weights, models = set(), set()
+    for path in paths:
+        record = files.read_json(path)
+        name = record.get("model") or path.replace("\\", "/").split("/")[-2]
+        models.add(name)
+        weights = record.get("weights")
+        usable = weights and record.get("best_val_accuracy") is not None
+        if usable and files.exists(files.join(results_dir, *weights.split("/"))):
+            with_weights.add(name)
+    return sorted(with_weights), sorted(models - with_weights)
 
 
 def _local_copy(path, tmp_dir):

@@ -134,13 +134,25 @@ def load_checkpoint(path):
 def check_settings_folder(out_dir, settings, sid, fingerprint, allow_mixed):
     """Write OUT/settings/<sid>.json; refuse a folder holding other settings' work.
 
+    Args:
+        out_dir: the protocol's output folder.
+        settings: the run's `keras_attn.protocol.ProtocolSettings`.
+        sid: its settings id (``settings.settings_id(fingerprint)``).
+        fingerprint: str, the data fingerprint.
+        allow_mixed: bool; keep records of other settings in the same folder.
+
+    Raises:
+        ValueError: the folder holds records (or checkpoints) of other settings
+            and ``allow_mixed`` is False; the message lists the differences.
+
     Example:
-        >>> import os, tempfile
-        >>> from keras_attn.protocol import ProtocolSettings
-        >>> out = tempfile.mkdtemp()
-        >>> check_settings_folder(out, ProtocolSettings(data="x.npz"), "abc", "f00", False)
-        >>> os.listdir(os.path.join(out, "settings"))
-        ['abc.json']
+        >>> import tempfile
+        >>> from keras_attn.protocol.settings import ProtocolSettings
+        >>> out, settings = tempfile.mkdtemp(), ProtocolSettings(epochs=1)
+        >>> sid = settings.settings_id("ab")
+        >>> check_settings_folder(out, settings, sid, "ab", allow_mixed=False)
+        >>> files.exists(files.join(out, "settings", f"{sid}.json"))
+        True
     """
     mine = settings.comparable(fingerprint)
     for path in files.glob_paths(files.join(out_dir, "settings", "*.json")):
