@@ -8,6 +8,10 @@ image folder ``train/<class>/*.jpg``, ``test/<class>/*.jpg``). Without it they s
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# One inter-op thread, as `keras_attn.runtime.configure_runtime` sets in a fresh process.
+# Tests compare runs bit for bit, and only the first module to start TensorFlow in a
+# worker could set it (thread pools are fixed from then on).
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 # XLA's CPU optimisation passes dominate the tests' compile time (JAX compiles every
 # weight initializer; several tests compare compiled steps): skip them. Results are the
 # same computation, and subprocesses inherit this. Not for benchmarks.
