@@ -69,18 +69,19 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from keras_attn import attention_maps, export
+    from keras_attn import attention_maps
+    from keras_attn import predict as prediction
     from keras_attn._cli import load_export
 
     out = Path(args.out) if args.out else Path(f"{Path(args.image).stem}_attention.png")
     try:
         model, card, image_shape = load_export(args.export, format="keras")
         names = card.get("class_names")
-        images, notes = export.load_images([args.image], image_shape, resize=args.resize)
+        images, notes = prediction.load_images([args.image], image_shape, resize=args.resize)
         if notes[0]:
             print(f"note: {notes[0]}", file=sys.stderr)
-        probabilities = export.predict(model, images)
-        top = export.top_k(probabilities, names, k=1)[0][0]
+        probabilities = prediction.predict(model, images)
+        top = prediction.top_k(probabilities, names, k=1)[0][0]
         wanted = None
         if args.class_ is not None:
             wanted = attention_maps.class_index_of(args.class_, names, probabilities.shape[-1])

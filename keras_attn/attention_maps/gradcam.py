@@ -166,7 +166,7 @@ def grad_cam(model, image, class_index=None, layer=None):
     Args:
         model: a Keras model (any keras_attn variant, ``cnn`` included).
         image: array ``(height, width, channels)`` of raw pixels 0..255 at the
-            model's input size (see `keras_attn.export.load_images`).
+            model's input size (see `keras_attn.predict.load_images`).
         class_index: int or None, default None (the predicted class).
         layer: str or None, default None: the layer whose feature map is used
             (`spatial_layers` lists the valid ones); None takes `gradcam_layer`.

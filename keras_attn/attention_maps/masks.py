@@ -44,7 +44,7 @@ def attention_maps(model, image):
             `keras_attn.AttentionCNN`, e.g. from `keras_attn.load`; a SavedModel
             has no layers to inspect).
         image: array ``(height, width, channels)`` of raw pixels 0..255 (uint8 or
-            float) at the model's input size (see `keras_attn.export.load_images`).
+            float) at the model's input size (see `keras_attn.predict.load_images`).
 
     Returns:
         list of dicts, in network order, one per attention layer: ``site`` (int),

@@ -98,7 +98,7 @@ def check_image(model, image):
     if image.shape != expected:
         raise ValueError(
             f"The image has shape {image.shape} but model {model.name!r} takes {expected}; "
-            "fit it first (keras_attn.export.load_images(..., resize='crop'))."
+            "fit it first (keras_attn.predict.load_images(..., resize='crop'))."
         )
     return image
 
