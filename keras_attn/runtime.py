@@ -153,11 +153,19 @@ def thread_pools() -> dict:
 def runtime_settings() -> dict:
     """What `configure_runtime` last set in this process (empty if it never ran).
 
+    ``deterministic`` is TensorFlow's switch as it is now, should anything have
+    turned it since.
+
     Example:
     >>> isinstance(runtime_settings(), dict)
     True
     """
-    return dict(_SETTINGS)
+    info = dict(_SETTINGS)
+    if info and backend() == "tensorflow":
+        config = _tf_determinism()
+        if config is not None:
+            info["deterministic"] = bool(config.is_op_determinism_enabled())
+    return info
 
 
 def accelerators():

@@ -2,11 +2,13 @@
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from data_helpers import TIMING_KEYS, write_npz
+from data_helpers import REPO, TIMING_KEYS, write_npz
 
 from keras_attn import protocol, report
 
@@ -33,11 +35,24 @@ def npz(tmp_path_factory):
     return write_npz(tmp_path_factory.mktemp("data") / "syn.npz", n_train=80, n_test=16)
 
 
+def _in_a_fresh_process(out, **settings):
+    """run_protocol in a new Python process, as the launcher's jobs run: the thread pools
+    are the settings' own (in this process, an earlier test may have fixed them)."""
+    code = (
+        "from keras_attn import protocol\n"
+        f"settings = protocol.ProtocolSettings(**{settings!r})\n"
+        f"protocol.run_protocol('cnn', settings, {str(out)!r}, log=None)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return report.load_records(out)
+
+
 @pytest.fixture(scope="module")
 def one_process(npz, tmp_path_factory):
-    out = tmp_path_factory.mktemp("one")
-    protocol.run_protocol(["cnn"], _settings(npz, copies=1), str(out), log=None)
-    return report.load_records(out)
+    settings = _settings(npz, copies=1).to_dict()
+    return _in_a_fresh_process(tmp_path_factory.mktemp("one"), **settings)
 
 
 # --------------------------------------------------------------------------- shard auto
@@ -157,8 +172,7 @@ def test_preempted_local_job_is_requeued_and_resumes(tmp_path):
     """submitit's preemption signal: the job checkpoints, is requeued, and resumes the group."""
     npz = write_npz(tmp_path / "syn.npz", n_train=224, n_test=32)
     settings = _settings(npz, runs=1, epochs=3, batch_size=32, val_size=32, copies=1)
-    reference = tmp_path / "reference"
-    [ref] = protocol.run_protocol("cnn", settings, str(reference), log=None)
+    [ref] = _in_a_fresh_process(tmp_path / "reference", **settings.to_dict())
     out = tmp_path / "out"
     [job] = protocol.launch("cnn", settings, str(out), launcher="local", wait=False, log=None)
     deadline = time.monotonic() + 240
