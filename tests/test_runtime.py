@@ -36,12 +36,26 @@ def test_protocol_reconfigures_only_when_determinism_changes(monkeypatch):
         return dict(runtime._SETTINGS)
 
     monkeypatch.setattr(runtime, "_SETTINGS", {})
+    monkeypatch.setattr(runtime, "_tf_determinism", lambda: None)  # only the fake's record
     monkeypatch.setattr(protocol.loop, "configure_runtime", fake_configure)
     protocol.loop.ensure_runtime(protocol.ProtocolSettings())
     protocol.loop.ensure_runtime(protocol.ProtocolSettings())  # already so: untouched
     protocol.loop.ensure_runtime(protocol.ProtocolSettings(deterministic=False))
     protocol.loop.ensure_runtime(protocol.ProtocolSettings(deterministic=False))
     assert calls == [True, False]
+
+
+def test_protocol_turns_determinism_back_on_when_something_turned_it_off():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("TensorFlow's op determinism")
+    from tensorflow.python.framework import config
+
+    runtime.configure_runtime(threads=2, deterministic=True)
+    config.disable_op_determinism()  # behind configure_runtime's back
+    assert runtime.runtime_settings()["deterministic"] is False
+    protocol.loop.ensure_runtime(protocol.ProtocolSettings())
+    assert config.is_op_determinism_enabled()
+    config.disable_op_determinism()
 
 
 def test_device_description_names_cpu_and_cores_without_accelerator(monkeypatch):
