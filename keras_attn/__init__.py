@@ -7,20 +7,13 @@ Build a CNN with channel, spatial or autoencoder-style attention by name::
     keras_attn.list_models()
 """
 
-try:
-    import keras  # noqa: F401 - fails here when Keras' backend is not installed
-except ModuleNotFoundError as e:  # pragma: no cover - depends on the environment
-    if e.name not in ("tensorflow", "jax", "torch"):
-        raise
-    raise ImportError(
-        f'Keras\' backend {e.name!r} is not installed: pip install "keras_attn[cpu]" '
-        '(TensorFlow), "keras_attn[jax]" or "keras_attn[jax-cuda]", or set KERAS_BACKEND '
-        "to an installed backend (jax, tensorflow, torch)."
-    ) from None
+import importlib
+from typing import TYPE_CHECKING
 
-from keras_attn import layers
-from keras_attn.backbone import AttentionCNN, count_trainable_params
-from keras_attn.zoo import build, get_config, list_models, register
+if TYPE_CHECKING:  # imported on first use (below), so that importing keras_attn loads no Keras
+    from keras_attn import layers
+    from keras_attn.backbone import AttentionCNN, count_trainable_params
+    from keras_attn.zoo import build, get_config, list_models, register
 
 __version__ = "0.1.0"
 
@@ -38,15 +31,54 @@ def load(path, **kwargs):
         A ``keras.Model`` (``.keras``), or the format's runtime object.
 
     Example:
-    >>> import os, tempfile
+    >>> import os, tempfile, keras_attn
     >>> path = os.path.join(tempfile.mkdtemp(), "tiny.keras")
-    >>> build("cnn", blocks=[4], dense_units=4, input_shape=(8, 8, 3)).save(path)
+    >>> keras_attn.build("cnn", blocks=[4], dense_units=4, input_shape=(8, 8, 3)).save(path)
     >>> load(path).name
     'cnn'
     """
     from keras_attn import export
 
     return export.load(path, **kwargs)
+
+
+#: Public name -> the module it comes from, imported when the name is first used: the
+#: command line (`keras_attn.cli`) picks Keras' backend before Keras is loaded.
+_LAZY = {
+    "layers": "keras_attn.layers",
+    "AttentionCNN": "keras_attn.backbone",
+    "count_trainable_params": "keras_attn.backbone",
+    "build": "keras_attn.zoo",
+    "get_config": "keras_attn.zoo",
+    "list_models": "keras_attn.zoo",
+    "register": "keras_attn.zoo",
+}
+
+
+def _import(module):
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:  # pragma: no cover - depends on the environment
+        if e.name not in ("tensorflow", "jax", "torch"):
+            raise
+        raise ImportError(
+            f'Keras\' backend {e.name!r} is not installed: pip install "keras_attn[cpu]" '
+            '(TensorFlow), "keras_attn[jax]" or "keras_attn[jax-cuda]", or set KERAS_BACKEND '
+            "to an installed backend (jax, tensorflow, torch)."
+        ) from None
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _import(_LAZY[name])
+    value = module if name == "layers" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [

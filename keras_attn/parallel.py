@@ -26,7 +26,7 @@ A test checks that a few packed steps give the same weights as training each
 copy alone, within float tolerance.
 
 How much packing gains is measured by `keras_attn.benchmark.packing`
-(``python scripts/benchmark.py --copies 1,2,4``); figures in docs/performance.md.
+(``keras-attn benchmark --copies 1,2,4``); figures in docs/performance.md.
 """
 
 from __future__ import annotations
@@ -288,20 +288,3 @@ def evaluate_copies(packed, x, y, batch_size=256):
             probs[i].append(np.asarray(keras.ops.convert_to_numpy(p), dtype=np.float64))
     scores = [loss_and_accuracy(np.concatenate(p), y) for p in probs]
     return [{"loss": loss, "accuracy": acc} for loss, acc in scores]
-
-
-def __getattr__(name):
-    """The packing benchmark moved to `keras_attn.benchmark.packing`: import it lazily, warn."""
-    if name in ("benchmark_packing", "format_packing"):
-        import warnings
-
-        from keras_attn.benchmark import packing
-
-        warnings.warn(
-            f"keras_attn.parallel.{name} is deprecated: import it from "
-            "keras_attn.benchmark.packing.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(packing, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

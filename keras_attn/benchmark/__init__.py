@@ -1,6 +1,6 @@
 """Speed of the variants against their arithmetic: whole models, gates alone, packed runs.
 
-The command line is ``python scripts/benchmark.py``; measurements are in docs/performance.md.
+The command line is ``keras-attn benchmark``; measurements are in docs/performance.md.
 """
 
 import importlib
@@ -32,14 +32,12 @@ __all__ = [
     "write_json",
 ]
 
-# Deprecated names: other modules' functions this module used to re-export, and the
-# command line, now scripts/benchmark.py.
+# Deprecated names: other modules' functions this module used to re-export.
 _MOVED = {
     "compile_for_training": "keras_attn.training",
     "fast_path": "keras_attn.training",
     "device_description": "keras_attn.runtime",
 }
-_SCRIPT_NAMES = ("main", "parse_args")
 
 
 def __getattr__(name):
@@ -50,8 +48,4 @@ def __getattr__(name):
             stacklevel=2,
         )
         return getattr(importlib.import_module(_MOVED[name]), name)
-    if name in _SCRIPT_NAMES:
-        from keras_attn.benchmark.legacy import script_attribute
-
-        return script_attribute(name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

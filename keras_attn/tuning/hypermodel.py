@@ -99,7 +99,7 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
             raise ValueError(
                 "The search space holds a single point (every dimension has one value and "
                 "each placement one depth): there is nothing to search. Widen a dimension, or "
-                "train that config directly with scripts/protocol.py."
+                "train that config directly with keras-attn protocol."
             )
 
     def _as_hp(self, hp):

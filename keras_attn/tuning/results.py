@@ -238,11 +238,11 @@ def protocol_command(
 
     Example:
     >>> protocol_command("tuning/x/best_config.json", learning_rate=0.03)
-    'python scripts/protocol.py --models tuning/x/best_config.json,cnn --runs 16 --lr 0.03'
+    'keras-attn protocol --models tuning/x/best_config.json,cnn --runs 16 --lr 0.03'
     """
     args = [
-        "python",
-        "scripts/protocol.py",
+        "keras-attn",
+        "protocol",
         "--models",
         f"{best_config_path},cnn",
         "--runs",
@@ -304,7 +304,7 @@ def write_results(project_dir, hypermodel, k=5, *, protocol_args=()):
     ...                directory=tempfile.mkdtemp(), log=None)
     >>> report = write_results(tuner.project_dir, hm, protocol_args=["--val-size", "2"])
     >>> print(report["command"])  # doctest: +ELLIPSIS
-    python scripts/protocol.py --models .../best_config.json,cnn --runs 16 --lr 0.1 --batch-size 128 --val-size 2
+    keras-attn protocol --models .../best_config.json,cnn --runs 16 --lr 0.1 --batch-size 128 --val-size 2
     """  # noqa: E501
     project_dir = Path(project_dir)
     rows = top_trials(project_dir, hypermodel, k)

@@ -1,22 +1,31 @@
-"""Command-line pieces the scripts share, so a flag means one thing everywhere.
+"""Command-line pieces the subcommands share, so a flag means one thing everywhere.
 
-Scripts stay thin: they build their parser from these pieces and print. Nothing
-here imports Keras at module level (``scripts/protocol.py`` picks the backend
-before Keras is loaded).
+Subcommands stay thin: they build their parser from these pieces and print.
+Nothing here imports Keras at module level (``keras-attn protocol`` picks the
+backend before Keras is loaded).
 
-- `add_data_arguments` / `data_settings`: the data flags of ``scripts/protocol.py``
-  and ``scripts/tune.py`` (``--data-dir``, ``--dataset``, ``--tfds-dir``,
+- `add_data_arguments` / `data_settings`: the data flags of ``keras-attn protocol``
+  and ``keras-attn tune`` (``--data-dir``, ``--dataset``, ``--tfds-dir``,
   ``--download``, ``--val-size``, ``--split-seed``, the limits, ``--cache-dir``)
   and the settings they give.
 - `add_fast_path_arguments`: ``--jit`` / ``--no-jit`` and ``--mixed-precision``.
 - `image_parser`, `add_resize_argument`, `load_export`: the export and image
-  arguments of ``scripts/predict.py`` and ``scripts/attention_maps.py``, and the
+  arguments of ``keras-attn predict`` and ``keras-attn attention-maps``, and the
   model with the image shape it takes.
 """
 
 from __future__ import annotations
 
 import argparse
+
+__all__ = [
+    "add_data_arguments",
+    "add_fast_path_arguments",
+    "add_resize_argument",
+    "data_settings",
+    "image_parser",
+    "load_export",
+]
 
 #: Data flags copied into the settings when given: argparse dest -> settings key
 #: (the names `keras_attn.protocol.ProtocolSettings` uses).
@@ -147,21 +156,22 @@ def add_fast_path_arguments(
     )
 
 
-def image_parser(doc, *, export_help, image_help, many):
-    """The parser of a script that runs an exported model on images.
+def image_parser(doc, *, export_help, image_help, many, prog=None):
+    """The parser of a subcommand that runs an exported model on images.
 
-    Description and epilog come from the script's docstring (its first
+    Description and epilog come from the subcommand's docstring (its first
     paragraph; everything after its second). Positional arguments: ``export``
     and ``images`` (one or more) or ``image`` (exactly one).
 
     Args:
-        doc: the script's ``__doc__``.
+        doc: the subcommand module's ``__doc__``.
         export_help: str, the help of ``export``.
         image_help: str, the help of the image argument.
         many: bool; ``images`` (one or more) if True, else ``image``.
+        prog: str or None, the program name usage lines show.
 
     Returns:
-        An ``argparse.ArgumentParser``; add the script's options to it.
+        An ``argparse.ArgumentParser``; add the subcommand's options to it.
 
     Example:
     >>> ap = image_parser("Run.\\n\\n    run.py m x.png\\n\\nMore.", export_help="model",
@@ -170,6 +180,7 @@ def image_parser(doc, *, export_help, image_help, many):
     'x.png'
     """
     ap = argparse.ArgumentParser(
+        prog=prog,
         description=doc.split("\n\n")[0],
         epilog=doc.split("\n\n", 2)[2],
         formatter_class=argparse.RawDescriptionHelpFormatter,

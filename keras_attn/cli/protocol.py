@@ -1,0 +1,349 @@
+"""Run the study's multi-seed protocol (Table 1) and write records and a report.
+
+    keras-attn protocol --preset smoke --download    # the whole pipeline in minutes
+    keras-attn protocol --data-dir ~/cifar10-folder  # the study: 9 variants x 16 runs
+    keras-attn protocol --backend jax --time-budget 8m   # on a GPU, as much as fits
+    keras-attn protocol --launcher slurm --partition gpu --gpus-per-job 1 --out /shared/r
+    keras-attn protocol --shard auto ...             # in a SLURM array or Indexed Job
+
+Rerunning the same command resumes: finished runs are skipped and an interrupted
+run continues from its last finished epoch. The work is `keras_attn.protocol`'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _pre_parse_backend(argv):
+    """Set KERAS_BACKEND from --backend before keras is imported."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--backend", choices=("tensorflow", "jax", "torch"))
+    known, _ = pre.parse_known_args(argv)
+    if known.backend:
+        os.environ["KERAS_BACKEND"] = known.backend
+
+
+def _override(text):
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--override needs KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def build_parser(presets, models, prog=None):
+    from keras_attn.cli import arguments
+
+    epilog = ["presets (flags given on the command line override them):"]
+    for name, p in presets.items():
+        epilog.append(f"  {name}: {p['description']}")
+        if p["settings"]:
+            epilog.append(f"      settings: {json.dumps(p['settings'])}")
+        if p["models"]:
+            epilog.append(f"      models: {','.join(p['models'])}")
+    epilog.append(
+        "  data: CIFAR-10 through tensorflow-datasets (add --download the first time), or "
+        "--data-dir with an image folder, an .npz file or a .tar.gz of an image folder."
+    )
+    epilog.append("models: " + ", ".join(models))
+    epilog.append(
+        "assumptions where the study is silent: plain SGD (momentum 0), batch size 128, "
+        "no augmentation, no preprocessing beyond the model's 1/255 rescaling, seeds "
+        "base_seed + run, validation = a seeded random 5,000 of the 50,000 training images."
+    )
+    ap = argparse.ArgumentParser(
+        prog=prog,
+        description="Train each model --runs times (different seeds), keep each run's "
+        "best-validation epoch, evaluate it on the test set, and report mean, std, 95% CI "
+        "and Welch's t-test against cnn.",
+        epilog="\n".join(epilog),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--preset", choices=sorted(presets), default="study")
+    ap.add_argument(
+        "--models",
+        help="comma-separated model names or config .json files, e.g. a tuner's "
+        "best_config.json (default: the preset's)",
+    )
+    ap.add_argument(
+        "--out", help="output folder, local or tf.io.gfile path (default: results/<preset>)"
+    )
+    g = ap.add_argument_group("training (defaults: the preset's, else the study's)")
+    g.add_argument("--runs", type=int, help="runs per model (study: 16)")
+    g.add_argument("--epochs", type=int, help="epochs per run (study: 10)")
+    g.add_argument(
+        "--optimizer", choices=("sgd", "adam", "adamw", "rmsprop"), help="optimizer (assumed: sgd)"
+    )
+    g.add_argument("--lr", type=float, help="learning rate (study: 0.1)")
+    g.add_argument("--momentum", type=float, help="SGD momentum (assumed: 0)")
+    g.add_argument("--batch-size", type=int, help="batch size (assumed: 128)")
+    g.add_argument("--seed", type=int, help="base seed; run r uses seed + r (default 0)")
+    g.add_argument(
+        "--override",
+        type=_override,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model config override for every model, VALUE as JSON "
+        "(e.g. --override 'sites=[1,3]'); repeatable",
+    )
+    arguments.add_data_arguments(ap)
+    r = ap.add_argument_group("execution")
+    r.add_argument(
+        "--shard",
+        help="run shard I/N of the runs (1-based: 1/2 and 2/2; shards may write to one output "
+        "folder), or 'auto': the shard of this SLURM array task or Kubernetes Indexed Job pod",
+    )
+    r.add_argument(
+        "--allow-mixed",
+        action="store_true",
+        help="allow an output folder that holds records of other settings",
+    )
+    r.add_argument(
+        "--backend",
+        choices=("tensorflow", "jax", "torch"),
+        help="Keras backend (default: KERAS_BACKEND or tensorflow)",
+    )
+    r.add_argument(
+        "--time-budget",
+        metavar="DURATION",
+        help="start no run or packed group that would not finish within this time "
+        "(seconds, or e.g. 8m, 2h, 1h30m; estimated from measured epoch times), write the "
+        "report of what is done and exit 0; rerun the same command to continue",
+    )
+    r.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    r.add_argument(
+        "--no-deterministic",
+        action="store_true",
+        help="do not enable deterministic ops (faster on some GPUs)",
+    )
+    r.add_argument(
+        "--progress-every",
+        type=float,
+        default=60.0,
+        help="seconds between in-epoch progress lines (0: none; default 60)",
+    )
+    r.add_argument("--no-report", action="store_true", help="do not write the report")
+    r.add_argument(
+        "--no-weights",
+        action="store_true",
+        help="do not keep each run's best weights (about 11 MB a run; needed for --export)",
+    )
+    r.add_argument(
+        "--export",
+        nargs="?",
+        const="saved_models",
+        default=None,
+        metavar="DIR",
+        help="when done, export each model's best-validation run to DIR/<model>/ "
+        "(default DIR: saved_models)",
+    )
+    r.add_argument("--quiet", action="store_true", help="print only the final summary")
+    j = ap.add_argument_group(
+        "launcher (submit the pending runs as a job array through submitit, one job per "
+        "packed group; every job writes into the one --out)"
+    )
+    j.add_argument(
+        "--launcher",
+        choices=("slurm", "local"),
+        help="slurm: sbatch a job array; local: the same jobs as local processes",
+    )
+    j.add_argument("--partition", help="SLURM partition")
+    j.add_argument("--gpus-per-job", type=int, default=0, help="GPUs per job (default 0)")
+    j.add_argument("--cpus-per-job", type=int, help="CPUs per job")
+    j.add_argument("--job-time", metavar="DURATION", help="time limit per job (e.g. 2h)")
+    j.add_argument("--array-parallelism", type=int, help="jobs of the array running at once")
+    j.add_argument(
+        "--launcher-folder",
+        help="submitit's folder for job scripts and logs (default OUT/submitit)",
+    )
+    j.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="return once the jobs are submitted (make the report later with keras-attn report)",
+    )
+    f = ap.add_argument_group(
+        "speed (defaults: keras_attn.training.fast_path for this backend and device)"
+    )
+    arguments.add_fast_path_arguments(
+        f,
+        mixed_precision_help="build the models under this dtype policy (default: float32); "
+        "changes results, so it is part of the settings id",
+    )
+    f.add_argument(
+        "--copies",
+        type=int,
+        help="runs of one model trained at once, packed in one model (default: 1 on a CPU, "
+        "8 on a GPU; 1 turns packing off); results equal unpacked runs within float tolerance",
+    )
+    return ap
+
+
+def settings_from_args(args, ap, preset):
+    """The `ProtocolSettings` a preset and the flags given make (flags win)."""
+    from keras_attn import protocol
+    from keras_attn.cli import arguments
+
+    values = dict(preset["settings"])
+    values.update(arguments.data_settings(args, ap))
+    for flag, key in (
+        ("runs", "runs"),
+        ("epochs", "epochs"),
+        ("optimizer", "optimizer"),
+        ("lr", "learning_rate"),
+        ("momentum", "momentum"),
+        ("batch_size", "batch_size"),
+        ("seed", "base_seed"),
+        ("threads", "threads"),
+        ("jit", "jit_compile"),
+        ("mixed_precision", "mixed_precision"),
+        ("copies", "copies"),
+    ):
+        if getattr(args, flag) is not None:
+            values[key] = getattr(args, flag)
+    if args.no_deterministic:
+        values["deterministic"] = False
+    if args.override:
+        values["model_overrides"] = dict(args.override)
+    return protocol.ProtocolSettings(**values)
+
+
+def _shard(args, log):
+    from keras_attn import protocol
+
+    if args.shard != "auto":
+        return args.shard
+    (i, n), where = protocol.shard_from_environment()
+    log(f"shard {i}/{n} from {where}")
+    return f"{i}/{n}"
+
+
+def _launch(args, models, settings, out, log):
+    from keras_attn import protocol
+
+    job_minutes = None
+    if args.job_time:
+        job_minutes = max(1, round(protocol.parse_duration(args.job_time) / 60))
+    return protocol.launch(
+        models,
+        settings,
+        out,
+        launcher=args.launcher,
+        folder=args.launcher_folder,
+        shard=_shard(args, log),
+        allow_mixed=args.allow_mixed,
+        save_weights=not args.no_weights,
+        wait=not args.no_wait,
+        partition=args.partition,
+        gpus_per_job=args.gpus_per_job,
+        cpus_per_job=args.cpus_per_job,
+        job_minutes=job_minutes,
+        parallelism=args.array_parallelism,
+        log=log,
+    )
+
+
+def _export(args, models, out):
+    from keras_attn import protocol
+    from keras_attn.export import export_best
+
+    for spec in protocol.resolve_models(models):
+        card = export_best(out, spec.name, out_root=args.export, overwrite=True)
+        summary = card.get("record_summary", {})
+        print(
+            f"exported {spec.name} (run {summary.get('run')}, val accuracy "
+            f"{summary.get('best_val_accuracy')}) -> {Path(args.export) / spec.name}",
+            flush=True,
+        )
+
+
+def main(argv=None, prog=None):
+    """Run ``keras-attn protocol ARGS``; return the exit status.
+
+    Args:
+        argv: list of str, the arguments (default ``sys.argv[1:]``); ``--backend``
+            takes effect when Keras is not yet imported.
+        prog: str, the program name usage lines show.
+
+    Returns:
+        int: 0 when done (or stopped by ``--time-budget``), 2 on bad settings or data.
+
+    Example:
+    >>> main(["--runs", "0"])  # runs must be positive: one line on stderr, exit status 2
+    2
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    _pre_parse_backend(argv)
+    import keras_attn
+    from keras_attn import protocol, report
+
+    ap = build_parser(protocol.PRESETS, list(keras_attn.list_models()), prog=prog)
+    args = ap.parse_args(argv)
+    if args.export and args.no_weights:
+        ap.error("--export needs the runs' weights; drop --no-weights")
+    preset = protocol.PRESETS[args.preset]
+    out = args.out or str(Path("results") / args.preset)
+    log = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
+    t0 = time.perf_counter()
+    try:
+        settings = settings_from_args(args, ap, preset)
+        models = args.models if args.models is not None else preset["models"]
+        shard = _shard(args, log) if not args.launcher else None
+        tasks = protocol.plan_tasks(models, settings.runs, shard)  # validate first
+        protocol.parse_duration(args.time_budget)
+        protocol.configure_runtime(settings.threads, settings.deterministic)
+        if args.launcher:
+            submitted = _launch(args, models, settings, out, log)
+            if args.no_wait:
+                print(
+                    f"{len(submitted)} job(s) submitted; when they are done: "
+                    f"keras-attn report {out}",
+                    flush=True,
+                )
+                return 0
+            finished = tasks  # the jobs ran them (their records are in out)
+        else:
+            finished = protocol.run_protocol(
+                models,
+                settings,
+                out,
+                shard=shard,
+                allow_mixed=args.allow_mixed,
+                log=log,
+                progress_every=args.progress_every,
+                save_weights=not args.no_weights,
+                time_budget=args.time_budget,
+            )
+    except (ValueError, OSError, ImportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    total = time.perf_counter() - t0
+    if not args.no_report:
+        records = report.load_records(out)
+        paths = report.write_report(out, records)
+        if not args.quiet:
+            print(report.format_markdown(report.summarize(records), records))
+        print("report: " + ", ".join(paths.values()))
+    left = len(tasks) - len(finished)
+    if left:
+        print(
+            f"time budget reached after {total:.1f}s: {len(finished)} of {len(tasks)} runs "
+            f"finished, {left} left; rerun the same command to continue (records in "
+            f"{out}/records)",
+            flush=True,
+        )
+        return 0
+    print(f"protocol finished in {total:.1f}s; records in {out}/records", flush=True)
+    if args.export:
+        _export(args, models, out)
+    return 0
