@@ -1,6 +1,6 @@
-"""Small models, images and script loading shared by the export and predict tests."""
+"""Small models, images and the subcommands shared by the export and predict tests."""
 
-import importlib.util
+import importlib
 import pathlib
 
 import keras
@@ -35,9 +35,10 @@ def reference_predictions(model, images):
 
 
 def load_script(name, monkeypatch):
-    """Import scripts/<name>.py as a module (its main(argv) is what the tests call)."""
-    monkeypatch.setenv("KERAS_BACKEND", keras.backend.backend())  # restored after the test
-    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """``keras_attn.cli.<name>``, the module of ``keras-attn <name>`` (its ``main(argv)``).
+
+    KERAS_BACKEND is set to the backend at hand and restored after the test (``export``
+    sets it when it runs).
+    """
+    monkeypatch.setenv("KERAS_BACKEND", keras.backend.backend())
+    return importlib.import_module(f"keras_attn.cli.{name}")

@@ -5,7 +5,6 @@ the expected size for every variant, `cnn` included; `attention_maps` of `cnn` g
 error; a reloaded .keras model gives the same maps; the script writes the PNG.
 """
 
-import importlib.util
 import inspect
 import pathlib
 
@@ -141,12 +140,11 @@ def test_a_reloaded_keras_model_gives_the_same_maps(tmp_path):
 
 
 def _script(monkeypatch):
+    """``keras-attn attention-maps``'s module (its ``main(argv)``)."""
     monkeypatch.setenv("KERAS_BACKEND", keras.backend.backend())
-    path = REPO / "scripts" / "attention_maps.py"
-    spec = importlib.util.spec_from_file_location("script_attention_maps", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from keras_attn.cli import attention_maps as command
+
+    return command
 
 
 def test_script_writes_the_png_and_explains_cnn(tmp_path, monkeypatch, capsys):

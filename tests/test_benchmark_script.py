@@ -1,6 +1,5 @@
-"""The benchmark's command line: scripts/benchmark.py and its deprecated aliases."""
+"""The benchmark's command line: ``keras-attn benchmark`` (keras_attn.cli.benchmark)."""
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -10,18 +9,10 @@ import sys
 import keras
 import pytest
 
+from keras_attn import benchmark
+from keras_attn.cli import benchmark as script
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "scripts" / "benchmark.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("benchmark_script_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-script = _script()
 parse_args = script.parse_args
 
 
@@ -58,15 +49,16 @@ def test_gates_on_the_command_line(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_script_runs_in_ci_configuration(tmp_path):
-    """The CI smoke check: the script itself, tiny configuration."""
+    """The CI smoke check: ``python -m keras_attn benchmark --tiny`` in a fresh process."""
     out = tmp_path / "bench.json"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    cmd = [sys.executable, str(REPO / "scripts" / "benchmark.py"), "--tiny", "--output", str(out)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "keras_attn", "benchmark", "--tiny", "--output", str(out)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert {r["model"] for r in result["results"]} == {"cnn", "cnn_eca"}
     assert "cnn_eca" in done.stdout and "[benchmark]" in done.stderr
+    assert result["command"] == ["keras-attn", "benchmark", "--tiny", "--output", str(out)]
 
 
 @pytest.mark.slow
@@ -82,15 +74,9 @@ def test_backend_flag_reruns_under_that_backend(tmp_path):
     assert result["results"][0]["jit_compile"] is True  # JAX's fast path
 
 
-@pytest.mark.slow
-def test_python_m_alias_runs_the_gates_and_says_it_is_deprecated(tmp_path):
-    """``python -m keras_attn.benchmark`` still works (--gates used to meet a NameError)."""
-    out = tmp_path / "gates.json"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "keras_attn.benchmark", "--gates", "--tiny"]
-    done = subprocess.run(
-        [*cmd, "--output", str(out)], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    assert [row["name"] for row in json.loads(out.read_text())["rows"]] == ["conv3x3", "eca"]
-    assert "deprecated" in done.stderr and "scripts/benchmark.py" in done.stderr
+def test_the_package_has_no_other_command_line():
+    """``keras-attn benchmark`` is the command: no ``python -m keras_attn.benchmark``."""
+    assert not (REPO / "keras_attn" / "benchmark" / "__main__.py").exists()
+    for name in ("main", "parse_args"):
+        with pytest.raises(AttributeError):
+            getattr(benchmark, name)

@@ -1,29 +1,91 @@
-"""The command-line pieces the scripts share (keras_attn._cli).
+"""The ``keras-attn`` command (keras_attn.cli) and the pieces its subcommands share.
 
-- its examples run;
-- the data flags are the ones scripts/protocol.py and scripts/tune.py have
-  (names, defaults, help), and give the settings the protocol takes;
-- predict.py and attention_maps.py build their image arguments from it.
+- ``keras-attn --help`` lists every subcommand, and each one's ``--help`` exits 0;
+- a wrong subcommand is a usage error naming the valid ones; importing the package
+  and dispatching load no Keras before the subcommand runs;
+- scripts/*.py are wrappers of the same command;
+- the shared pieces' examples run; the data flags are the ones ``protocol`` and
+  ``tune`` have (names, defaults, help), and give the settings the protocol takes;
+- ``predict`` and ``attention-maps`` build their image arguments from them.
 """
 
 import argparse
+import ast
 import doctest
-import importlib.util
-import os
+import importlib
+import subprocess
+import sys
 
 import pytest
+from data_helpers import REPO
 
-from keras_attn import _cli
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from keras_attn import cli
+from keras_attn.cli import arguments as _cli
 
 
 def _script(name):
-    path = os.path.join(REPO, "scripts", f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"cli_test_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"keras_attn.cli.{name}")
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: keras-attn ")
+    for name, help in cli.COMMANDS.items():
+        assert name in out and help.split()[0] in out
+    assert set(cli.COMMANDS) == {
+        "protocol", "tune", "export", "predict", "attention-maps", "report", "benchmark",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("command", sorted(cli.COMMANDS))
+def test_every_subcommand_help_exits_0(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: keras-attn {command} "), out[:200]
+    assert "scripts/" not in out and ".py" not in out.split("\n")[0]
+
+
+def test_a_wrong_or_missing_subcommand_is_a_usage_error(capsys):
+    for argv in (["tunee"], []):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(argv)
+        assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'tunee'" in err and "attention-maps" in err
+    assert "required: COMMAND" in err
+
+
+def test_importing_the_package_and_its_help_load_no_keras():
+    code = (
+        "import sys, keras_attn, keras_attn.cli\n"
+        "assert 'keras' not in sys.modules, 'import keras_attn loaded keras'\n"
+        "try:\n    keras_attn.cli.main(['--help'])\nexcept SystemExit as e:\n"
+        "    assert e.code == 0\n"
+        "assert 'keras' not in sys.modules, 'keras-attn --help loaded keras'\n"
+        "print(keras_attn.build.__module__)"
+    )
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("keras_attn.zoo")  # the names load on first use
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "scripts").glob("*.py")), ids=lambda p: p.name)
+def test_scripts_are_wrappers_of_the_command(path):
+    tree = ast.parse(path.read_text())
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    main_call = [c for c in calls if getattr(c.func, "id", None) == "main"]
+    (call,) = main_call
+    command = path.stem.replace("_", "-")
+    assert isinstance(call.args[0], ast.List) and call.args[0].elts[0].value == command
+    assert command in cli.COMMANDS
+    assert len(path.read_text().splitlines()) <= 10
+    assert "sys.path" not in path.read_text()
 
 
 def _group_actions(parser, title):
@@ -39,7 +101,7 @@ def test_examples_run():
     assert result.attempted > 0 and result.failed == 0
 
 
-def test_data_flags_are_those_of_the_protocol_and_tune_scripts():
+def test_data_flags_are_those_of_the_protocol_and_tune_commands():
     import keras_attn
     from keras_attn import protocol, tuning
 
@@ -55,7 +117,7 @@ def test_data_flags_are_those_of_the_protocol_and_tune_scripts():
     assert _group_actions(proto, "data") == expected
     tune = _script("tune").build_parser(tuning.PRESETS, tuning.TUNERS)
     no_test_limit = [a for a in expected if a[0] != ("--test-limit",)]
-    assert _group_actions(tune, "data (as in scripts/protocol.py)") == no_test_limit
+    assert _group_actions(tune, "data (as in keras-attn protocol)") == no_test_limit
 
 
 def test_data_settings(tmp_path):
@@ -89,7 +151,7 @@ def test_data_settings(tmp_path):
         settings("--data-dir", "d", "--dataset", "mnist")
 
 
-def test_image_scripts_share_their_arguments(capsys):
+def test_image_commands_share_their_arguments(capsys):
     predict = _script("predict").build_parser()
     args = predict.parse_args(["m", "a.png", "b.png", "--resize", "stretch"])
     assert (args.export, args.images, args.resize, args.format) == (

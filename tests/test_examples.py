@@ -1,4 +1,4 @@
-"""The cluster files in examples/ call the scripts with flags the scripts accept."""
+"""The cluster files in examples/ call the command line with flags it accepts."""
 
 import re
 import shlex
@@ -11,15 +11,11 @@ EXAMPLES = REPO / "examples"
 
 
 def _protocol_parser():
-    import importlib.util
-
     import keras_attn
     from keras_attn import protocol
+    from keras_attn.cli import protocol as command
 
-    spec = importlib.util.spec_from_file_location("protocol_script", REPO / "scripts/protocol.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script.build_parser(protocol.PRESETS, list(keras_attn.list_models()))
+    return command.build_parser(protocol.PRESETS, list(keras_attn.list_models()))
 
 
 def _flags(tokens):
@@ -34,7 +30,7 @@ def test_sbatch_script_is_valid_bash_and_uses_real_flags():
     path = EXAMPLES / "slurm" / "protocol.sbatch"
     subprocess.run(["bash", "-n", str(path)], check=True)
     text = path.read_text()
-    command = re.search(r"srun python scripts/protocol.py(.*?)(?:\n\n|\Z)", text, re.S).group(1)
+    command = re.search(r"srun keras-attn protocol(.*?)(?:\n\n|\Z)", text, re.S).group(1)
     tokens = shlex.split(command.replace("\\\n", " "))
     assert "--shard" in tokens and tokens[tokens.index("--shard") + 1] == "auto"
     unknown = set(_flags(tokens)) - _known(_protocol_parser())
@@ -43,6 +39,7 @@ def test_sbatch_script_is_valid_bash_and_uses_real_flags():
 
 def test_indexed_job_manifest_uses_real_flags_and_sets_the_count():
     text = (EXAMPLES / "kubernetes" / "protocol-indexed-job.yaml").read_text()
+    assert re.search(r'command: \["keras-attn", "protocol"\]', text)
     args = re.search(r"args: \[(.*?)\]", text, re.S).group(1)
     tokens = [t.strip().strip('"') for t in args.split(",")]
     unknown = set(_flags(tokens)) - _known(_protocol_parser())

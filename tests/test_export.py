@@ -1,5 +1,5 @@
 """Export and loading around the formats: clear errors, missing packages (TensorFlow hidden),
-overwriting, the protocol's best run, scripts/export.py, a model trained on JAX. Every format
+overwriting, the protocol's best run, keras-attn export, a model trained on JAX. Every format
 of every variant: see test_export_formats.py; saved_models/README.md: test_export_readme.py.
 """
 

@@ -1,5 +1,5 @@
 """saved_models/README.md runs: its Python blocks on a small export, its command lines through
-the scripts' own parsers (scripts/predict.py's are run).
+keras-attn's own parsers (the predict lines are run).
 
 What the README assumes is set up first, in a scratch folder: a model saved as
 ``my_model.keras`` and an image ``cat.png``. The blocks that import keras_attn run here,
@@ -129,19 +129,15 @@ def test_readme_blocks_without_keras_attn_load_each_format(readme_dir):
 
 def test_readme_command_lines_use_real_flags_and_predict_runs(readme_dir, monkeypatch, capsys):
     lines = _command_lines()
-    assert {line[1] for line in lines} == {
-        "scripts/export.py",
-        "scripts/predict.py",
-        "scripts/attention_maps.py",
-    }
-    for python, script, *argv in lines:
-        assert python == "python"
-        parser = load_script(script[len("scripts/") : -3], monkeypatch).build_parser()
+    assert {line[1] for line in lines} == {"export", "predict", "attention-maps"}
+    for program, command, *argv in lines:
+        assert program == "keras-attn"
+        parser = load_script(command.replace("-", "_"), monkeypatch).build_parser()
         parser.parse_args(argv)  # exits (SystemExit) on an unknown flag
     monkeypatch.chdir(readme_dir[0])
     predict_script = load_script("predict", monkeypatch)
-    for _, script, *argv in lines:
-        if script == "scripts/predict.py":
+    for _, command, *argv in lines:
+        if command == "predict":
             assert predict_script.main(argv) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "cat.png  (center-cropped and resized to 32x32)" in out and '"top_k"' in out

@@ -1,5 +1,5 @@
 """Images to predictions (keras_attn.predict): decoding, resizing, the uint8 batch, predict and
-top-k, the old import path, and scripts/predict.py on an export. Every format's predictions
+top-k, the old import path, and keras-attn predict on an export. Every format's predictions
 are tested in test_export.py.
 """
 

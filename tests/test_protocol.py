@@ -1,10 +1,9 @@
-"""Tests of keras_attn.protocol and scripts/protocol.py.
+"""Tests of keras_attn.protocol and keras-attn protocol.
 
 Tiny synthetic data (64 train / 16 val / 16 test images of 32x32) keeps each
 training run to a few seconds on a CPU.
 """
 
-import importlib.util
 import json
 import os
 import shutil
@@ -22,7 +21,8 @@ import keras_attn
 from keras_attn import protocol, report
 from keras_attn.protocol import budget as budget_mod
 
-SCRIPT = REPO / "scripts" / "protocol.py"
+#: ``keras-attn protocol`` in a fresh interpreter (PYTHONPATH: this checkout).
+COMMAND = [sys.executable, "-m", "keras_attn", "protocol"]
 
 
 def _settings(npz, **kw):
@@ -256,7 +256,7 @@ def test_diverged_run_is_recorded_and_reported(npz, tmp_path, monkeypatch, good_
 
 def _run_script(args, env=None, **kw):
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
+        [*COMMAND, *args],
         env=env or _subprocess_env(),
         capture_output=True,
         text=True,
@@ -273,7 +273,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     # The uninterrupted reference run trains alongside the killed and resumed ones (its
     # results do not depend on the machine's load: deterministic ops, same threads).
     reference = subprocess.Popen(
-        [sys.executable, str(SCRIPT), *args, "--out", str(ref)],
+        [*COMMAND, *args, "--out", str(ref)],
         env=_subprocess_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -281,7 +281,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     )
     try:
         proc = subprocess.Popen(
-            [sys.executable, str(SCRIPT), *args, "--out", str(killed)],
+            [*COMMAND, *args, "--out", str(killed)],
             env=_subprocess_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -376,10 +376,9 @@ def test_torch_backend_runs_the_same_path(tmp_path):
 
 
 def _script_main():
-    spec = importlib.util.spec_from_file_location("protocol_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    from keras_attn.cli import protocol as command
+
+    return command.main
 
 
 @pytest.mark.parametrize(
@@ -508,9 +507,8 @@ def test_time_budget_already_spent_starts_nothing(npz, tmp_path, monkeypatch):
 
 
 def test_cli_time_budget_exits_zero_with_runs_left(npz, tmp_path, capsys, slow_runs):
-    spec = importlib.util.spec_from_file_location("protocol_script", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    from keras_attn.cli import protocol as script
+
     out = tmp_path / "out"
     argv = [
         "--models", "cnn", "--runs", "2", "--epochs", "1", "--batch-size", "16",

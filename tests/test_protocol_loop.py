@@ -12,7 +12,7 @@ import json
 import keras
 import numpy as np
 import pytest
-from data_helpers import REPO, TIMING_KEYS, write_npz
+from data_helpers import TIMING_KEYS, write_npz
 
 from keras_attn import parallel, protocol
 
@@ -202,14 +202,9 @@ def test_mixed_bfloat16_and_jit_runs_record_what_they_used(npz, tmp_path):
 
 
 def _script_main():
-    import importlib.util
+    from keras_attn.cli import protocol as command
 
-    spec = importlib.util.spec_from_file_location(
-        "protocol_script", REPO / "scripts" / "protocol.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return command.main
 
 
 def test_cli_speed_flags_reach_the_records(npz, tmp_path, capsys):

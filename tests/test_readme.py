@@ -7,7 +7,6 @@ error within seconds; the five-minute tour then runs on that command's output.
 """
 
 import contextlib
-import importlib.util
 import io
 import os
 import re
@@ -18,6 +17,8 @@ import time
 import numpy as np
 import pytest
 from data_helpers import REPO
+
+from keras_attn import cli
 
 tfds = pytest.importorskip("tensorflow_datasets")
 
@@ -41,21 +42,14 @@ def _commands(block):
     return out
 
 
-def _script(name):
-    spec = importlib.util.spec_from_file_location(f"readme_{name}", REPO / "scripts" / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _run(command, extra=""):
-    """Run ``python scripts/X.py ARGS`` in this process; return (exit code, stdout, stderr)."""
+    """Run ``keras-attn ARGS`` in this process; return (exit code, stdout, stderr)."""
     tokens = shlex.split(command) + shlex.split(extra)
-    assert tokens[:1] == ["python"] and tokens[1].startswith("scripts/"), command
+    assert tokens[:1] == ["keras-attn"] and tokens[1] in cli.COMMANDS, command
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            code = _script(tokens[1].split("/")[1]).main(tokens[2:])
+            code = cli.main(tokens[1:])
         except SystemExit as e:
             code = e.code
     return code or 0, out.getvalue(), err.getvalue()
@@ -66,7 +60,7 @@ FIRST = _commands(_blocks("bash")[0])
 
 def test_first_command_installs_then_runs_the_smoke_protocol():
     assert FIRST[:3] == ["python3 -m venv .venv", ". .venv/bin/activate", 'pip install -e ".[cpu]"']
-    assert FIRST[3].startswith("python scripts/protocol.py --preset smoke")
+    assert FIRST[3].startswith("keras-attn protocol --preset smoke")
 
 
 def test_test_command_is_what_ci_runs():
@@ -127,14 +121,9 @@ def test_tour_commands_run_on_the_first_commands_output(tour):
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 48, 3), np.uint8)).save(
         folder / "your_image.jpg"
     )
-    commands = [c for c in _commands(_blocks("bash")[2]) if c.startswith("python")]
-    assert [shlex.split(c)[1] for c in commands] == [
-        "scripts/tune.py",
-        "scripts/export.py",
-        "scripts/predict.py",
-        "scripts/attention_maps.py",
-    ]
-    small = {"scripts/tune.py": "--max-trials 1 --val-size 64 --train-limit 128 --val-limit 64"}
+    commands = [c for c in _commands(_blocks("bash")[2]) if c.startswith("keras-attn")]
+    assert [shlex.split(c)[1] for c in commands] == ["tune", "export", "predict", "attention-maps"]
+    small = {"tune": "--max-trials 1 --val-size 64 --train-limit 128 --val-limit 64"}
     cwd = os.getcwd()
     os.chdir(folder)
     try:

@@ -1,7 +1,6 @@
-"""Tests of keras_attn.report (summary, tables, files) and scripts/report.py on records."""
+"""Tests of keras_attn.report (summary, tables, files) and keras-attn report on records."""
 
 import csv
-import importlib.util
 import json
 import logging
 import math
@@ -21,10 +20,10 @@ TEXT_FILES = ("report.md", "report.csv", "runs.csv", "results.jsonl")
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("report_script", REPO / "scripts" / "report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """``keras-attn report``'s module (its ``main(argv)``)."""
+    from keras_attn.cli import report as command
+
+    return command
 
 
 def test_statistics_match_scipy():

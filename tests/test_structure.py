@@ -17,6 +17,7 @@ SMALL = [
     "export",
     "predict.py",
     "attention_maps",
+    "cli",
 ]
 MAX_LINES = 420
 

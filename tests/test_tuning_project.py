@@ -50,7 +50,7 @@ PINNED_RECORD = (
     '{"factor": 2, "kind": "hyperband", "objective": "val_accuracy", "seed": 5}}'
 )
 # SHA-256 of the default search's record: ConvAutoencoderHyperModel() (cnn, DEFAULT_SPACE),
-# Hyperband, 10 epochs, batch size 128, the defaults of scripts/tune.py's default preset.
+# Hyperband, 10 epochs, batch size 128, the defaults of keras-attn tune's default preset.
 PINNED_DEFAULT_SHA256 = "ff96967ab88844218ba5e9934d703fb683e7c25e901f7c0ea792086b1610aad9"
 # SHA-256 of the bytes of the record files make_tuner writes (see the test).
 PINNED_FILES = {

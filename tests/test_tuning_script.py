@@ -1,4 +1,4 @@
-"""scripts/tune.py, examples/slurm/tune.sbatch, and the tuner where KerasTuner is missing.
+"""keras-attn tune, examples/slurm/tune.sbatch, and the tuner where KerasTuner is missing.
 
 - help shows presets; bad flags fail with a clear message;
 - --jit / --no-jit and --mixed-precision reach the HyperModel;
@@ -26,7 +26,8 @@ import pytest
 from tuning_helpers import FAST_SPACE, REPO, TINY_BASE, TINY_SPACE, random_data, tune_script
 
 import keras_attn
-from keras_attn import _cli, runtime, tuning
+from keras_attn import runtime, tuning
+from keras_attn.cli import arguments as _cli
 from keras_attn.data import DataSettings, save_npz
 
 SBATCH = os.path.join(REPO, "examples", "slurm", "tune.sbatch")
@@ -37,7 +38,7 @@ NO_KERAS_TUNER = "error: keras_attn.tuning needs KerasTuner, which is not instal
 
 def _script(*args, env=None, **kwargs):
     return subprocess.Popen(
-        [sys.executable, os.path.join(REPO, "scripts", "tune.py"), *map(str, args)],
+        [sys.executable, "-m", "keras_attn", "tune", *map(str, args)],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -48,16 +49,10 @@ def _script(*args, env=None, **kwargs):
 
 
 def _protocol_parser():
-    import importlib.util
-
     from keras_attn import protocol
+    from keras_attn.cli import protocol as command
 
-    spec = importlib.util.spec_from_file_location(
-        "protocol_script_under_test", os.path.join(REPO, "scripts", "protocol.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_parser(protocol.PRESETS, list(keras_attn.list_models()))
+    return command.build_parser(protocol.PRESETS, list(keras_attn.list_models()))
 
 
 def test_script_help_shows_presets_and_bad_flags_fail(capsys):
@@ -141,7 +136,7 @@ def test_the_printed_protocol_command_trains_on_the_search_data(tmp_path, monkey
     out = capsys.readouterr().out
     assert "data: " in out and ": 24 train / 8 val images" in out
     command = shlex.split(out.strip().splitlines()[-1])
-    assert command[:2] == ["python", "scripts/protocol.py"]
+    assert command[:2] == ["keras-attn", "protocol"]
 
     ap = _protocol_parser()
     parsed = ap.parse_args(command[2:])
@@ -224,7 +219,7 @@ def test_distributed_chief_and_worker_on_localhost(tmp_path):
     assert (project / "chief.json").exists() and (project / "tuner0.json").exists()
     best = json.loads((project / "best_config.json").read_text())
     keras_attn.build(best)
-    assert "python scripts/protocol.py --models" in outputs["chief"]
+    assert "keras-attn protocol --models" in outputs["chief"]
     print(f"chief + worker finished in {time.monotonic() - t0:.1f}s")
 
 
@@ -235,13 +230,13 @@ def test_the_sbatch_example_is_valid_bash_and_passes_only_flags_tune_has():
     for var in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
         assert re.search(rf"^\s*export {var}\b", text, re.M), var
     block = re.search(r"^TUNE_ARGS=\((.*?)^\)", text, re.M | re.S)
-    assert block, "the script keeps scripts/tune.py's arguments in TUNE_ARGS=( ... )"
+    assert block, "the script keeps keras-attn tune's arguments in TUNE_ARGS=( ... )"
     flags = re.findall(r"(?<![\w-])--[a-z][a-z-]*", re.sub(r"#.*", "", block.group(1)))
     parser = tune_script().build_parser(tuning.PRESETS, tuning.TUNERS)
     known = set(parser._option_string_actions)
     assert flags and set(flags) <= known, set(flags) - known
     assert "--directory" in flags  # every process shares one project folder
-    assert 'exec python scripts/tune.py "$@"' in text
+    assert 'exec keras-attn tune "$@"' in text
     assert 'tune-task "${TUNE_ARGS[@]}"' in text
 
 
@@ -266,6 +261,10 @@ def test_the_sbatch_example_runs_a_chief_and_a_worker(tmp_path):
     bin_dir.mkdir()
     (bin_dir / "srun").write_text(FAKE_SRUN)
     (bin_dir / "srun").chmod(0o755)
+    # Where this environment has no console script (keras_attn not pip-installed), the
+    # same command: the sbatch file's `cd $REPO` makes the checkout's keras_attn found.
+    (bin_dir / "keras-attn").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m keras_attn "$@"\n')
+    (bin_dir / "keras-attn").chmod(0o755)
     extra = (
         f"--data-dir {tmp_path / 'tiny.npz'} --val-size 16 --base {tmp_path / 'base.json'} "
         f"--space {tmp_path / 'space.json'} --max-trials 2 --epochs 1 --batch-size 16"
@@ -322,11 +321,7 @@ def test_without_keras_tuner_the_error_is_one_line_naming_the_package():
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == "ImportError: " + NO_KERAS_TUNER[7:]
     assert "keras_tuner" not in done.stderr.replace("sys.modules['keras_tuner']", "")
-    script = os.path.join(REPO, "scripts", "tune.py")
-    done = _python(
-        block + f"import runpy; sys.argv = [{script!r}, '--help']\n"
-        f"runpy.run_path({script!r}, run_name='__main__')"
-    )
+    done = _python(block + "from keras_attn.cli import main\nsys.exit(main(['tune', '--help']))")
     assert done.returncode == 2
     assert done.stderr.strip() == NO_KERAS_TUNER
     # KerasTuner 1.4 needs six without declaring it: a JAX-only machine may lack it.

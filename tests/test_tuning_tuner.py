@@ -125,7 +125,7 @@ def test_tiny_search_resumes_without_retraining(tmp_path, monkeypatch):
     assert "| rank | trial # (KerasTuner log) | val accuracy | trainable params |" in md
     assert report["command"] in md
     assert report["command"].startswith(
-        f"python scripts/protocol.py --models {report['best_config']},cnn --runs 16 --lr 0.05"
+        f"keras-attn protocol --models {report['best_config']},cnn --runs 16 --lr 0.05"
     )
     lines = open(report["csv"]).read().splitlines()
     assert lines[0].startswith("rank,trial_id,val_accuracy,trainable_params") and len(lines) == 3

@@ -1,6 +1,5 @@
-"""What the tuner's tests share: a tiny backbone and space, random data, scripts/tune.py."""
+"""What the tuner's tests share: a tiny backbone and space, random data, keras-attn tune."""
 
-import importlib.util
 import os
 
 import numpy as np
@@ -35,9 +34,7 @@ def tiny(space=TINY_SPACE, **kwargs):
 
 
 def tune_script():
-    """scripts/tune.py as a module (its ``main(argv)`` and ``build_parser``)."""
-    path = os.path.join(REPO, "scripts", "tune.py")
-    spec = importlib.util.spec_from_file_location("tune_script_under_test", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """``keras-attn tune``'s module (its ``main(argv)`` and ``build_parser``)."""
+    from keras_attn.cli import tune
+
+    return tune

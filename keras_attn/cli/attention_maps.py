@@ -84,7 +84,7 @@ def main(argv=None, prog=None):
     >>> Image.new("RGB", (8, 8)).save(os.path.join(folder, "black.png"))
     >>> main([os.path.join(folder, "tiny.keras"), os.path.join(folder, "black.png"),
     ...       "--out", os.path.join(folder, "maps.png")])  # doctest: +ELLIPSIS
-    wrote /.../maps.png: 1 attention masks at 1 site(s), Grad-CAM of ... at block1_norm_b (...)
+    wrote /.../maps.png: ... attention masks at ... site(s), Grad-CAM of ... at block1_norm_b (...)
     0
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -175,10 +175,11 @@ def main(argv=None, prog=None):
 
     Example:
     >>> import os, tempfile
-    >>> out = os.path.join(tempfile.mkdtemp(), "gates.json")
-    >>> main(["--gates", "--tiny", "--output", out])  # doctest: +ELLIPSIS
-    [benchmark] ...
-    JSON written to ...gates.json
+    >>> out = os.path.join(tempfile.mkdtemp(), "bench.json")
+    >>> main(["--tiny", "--models", "cnn", "--no-fit-check", "--no-pipeline",
+    ...       "--output", out])  # doctest: +ELLIPSIS
+    backend ...
+    JSON written to ...bench.json
     0
     """
     argv = list(sys.argv[1:] if argv is None else argv)

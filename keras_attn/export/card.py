@@ -113,7 +113,7 @@ def model_card(
             "float32 and the model rescales 0..255 itself (the .keras model takes float "
             "pixels 0..255)",
             "other_sizes": "refused by the SavedModel, ONNX and TFLite models; "
-            "keras_attn.predict.load_images and scripts/predict.py center-crop and resize "
+            "keras_attn.predict.load_images and keras-attn predict center-crop and resize "
             "by default (--resize)",
         },
         "output": {

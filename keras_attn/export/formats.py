@@ -169,9 +169,9 @@ def check_writable(formats):
         raise RuntimeError(
             f"Writing {titles} needs the TensorFlow backend, but this process runs Keras on "
             f"{backend!r}. Export from a process started with KERAS_BACKEND=tensorflow "
-            "(scripts/export.py does this itself when TensorFlow is installed). .keras files "
+            "(keras-attn export does this itself when TensorFlow is installed). .keras files "
             "are portable across backends: save the model here with model.save('model.keras') "
-            "and export that file there (python scripts/export.py model.keras --name NAME)."
+            "and export that file there (keras-attn export model.keras --name NAME)."
         )
 
 

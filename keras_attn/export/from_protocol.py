@@ -46,7 +46,7 @@ def export_best(results_dir, model_name, out_root="saved_models", overwrite=Fals
             copied without their ``weights/`` folder).
         ImportError: a format asked for needs a package that is not installed.
 
-    Example (a protocol folder with one run, as ``scripts/protocol.py`` writes it):
+    Example (a protocol folder with one run, as ``keras-attn protocol`` writes it):
     >>> import json, os, tempfile, keras_attn
     >>> results = tempfile.mkdtemp()
     >>> for part in ("records", "weights"):
@@ -127,13 +127,13 @@ def exportable_models(results_dir):
     if not files.exists(results_dir):
         raise FileNotFoundError(
             f"No such results folder: {results_dir}. Give a folder written by "
-            f"scripts/protocol.py (holding {expected}), or a .keras file."
+            f"keras-attn protocol (holding {expected}), or a .keras file."
         )
     paths = files.glob_paths(files.join(results_dir, "records", "*", "*", "run-*.json"))
     if not paths:
         raise FileNotFoundError(
             f"No protocol records in {results_dir}: expected {expected}, written by "
-            "scripts/protocol.py."
+            "keras-attn protocol."
         )
     with_weights, models = set(), set()
     for path in paths:

@@ -24,7 +24,7 @@ _WHAT = {
 }
 _EXPECTED = (
     "an export folder (holding model.keras, saved_model/, model.onnx, model.tflite and "
-    "model.json, as written by scripts/export.py or keras_attn.export.export_model), a .keras "
+    "model.json, as written by keras-attn export or keras_attn.export.export_model), a .keras "
     "file, an .onnx or .tflite file, or a TensorFlow SavedModel folder (holding saved_model.pb)"
 )
 

@@ -2,7 +2,7 @@
 
 Everything is made from the records alone (``OUT/records/...``, written by
 `keras_attn.protocol`), so shards merged into one folder give one report:
-``python scripts/report.py results/cifar10``. Records of different settings are
+``keras-attn report results/cifar10``. Records of different settings are
 reported apart, never pooled.
 """
 

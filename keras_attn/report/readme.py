@@ -122,7 +122,7 @@ def readme_block(records, baseline="cnn", source=None):
     registered = _registered()
     where = f" in `{source}`" if source else ""
     out = [
-        f"<!-- Made from the records{where} by `scripts/report.py --readme`; "
+        f"<!-- Made from the records{where} by `keras-attn report --readme`; "
         "edits here are overwritten. -->",
     ]
     for sid, by_model in group_records(records).items():

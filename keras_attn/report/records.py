@@ -38,7 +38,7 @@ def load_records(out_dir):
     if not paths:
         raise FileNotFoundError(
             f"No records in {out_dir!r} (expected {out_dir}/records/<settings_id>/<model>/"
-            "run-NNNN.json, written by scripts/protocol.py)."
+            "run-NNNN.json, written by keras-attn protocol)."
         )
     records, seen = [], {}
     for p in paths:

@@ -197,7 +197,7 @@ def format_table(rows):
 
 
 def protocol_data_args(data):
-    """The data flags that make ``scripts/protocol.py`` train on a search's data.
+    """The data flags that make ``keras-attn protocol`` train on a search's data.
 
     The same source and train / validation split; not the search's
     ``train_limit`` / ``val_limit`` (the protocol compares on the whole split)

@@ -1,4 +1,4 @@
-"""Search settings: the tuners, their defaults, the presets of ``scripts/tune.py``, checks."""
+"""Search settings: the tuners, their defaults, the presets of ``keras-attn tune``, checks."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ SEARCH_DEFAULTS = {
     "mixed_precision": None,
 }
 
-#: Named search settings for ``scripts/tune.py``; flags given on the command line win.
+#: Named search settings for ``keras-attn tune``; flags given on the command line win.
 PRESETS = {
     "default": {
         "description": "Hyperband on CIFAR-10 (45,000 train / 5,000 val), at most 10 epochs "
