@@ -1,19 +1,25 @@
-"""keras_attn on a machine with JAX and no TensorFlow (what GPU machines often have).
+"""keras_attn installed from its wheel, on a machine with JAX and no TensorFlow (what GPU
+machines often have).
 
-A second virtual environment holds exactly keras, jax, numpy and pillow (and what
-they need); keras_attn is installed there without its dependencies. There, the
-package imports, builds every variant, runs a tiny protocol on the JAX backend with
-two packed runs, writes its report, exports its best run as ``.keras`` and classifies
-an image with it; what needs another package (TensorFlow for SavedModel, ONNX and
-TFLite) says so in one line.
+keras_attn is built once as a wheel (not an editable install, no checkout needed to
+run it). A second virtual environment holds exactly keras, jax, numpy and pillow (and
+what they need) and that wheel, installed without its dependencies. There, from an
+empty folder, the package imports, builds every variant, and the ``keras-attn``
+command runs a tiny protocol on mock data on the JAX backend with two packed runs,
+writes its report, exports its best run as ``.keras`` and classifies an image with
+it; ``python -m keras_attn --help`` is the same command; what needs another package
+(TensorFlow for SavedModel, ONNX and TFLite) says so in one line.
 """
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,9 +31,30 @@ pytestmark = pytest.mark.slow
 PACKAGES = [f"{name}=={version(name)}" for name in ("keras", "jax", "jaxlib", "numpy", "pillow")]
 
 
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory):
+    """keras_attn's wheel, built once (``pip wheel --no-deps``) from a copy of what the
+    sdist holds, so nothing is built in the checkout and no stale build/ file gets in."""
+    root = tmp_path_factory.mktemp("wheel")
+    source = root / "source"
+    shutil.copytree(REPO / "keras_attn", source / "keras_attn",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(REPO / name, source / name)
+    pip = [sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check"]
+    done = subprocess.run(
+        [*pip, "--no-deps", "-w", str(root / "dist"), str(source)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        pytest.fail(f"pip could not build the wheel:\n{done.stderr[-3000:]}")
+    (path,) = (root / "dist").glob("keras_attn-*-py3-none-any.whl")
+    return path
+
+
 @pytest.fixture(scope="module")
-def jax_env(tmp_path_factory):
-    """A venv with only `PACKAGES` and keras_attn (--no-deps); its python, and the time taken."""
+def jax_env(tmp_path_factory, wheel):
+    """A venv with only `PACKAGES` and keras_attn's wheel (--no-deps); its python, and
+    the time taken."""
     root = tmp_path_factory.mktemp("jaxenv")
     t0 = time.monotonic()
     subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True)
@@ -36,7 +63,7 @@ def jax_env(tmp_path_factory):
     done = subprocess.run([*pip, *PACKAGES], capture_output=True, text=True)
     if done.returncode != 0:
         pytest.fail(f"pip could not install {PACKAGES}:\n{done.stderr[-2000:]}")
-    subprocess.run([*pip, "--no-deps", str(REPO)], check=True, capture_output=True)
+    subprocess.run([*pip, "--no-deps", str(wheel)], check=True, capture_output=True)
     installed = subprocess.run(
         [python, "-m", "pip", "list", "--format=json"], capture_output=True, text=True, check=True
     )
@@ -44,18 +71,46 @@ def jax_env(tmp_path_factory):
     return python, names, time.monotonic() - t0
 
 
-def _run(python, args, cwd, timeout=600):
+def _run(python, args, cwd, timeout=600, backend="jax"):
+    """Run ``python ARGS`` (or ``keras-attn ARGS`` when args[0] is "keras-attn") there."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KERAS_BACKEND")}
-    env.update(KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", **({"KERAS_BACKEND": backend} if backend else {}))
+    if args[:1] == ["keras-attn"]:
+        command = [str(Path(python).parent / "keras-attn"), *args[1:]]  # the console script
+    else:
+        command = [python, *args]
     return subprocess.run(
-        [python, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
 
 
-def test_the_environment_has_no_tensorflow(jax_env):
-    _, names, _ = jax_env
+def test_the_wheel_holds_the_package_its_command_and_licence(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        info = wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".dist-info"
+        metadata = archive.read(f"{info}/METADATA").decode()
+        entry_points = archive.read(f"{info}/entry_points.txt").decode()
+        licence = archive.read(f"{info}/licenses/LICENSE").decode()
+    assert {n.split("/")[0] for n in names} == {"keras_attn", info}  # no scripts/, tests/
+    assert "keras_attn/cli/__init__.py" in names and "keras_attn/__main__.py" in names
+    assert "keras-attn = keras_attn.cli:main" in entry_points
+    assert licence == (REPO / "LICENSE").read_text() and "Apache License" in licence
+    assert "License-Expression: Apache-2.0" in metadata
+    assert "Description-Content-Type: text/markdown" in metadata
+
+
+def test_the_environment_has_no_tensorflow_and_keras_attn_from_the_wheel(jax_env, tmp_path):
+    python, names, _ = jax_env
     assert not {"tensorflow", "tensorflow-cpu", "keras-tuner", "tensorflow-datasets"} & names
     assert {"keras", "jax", "numpy", "pillow", "keras-attn"} <= names
+    code = "import keras_attn, importlib.metadata as m; print(keras_attn.__file__); "
+    code += "print(m.distribution('keras_attn').read_text('direct_url.json'))"
+    done = _run(python, ["-c", code], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    where, direct_url = done.stdout.strip().splitlines()
+    venv = Path(python).parents[1]
+    assert Path(where).is_relative_to(venv) and "site-packages" in where
+    assert '"editable": true' not in direct_url and str(REPO) not in direct_url
 
 
 def test_build_save_and_load_every_variant_without_tensorflow(jax_env, tmp_path):
@@ -78,14 +133,21 @@ print("ok")
     assert done.stdout.strip().endswith("ok")
 
 
-def test_tiny_protocol_with_two_packed_runs_and_its_report(jax_env, tmp_path):
+def test_from_an_empty_folder_the_command_runs_the_protocol_its_report_export_and_predict(
+    jax_env, tmp_path
+):
+    """The install path as a new user takes it: the wheel's ``keras-attn``, an empty
+    folder, mock data made there, no KERAS_BACKEND (``--backend jax`` picks it)."""
     python, _, setup_seconds = jax_env
-    npz = write_npz(tmp_path / "syn.npz", n_train=80, n_test=16)
+    work = tmp_path / "work"
+    work.mkdir()
+    write_npz(work / "mock.npz", n_train=80, n_test=16)
     t0 = time.monotonic()
     done = _run(
         python,
         [
-            str(REPO / "scripts" / "protocol.py"),
+            "keras-attn",
+            "protocol",
             "--backend",
             "jax",
             "--models",
@@ -99,44 +161,50 @@ def test_tiny_protocol_with_two_packed_runs_and_its_report(jax_env, tmp_path):
             "--copies",
             "2",
             "--data-dir",
-            npz,
+            "mock.npz",
             "--val-size",
             "16",
             "--out",
-            str(tmp_path / "out"),
+            "out",
+            "--no-report",
         ],  # fmt: skip
-        cwd=tmp_path,
+        cwd=work,
+        backend=None,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    records = sorted((tmp_path / "out" / "records").glob("*/cnn/run-*.json"))
+    records = sorted((work / "out" / "records").glob("*/cnn/run-*.json"))
     assert len(records) == 2
     rec = json.loads(records[0].read_text())
     assert rec["environment"]["backend"] == "jax" and rec["training"]["packed_runs"] == [0, 1]
-    assert (tmp_path / "out" / "report.md").exists()
+    done = _run(python, ["keras-attn", "report", "out", "--no-plot"], cwd=work)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (work / "out" / "report.md").exists() and "| cnn " in done.stdout
     print(f"JAX-only env: set up in {setup_seconds:.0f}s, protocol {time.monotonic() - t0:.0f}s")
+    done = _run(python, ["-m", "keras_attn", "--help"], cwd=work, backend=None)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("usage: python -m keras_attn ")
+    assert all(c in done.stdout for c in ("protocol", "report", "attention-maps", "benchmark"))
 
     # The best run exports as .keras on JAX; each TensorFlow format says in one line what
     # it needs; the export classifies an image there.
-    export = [str(REPO / "scripts" / "export.py"), str(tmp_path / "out"), "--model", "cnn"]
-    done = _run(python, [*export, "--out-root", str(tmp_path / "saved")], cwd=tmp_path)
+    export = ["keras-attn", "export", "out", "--model", "cnn"]
+    done = _run(python, [*export, "--out-root", "saved"], cwd=work)
     assert done.returncode == 0, done.stderr[-3000:]
     err = done.stderr.strip().splitlines()
     assert err[0].startswith("note: TensorFlow is not installed: running on jax"), err
     for line, fmt in zip(err[1:], ("saved_model", "onnx", "tflite")):
         assert line.startswith(f"skipping {fmt}: the ") and "pip install tensorflow" in line
-    assert sorted(p.name for p in (tmp_path / "saved" / "cnn").iterdir()) == [
+    assert sorted(p.name for p in (work / "saved" / "cnn").iterdir()) == [
         "model.json",
         "model.keras",
     ]
     for fmt in ("saved_model", "onnx", "tflite"):
-        done = _run(python, [*export, "--formats", f"keras,{fmt}"], cwd=tmp_path)
+        done = _run(python, [*export, "--formats", f"keras,{fmt}"], cwd=work)
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
         last = done.stderr.strip().splitlines()[-1]
         assert last.startswith("error: the ") and "pip install tensorflow" in last, last
-    image = tmp_path / "cat.png"
-    Image.fromarray(np.full((40, 48, 3), 128, np.uint8)).save(image)
-    predict = [str(REPO / "scripts" / "predict.py"), str(tmp_path / "saved" / "cnn"), str(image)]
-    done = _run(python, predict, cwd=tmp_path)
+    Image.fromarray(np.full((40, 48, 3), 128, np.uint8)).save(work / "cat.png")
+    done = _run(python, ["keras-attn", "predict", "saved/cnn", "cat.png"], cwd=work)
     assert done.returncode == 0 and "  1. " in done.stdout, done.stderr[-2000:]
 
 
@@ -158,12 +226,13 @@ def test_what_needs_another_package_says_so_in_one_line(jax_env, tmp_path, args,
     assert needs in last and "pip install" in last, done.stderr[-2000:]
 
 
-def test_scripts_name_the_missing_package(jax_env, tmp_path):
+def test_the_command_names_the_missing_package(jax_env, tmp_path):
     python, _, _ = jax_env
     done = _run(
         python,
         [
-            str(REPO / "scripts" / "protocol.py"),
+            "keras-attn",
+            "protocol",
             "--backend",
             "jax",
             "--models",
@@ -187,7 +256,7 @@ def test_benchmark_without_tensorflow(jax_env, tmp_path):
     python, _, _ = jax_env
     out = tmp_path / "bench.json"
     args = ["--tiny", "--models", "cnn", "--no-fit-check", "--no-pipeline", "--output", str(out)]
-    done = _run(python, [str(REPO / "scripts" / "benchmark.py"), *args], cwd=tmp_path)
+    done = _run(python, ["keras-attn", "benchmark", *args], cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert [r["model"] for r in result["results"]] == ["cnn"]
