@@ -90,7 +90,7 @@ class DataSettings:
         return data
 
     def flags(self) -> list:
-        """The command-line flags (`keras_attn._cli.add_data_arguments`) that give these settings.
+        """The command-line flags (`keras_attn.cli.arguments.add_data_arguments`) of these settings.
 
         Only settings that differ from the defaults appear, so the flags work for
         every script that takes data flags.
