@@ -168,3 +168,18 @@ def test_image_commands_share_their_arguments(capsys):
     assert "unrecognized arguments: b.png" in capsys.readouterr().err
     assert "image of another size" in maps.format_help()
     assert "images of another size" in predict.format_help()
+
+
+def test_a_script_runs_as_the_command_does(tmp_path):
+    """``python scripts/report.py ...`` in a checkout is ``keras-attn report ...``."""
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "report.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.startswith(f"error: No records in '{tmp_path}'"), done.stderr
+    assert "written by keras-attn protocol" in done.stderr
