@@ -288,20 +288,3 @@ def evaluate_copies(packed, x, y, batch_size=256):
             probs[i].append(np.asarray(keras.ops.convert_to_numpy(p), dtype=np.float64))
     scores = [loss_and_accuracy(np.concatenate(p), y) for p in probs]
     return [{"loss": loss, "accuracy": acc} for loss, acc in scores]
-
-
-def __getattr__(name):
-    """The packing benchmark moved to `keras_attn.benchmark.packing`: import it lazily, warn."""
-    if name in ("benchmark_packing", "format_packing"):
-        import warnings
-
-        from keras_attn.benchmark import packing
-
-        warnings.warn(
-            f"keras_attn.parallel.{name} is deprecated: import it from "
-            "keras_attn.benchmark.packing.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(packing, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

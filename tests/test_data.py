@@ -18,6 +18,7 @@ from data_helpers import (
 from PIL import Image
 
 from keras_attn import data
+from keras_attn.data import folders
 from keras_attn.data import tfds as tfds_source
 
 # --------------------------------------------------------------------------- image folder
@@ -175,7 +176,7 @@ def test_every_unreadable_image_is_named_in_one_error(tmp_path):
 
 def test_a_long_list_of_unreadable_images_is_cut_with_a_count(tmp_path):
     write_image_folder(tmp_path, classes=("cat", "dog"), n_train=1, n_test=1)
-    for i in range(data._MAX_LISTED + 5):
+    for i in range(folders._MAX_LISTED + 5):
         (tmp_path / "train" / "cat" / f"bad{i:02d}.jpg").write_bytes(b"x")
     with pytest.raises(ValueError, match=r"(?s)Cannot read 25 of 29 .*\.\.\. and 5 more"):
         data.load_dataset(tmp_path, val_size=1)

@@ -14,12 +14,12 @@ def _protocol_parser():
     import importlib.util
 
     import keras_attn
-    from keras_attn import protocol
+    from keras_attn.protocol.settings import PRESETS
 
     spec = importlib.util.spec_from_file_location("protocol_script", REPO / "scripts/protocol.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    return script.build_parser(protocol.PRESETS, list(keras_attn.list_models()))
+    return script.build_parser(PRESETS, list(keras_attn.list_models()))
 
 
 def _flags(tokens):
