@@ -253,3 +253,16 @@ def test_the_top_level_keeps_its_nine_names():
         "load",
         "register",
     ]
+
+
+def test_development_md_shows_the_layout_as_it_is():
+    import layout_doc
+
+    page = layout_doc.PAGE.read_text()
+    assert page == layout_doc.page_with_table(page), (
+        "docs/development.md's layout is out of date: run `python tests/layout_doc.py`"
+    )
+    listed = {path for path, _ in layout_doc.rows()}
+    assert {f"keras_attn/{p.relative_to(PACKAGE).as_posix()}" for p in PACKAGE.rglob("*.py")} == {
+        p + "__init__.py" if p.endswith("/") else p for p in listed
+    }
