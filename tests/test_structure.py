@@ -149,8 +149,7 @@ _DEPRECATIONS = {"DeprecationWarning", "PendingDeprecationWarning"}
 
 
 def _deprecations(path):
-    """What in ``path`` raises, warns with or subclasses a deprecation warning, or is a module
-    ``__getattr__`` (the shape of a moved-name shim)."""
+    """What in ``path`` raises, warns with or subclasses a deprecation warning."""
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ClassDef):
@@ -165,12 +164,6 @@ def _deprecations(path):
             args = [*node.args, *(k.value for k in node.keywords if k.arg == "category")]
             named = {a.id for a in args if isinstance(a, ast.Name)} & _DEPRECATIONS
             found += [f"line {node.lineno}: warns with {n}" for n in sorted(named)]
-    module_level = ast.parse(path.read_text()).body
-    found += [
-        f"line {n.lineno}: module __getattr__"
-        for n in module_level
-        if isinstance(n, ast.FunctionDef) and n.name == "__getattr__"
-    ]
     return found
 
 
@@ -194,7 +187,6 @@ def test_the_deprecation_check_can_fail(tmp_path):
     )
     assert sorted(_deprecations(shim)) == [
         "line 2: class Old is a deprecation warning",
-        "line 3: module __getattr__",
         "line 4: warns with DeprecationWarning",
         "line 5: raises DeprecationWarning",
     ]
