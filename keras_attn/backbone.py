@@ -5,7 +5,7 @@ says everything about the architecture. `validate_config` fills in defaults and
 checks it, and `AttentionCNN` turns it into a functional ``keras.Model`` whose
 ``get_config`` is that dict, so a saved model reloads as the same class.
 
-The network (REFERENCE.md): per block, a 3x3 "same" convolution and a 3x3
+The network (docs/study.md): per block, a 3x3 "same" convolution and a 3x3
 "valid" convolution, each followed by ReLU then BatchNorm; then 2x2 max pooling
 and spatial dropout. Every convolution is an insertion site, numbered from 1 in
 order (four in the two-block network, six in the three-block one). By default

@@ -40,28 +40,20 @@ MIXED_PRECISION_POLICIES = ("mixed_bfloat16", "mixed_float16")
 
 
 def fast_path(backend=None, accelerator=None):
-    """The fastest safe settings for training keras_attn models on this backend and device.
+    """The default training settings for keras_attn models on this backend and device.
 
-    Measured with this module on a 2-core CPU (see the README's performance
-    section); nothing here was measured on a GPU, none was available:
-
-    - TensorFlow on CPU: ``jit_compile=False``. With XLA every variant's
-      training step took longer (about 1.3x to 1.6x as long for ``cnn``,
-      the conv- and linear-autoencoder variants, side by side), so the graph
-      mode with oneDNN kernels (Keras' own CPU default) is the fast path.
+    - TensorFlow on CPU: ``jit_compile=False`` (graph mode with oneDNN kernels,
+      Keras' own CPU default).
     - TensorFlow on GPU: ``jit_compile=True`` (what Keras' ``"auto"`` picks on a
-      GPU). Note that TensorFlow op determinism, which the protocol enables by
-      default, makes Keras turn XLA off.
+      GPU). TensorFlow op determinism, which the protocol enables by default,
+      makes Keras turn XLA off.
     - JAX: ``jit_compile=True`` (without it every op is dispatched one by one).
-    - PyTorch: ``jit_compile=False`` (``torch.compile`` is not measured).
+    - PyTorch: ``jit_compile=False``.
 
-    Mixed precision is never on by default: ``"mixed_bfloat16"`` trained 1.25x
-    to 1.45x faster on the test CPU (which has AVX512-BF16; CPUs without it are
-    usually slower), but its effect on these models' accuracy has not been
-    checked; turn it on explicitly. ``copies`` is how many runs to train at
-    once with `keras_attn.parallel`: 1 on CPU (no gain measured on 2 cores,
-    TensorFlow or JAX); 8 on a GPU, where packing is exact and is expected to
-    fill the device, but where its gain has not been measured.
+    Mixed precision is never on by default (pass it explicitly). ``copies`` is
+    how many runs to train at once with `keras_attn.parallel`: 1 on a CPU, 8 on
+    a GPU. Why each choice, with the measurements behind it:
+    docs/performance.md ("The fast path").
 
     Args:
         backend: ``"tensorflow"``, ``"jax"`` or ``"torch"``; default Keras'

@@ -17,12 +17,12 @@ import keras_attn
 from keras_attn import export
 from keras_attn.attention_maps import (
     attention_maps,
-    figure_inches,
     format_mask_statistics,
     gate_parts,
     mask_statistics,
     plot_attention_maps,
 )
+from keras_attn.attention_maps.figure import figure_inches
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 WITH_ATTENTION = [

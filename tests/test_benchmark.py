@@ -8,7 +8,6 @@ import json
 import pathlib
 import subprocess
 import sys
-import warnings
 
 import keras
 import numpy as np
@@ -16,7 +15,8 @@ import pytest
 
 import keras_attn
 from keras_attn import benchmark
-from keras_attn.benchmark import format_table, run_benchmark, write_json
+from keras_attn.benchmark import run_benchmark, write_json
+from keras_attn.benchmark.table import format_table
 from keras_attn.training import compile_for_training, fast_path
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -237,25 +237,6 @@ def test_a_custom_baseline_gives_the_macs_and_input_of_its_own_model():
     (row,) = result["results"]
     assert row["mac_ratio"] == 1.0 and row["train_step_ratio"] == 1.0
     assert result["fit_check"]["images_per_s"] > 0
-
-
-def test_moved_names_still_work_and_warn():
-    from keras_attn import parallel, runtime, training
-
-    for name, home in (
-        ("compile_for_training", training),
-        ("fast_path", training),
-        ("device_description", runtime),
-    ):
-        with pytest.warns(DeprecationWarning, match=home.__name__):
-            assert getattr(benchmark, name) is getattr(home, name)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the current names do not warn
-        from keras_attn.benchmark import benchmark_packing, run_benchmark  # noqa: F401
-    with pytest.raises(AttributeError):
-        benchmark.no_such_name  # noqa: B018
-    with pytest.raises(AttributeError):
-        parallel.no_such_name  # noqa: B018
 
 
 def _imports(path):

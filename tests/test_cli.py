@@ -103,7 +103,9 @@ def test_examples_run():
 
 def test_data_flags_are_those_of_the_protocol_and_tune_commands():
     import keras_attn
-    from keras_attn import protocol, tuning
+    from keras_attn.protocol.settings import PRESETS
+    from keras_attn.tuning.settings import PRESETS as TUNE_PRESETS
+    from keras_attn.tuning.settings import TUNERS
 
     ours = argparse.ArgumentParser()
     _cli.add_data_arguments(ours)
@@ -113,9 +115,9 @@ def test_data_flags_are_those_of_the_protocol_and_tune_commands():
         ("--split-seed",), ("--train-limit",), ("--val-limit",), ("--test-limit",),
         ("--cache-dir",),
     ]  # fmt: skip
-    proto = _script("protocol").build_parser(protocol.PRESETS, list(keras_attn.list_models()))
+    proto = _script("protocol").build_parser(PRESETS, list(keras_attn.list_models()))
     assert _group_actions(proto, "data") == expected
-    tune = _script("tune").build_parser(tuning.PRESETS, tuning.TUNERS)
+    tune = _script("tune").build_parser(TUNE_PRESETS, TUNERS)
     no_test_limit = [a for a in expected if a[0] != ("--test-limit",)]
     assert _group_actions(tune, "data (as in keras-attn protocol)") == no_test_limit
 

@@ -18,6 +18,7 @@ from data_helpers import (
 from PIL import Image
 
 from keras_attn import data
+from keras_attn.data import folders
 from keras_attn.data import tfds as tfds_source
 
 # --------------------------------------------------------------------------- image folder
@@ -68,6 +69,7 @@ def test_load_dataset_split_is_deterministic_complete_and_recorded(tmp_path):
     assert d["counts"] == {"train": 24, "val": 6, "test": 9}
     assert d["split"]["val_size"] == 6 and d["split"]["split_seed"] == 0
     assert d["source"]["kind"] == "folder" and d["class_names"] == ["a", "b", "c"]
+    assert d["source"]["name"] == tmp_path.name  # what reports name it by, with the fingerprint
     assert ds1.input_shape == (8, 8, 3) and ds1.num_classes == 3
 
 
@@ -175,7 +177,7 @@ def test_every_unreadable_image_is_named_in_one_error(tmp_path):
 
 def test_a_long_list_of_unreadable_images_is_cut_with_a_count(tmp_path):
     write_image_folder(tmp_path, classes=("cat", "dog"), n_train=1, n_test=1)
-    for i in range(data._MAX_LISTED + 5):
+    for i in range(folders._MAX_LISTED + 5):
         (tmp_path / "train" / "cat" / f"bad{i:02d}.jpg").write_bytes(b"x")
     with pytest.raises(ValueError, match=r"(?s)Cannot read 25 of 29 .*\.\.\. and 5 more"):
         data.load_dataset(tmp_path, val_size=1)
@@ -202,6 +204,7 @@ def test_npz_round_trip_and_keras_label_shape(tmp_path):
     assert ds.x_train.shape == (20, 32, 32, 3) and ds.y_train.ndim == 1
     assert ds.class_names == tuple("abcdefghij")
     assert ds.describe()["source"]["kind"] == "npz"
+    assert ds.describe()["source"]["name"] == "d.npz"
     assert sorted(np.concatenate([ds.y_train, ds.y_val]).tolist()) == sorted(y_tr.tolist())
 
 
@@ -288,6 +291,7 @@ def test_tfds_source_with_mock_data():
     assert ds.class_names == tuple(str(i) for i in range(10))
     assert ds.describe()["source"]["kind"] == "tfds"
     assert ds.describe()["source"]["location"] == "tfds:cifar10"
+    assert ds.describe()["source"]["name"] == "cifar10"
 
 
 def test_tfds_download_offline_fails_in_one_line_within_seconds(tmp_path, monkeypatch):
@@ -338,6 +342,7 @@ def test_image_folder_archive_is_unpacked_once_into_the_cache(tmp_path):
     packed = data.load_dataset(archive, val_size=2, cache_dir=str(tmp_path / "cache"))
     assert packed.fingerprint() == folder.fingerprint()
     assert packed.source["archive"] == str(archive.resolve())
+    assert packed.source["name"] == folder.source["name"] + ".tar.gz" == "cifar-like.tar.gz"
     again = data.load_dataset(archive, val_size=2, cache_dir=str(tmp_path / "cache"))
     assert again.fingerprint() == folder.fingerprint()
     assert len(list((tmp_path / "cache").glob("cifar-like-*"))) == 1

@@ -12,10 +12,10 @@ EXAMPLES = REPO / "examples"
 
 def _protocol_parser():
     import keras_attn
-    from keras_attn import protocol
     from keras_attn.cli import protocol as command
+    from keras_attn.protocol.settings import PRESETS
 
-    return command.build_parser(protocol.PRESETS, list(keras_attn.list_models()))
+    return command.build_parser(PRESETS, list(keras_attn.list_models()))
 
 
 def _flags(tokens):

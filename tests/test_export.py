@@ -19,6 +19,7 @@ from PIL import Image
 
 import keras_attn
 from keras_attn import export
+from keras_attn.export.formats import FORMATS
 from keras_attn.predict import predict
 
 TOL = 1e-5
@@ -316,7 +317,7 @@ def test_without_tensorflow_each_path_that_needs_it_says_so_in_one_line(
     assert export_script.main(argv) == 0
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("note: TensorFlow is not installed: running on ")
-    assert err[1:] == [f"skipping {f}: {export.install_hint(f)}" for f in export.FORMATS[1:]]
+    assert err[1:] == [f"skipping {f}: {export.install_hint(f)}" for f in FORMATS[1:]]
     assert sorted(p.name for p in (tmp_path / "out" / "a").iterdir()) == [
         "model.json",
         "model.keras",

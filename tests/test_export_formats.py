@@ -18,10 +18,11 @@ import keras_attn
 from keras_attn import export
 from keras_attn.backbone import count_trainable_params
 from keras_attn.export import conversion, writer
+from keras_attn.export.formats import FILES, FORMATS
 from keras_attn.predict import predict
 
 VARIANTS = list(keras_attn.list_models())
-FORMATS_MISSING = [f for f in export.FORMATS if export.install_hint(f)]
+FORMATS_MISSING = [f for f in FORMATS if export.install_hint(f)]
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow" or bool(FORMATS_MISSING),
     reason="exporting every format needs the TF backend and the export packages: "
@@ -56,11 +57,11 @@ def exported(tmp_path_factory):
         return done[name]
 
     yield get
-    print(f"\n{'variant':<22}" + "".join(f"{f:>13}" for f in export.FORMATS) + "  export s")
+    print(f"\n{'variant':<22}" + "".join(f"{f:>13}" for f in FORMATS) + "  export s")
     for name, ex in done.items():
         if isinstance(ex, _Export):
             diffs = ex.card["verified_max_abs_diff"]
-            row = "".join(f"{diffs[f]:>13.1e}" for f in export.FORMATS)
+            row = "".join(f"{diffs[f]:>13.1e}" for f in FORMATS)
             print(f"{name:<22}{row}  {ex.seconds:8.1f}")
 
 
@@ -72,7 +73,7 @@ def test_every_format_is_written_checked_and_described_in_the_card(exported, nam
     assert (folder / "saved_model" / "saved_model.pb").is_file()
     assert (folder / "model.onnx").is_file() and (folder / "model.tflite").is_file()
     written = sorted(p.name for p in folder.iterdir())
-    assert written == sorted([*export.FILES.values(), "model.json"])
+    assert written == sorted([*FILES.values(), "model.json"])
     for part in ("saved_model", "model.onnx", "model.tflite"):
         assert card == export.load_card(folder / part)
     assert card["name"] == name and card["config"] == model.model_config
@@ -82,14 +83,14 @@ def test_every_format_is_written_checked_and_described_in_the_card(exported, nam
     assert card["input"]["shape"] == [None, *model.input_shape[1:]]
     assert card["input"]["dtype"] == "uint8" and card["input"]["name"] == "images"
     assert card["output"]["shape"] == [None, num_classes]
-    assert card["files"] == export.FILES and set(card["runtimes"]) == set(export.FORMATS)
+    assert card["files"] == FILES and set(card["runtimes"]) == set(FORMATS)
     assert card["signatures"] == ["serve", "serving_default"] and card["record"] is None
     assert {"keras_attn", "keras", "numpy", "python"} <= set(card["versions"])
     # Checked at export, every format, within the tolerance; with the converter that wrote it
     # (Keras' own first; a fallback only with the reasons the earlier ones were passed over).
     diffs = card["verified_max_abs_diff"]
-    assert set(diffs) == set(export.FORMATS) and all(0 <= d <= TOL for d in diffs.values()), diffs
-    for fmt in export.FORMATS:
+    assert set(diffs) == set(FORMATS) and all(0 <= d <= TOL for d in diffs.values()), diffs
+    for fmt in FORMATS:
         used = export.converters(fmt).index(card["converters"][fmt])
         assert len(card["rejected_converters"].get(fmt, [])) == used, card["rejected_converters"]
 
@@ -146,8 +147,8 @@ def test_load_takes_the_folder_or_any_of_its_files(exported):
     ex = exported("cnn_conv_ae_eca")
     images = uint8_images((32, 32, 3), seed=7)
     expected = reference_predictions(ex.model, images)
-    for fmt in export.FORMATS:
-        for path, how in ((ex.folder, fmt), (ex.folder / export.FILES[fmt], "auto")):
+    for fmt in FORMATS:
+        for path, how in ((ex.folder, fmt), (ex.folder / FILES[fmt], "auto")):
             loaded = keras_attn.load(path, format=how)
             np.testing.assert_allclose(predict(loaded, images), expected, atol=TOL, rtol=0)
         with pytest.raises(ValueError, match=r"takes images \(32, 32, 3\), got \(9, 9, 3\)"):

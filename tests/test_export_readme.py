@@ -25,10 +25,11 @@ from export_helpers import REPO, TOL, load_script, reference_predictions, small_
 from PIL import Image
 
 from keras_attn import export
+from keras_attn.export.formats import FORMATS
 
 README = REPO / "saved_models" / "README.md"
 pytestmark = pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow" or export.available_formats() != export.FORMATS,
+    keras.backend.backend() != "tensorflow" or export.available_formats() != FORMATS,
     reason="the README exports every format: needs the TF backend and the export packages",
 )
 
@@ -95,7 +96,7 @@ def test_readme_blocks_with_keras_attn_export_and_load(readme_dir):
     assert len(blocks) >= 6 and "export_model(" in blocks[0], "the README lost its examples"
     folder, expected, probs, printed = readme_dir
     card = export.load_card(folder / "saved_models" / "my_model")
-    assert card["class_names"][3] == "cat" and set(card["files"]) == set(export.FORMATS)
+    assert card["class_names"][3] == "cat" and set(card["files"]) == set(FORMATS)
     assert all(d <= TOL for d in card["verified_max_abs_diff"].values())
     assert "'saved_model': " in printed and "[[('" in printed  # the card's diffs, then top-k
     keras_probs = [p for p in probs if p is not None and len(p) == 2]

@@ -7,14 +7,9 @@ import numpy as np
 import pytest
 
 import keras_attn
-from keras_attn.attention_maps import (
-    class_index_of,
-    feature_grid,
-    grad_cam,
-    gradcam_layer,
-    spatial_layers,
-    to_image,
-)
+from keras_attn.attention_maps import class_index_of, grad_cam, gradcam_layer
+from keras_attn.attention_maps.geometry import feature_grid, to_image
+from keras_attn.attention_maps.gradcam import spatial_layers
 
 
 def small_model(name, **overrides):

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 from layer_checks import run_layer_test
+from study_tables import gate_params
 
 from keras_attn.layers import (
     CBAM,
@@ -22,19 +23,21 @@ from keras_attn.layers import (
     max_depth,
 )
 
-# (class, kwargs, input shape, trainable params). Parameter counts from REFERENCE.md.
+# (class, kwargs, input shape, trainable params). The study's counts are docs/study.md's
+# per-gate table (sites 1-4 of `cnn`: 32x32x64, 30x30x64, 15x15x128, 13x13x128).
+GATES = gate_params()
 CASES = {
-    "eca_c64": (ECA, {}, (8, 8, 64), 3),
-    "eca_c128": (ECA, {}, (6, 6, 128), 5),
+    "eca_c64": (ECA, {}, (8, 8, 64), GATES["eca"][0]),
+    "eca_c128": (ECA, {}, (6, 6, 128), GATES["eca"][2]),
     "eca_fixed_k": (ECA, {"kernel_size": 7}, (4, 4, 16), 7),
-    "cbam_channel": (CBAMChannelGate, {}, (8, 8, 64), 580),
-    "cbam_spatial": (CBAMSpatialGate, {}, (8, 8, 64), 100),
-    "cbam_c64": (CBAM, {}, (8, 8, 64), 680),
-    "cbam_c128": (CBAM, {}, (5, 7, 128), 2284),
-    "conv_ae_site1": (ConvAutoencoderGate, {}, (32, 32, 64), 65_464),
-    "conv_ae_site2": (ConvAutoencoderGate, {}, (30, 30, 64), 65_464),
-    "conv_ae_site3": (ConvAutoencoderGate, {}, (15, 15, 128), 84_728),
-    "conv_ae_site4": (ConvAutoencoderGate, {"final_kernel": 2}, (13, 13, 128), 77_048),
+    "cbam_channel": (CBAMChannelGate, {}, (8, 8, 64), GATES["cbam"][0] - GATES["cbam_spatial"][0]),
+    "cbam_spatial": (CBAMSpatialGate, {}, (8, 8, 64), GATES["cbam_spatial"][0]),
+    "cbam_c64": (CBAM, {}, (8, 8, 64), GATES["cbam"][0]),
+    "cbam_c128": (CBAM, {}, (5, 7, 128), GATES["cbam"][2]),
+    "conv_ae_site1": (ConvAutoencoderGate, {}, (32, 32, 64), GATES["conv_ae"][0]),
+    "conv_ae_site2": (ConvAutoencoderGate, {}, (30, 30, 64), GATES["conv_ae"][1]),
+    "conv_ae_site3": (ConvAutoencoderGate, {}, (15, 15, 128), GATES["conv_ae"][2]),
+    "conv_ae_site4": (ConvAutoencoderGate, {"final_kernel": 2}, (13, 13, 128), GATES["conv_ae"][3]),
     "conv_ae_small": (
         ConvAutoencoderGate,
         {"filters": [4, 8], "final_kernel": 5, "activation": "gelu"},
@@ -42,8 +45,8 @@ CASES = {
         # 3*16*4+4 + 4*16*8+8 + 8*16*4+4 + 4*25*3+3
         3 * 16 * 4 + 4 + 4 * 16 * 8 + 8 + 8 * 16 * 4 + 4 + 4 * 25 * 3 + 3,
     ),
-    "linear_ae_w32": (LinearAutoencoderGate, {}, (4, 32, 8), 257 * 32 + 18_316),
-    "linear_ae_w13": (LinearAutoencoderGate, {}, (3, 13, 4), 21_657),
+    "linear_ae_w32": (LinearAutoencoderGate, {}, (4, 32, 8), GATES["linear_ae"][0]),
+    "linear_ae_w13": (LinearAutoencoderGate, {}, (3, 13, 4), GATES["linear_ae"][3]),
     "linear_ae_small": (
         LinearAutoencoderGate,
         {"units": [6, 2], "activation": "tanh"},
@@ -59,8 +62,13 @@ def test_layer(case):
     run_layer_test(cls, kwargs, shape, params)
 
 
+def test_the_linear_ae_counts_follow_its_rule():
+    # docs/study.md: 257 W + 18,316 per gate, W the width at sites 1-4.
+    assert GATES["linear_ae"] == [257 * w + 18_316 for w in (32, 30, 15, 13)]
+
+
 def test_eca_kernel_rule():
-    # t = floor((log2 C + 1) / 2), rounded up to odd: REFERENCE.md's k=3 at 64 and 5 at 128.
+    # t = floor((log2 C + 1) / 2), rounded up to odd: docs/study.md's k=3 at 64 and 5 at 128.
     assert [eca_kernel_size(c) for c in (16, 32, 64, 128, 256, 512)] == [3, 3, 3, 5, 5, 5]
     assert eca_kernel_size(128, gamma=1, b=0) == 7
     layer = ECA()
@@ -138,7 +146,7 @@ def test_final_geometry_hits_every_size(size, kernel):
 
 
 def test_final_geometry_matches_the_study_on_cifar_sites():
-    # REFERENCE.md's (kernel, stride, padding, output_padding) per site. Stride and
+    # docs/study.md's (kernel, stride, padding, output_padding) per site. Stride and
     # leading crop (= padding) agree at sites 1, 2, 4; site 3 differs only in alignment.
     assert final_geometry(16, 32, 3)[:2] == (2, 1)
     assert final_geometry(12, 30, 3)[:2] == (3, 3)

@@ -1,5 +1,5 @@
 """Images to predictions (keras_attn.predict): decoding, resizing, the uint8 batch, predict and
-top-k, the old import path, and keras-attn predict on an export. Every format's predictions
+top-k, and keras-attn predict on an export. Every format's predictions
 are tested in test_export.py.
 """
 
@@ -97,17 +97,6 @@ def test_predict_and_top_k():
     assert ranked == [[("dog", 0.6), ("ship", 0.3), ("cat", 0.1)]]
     with pytest.raises(ValueError, match="`k` must be a positive integer, got 0"):
         top_k([[1.0]], k=0)
-
-
-def test_the_old_import_path_still_works():
-    import keras_attn.predict as new
-
-    for name in ("RESIZE_MODES", "fit_image", "load_images", "predict", "read_image", "top_k"):
-        with pytest.warns(DeprecationWarning, match=f"moved to keras_attn.predict.{name}"):
-            assert getattr(export, name) is getattr(new, name)
-    with pytest.warns(DeprecationWarning):
-        from keras_attn.export import load_images as old_load_images
-    assert old_load_images is load_images
 
 
 # --------------------------------------------------------------------------- the script

@@ -14,6 +14,8 @@ from report_helpers import ACC, make_record, make_records, write_records
 from scipy import stats
 
 from keras_attn import report
+from keras_attn.report import summary
+from keras_attn.report.stats import bootstrap_diff_ci
 
 COMMITTED = REPO / "results" / "cifar10"
 TEXT_FILES = ("report.md", "report.csv", "runs.csv", "results.jsonl")
@@ -55,7 +57,7 @@ def test_comparisons_with_the_baseline():
     u = stats.mannwhitneyu(eca, cnn).statistic
     assert rows["cnn_eca"]["prob_improvement"] == pytest.approx(u / (len(eca) * len(cnn)))
     low, high = rows["cnn_eca"]["diff_ci95_low"], rows["cnn_eca"]["diff_ci95_high"]
-    assert (low, high) == report.bootstrap_diff_ci(eca, cnn)
+    assert (low, high) == bootstrap_diff_ci(eca, cnn)
     assert low < rows["cnn_eca"]["diff_vs_baseline"] < high
     assert math.isnan(rows["cnn"]["p_holm"]) and math.isnan(rows["cnn"]["prob_improvement"])
 
@@ -114,7 +116,7 @@ def test_write_report_files(tmp_path):
     with open(paths["csv"]) as f:
         rows = list(csv.DictReader(f))
     assert [r["model"] for r in rows] == ["cnn", "cnn3", "cnn_eca"]
-    assert tuple(rows[0]) == report.CSV_FIELDS
+    assert tuple(rows[0]) == summary.CSV_FIELDS
     assert float(rows[1]["p_welch"]) < 0.05 < float(rows[2]["p_welch"])  # cnn3 worse; eca n.s.
     assert rows[0]["p_welch"] == ""  # the baseline has no comparison
     assert float(rows[1]["p_holm"]) < 0.05 < float(rows[2]["p_holm"])

@@ -7,6 +7,7 @@ import pytest
 from report_helpers import make_record
 
 from keras_attn import report
+from keras_attn.report import masks
 
 
 def _layer(site, kind, std, spatial_std, mean=0.5):
@@ -56,7 +57,7 @@ def test_mask_statistics_are_averaged_over_the_runs_that_have_them():
     assert ae1["spatial_std"] == pytest.approx(np.mean([0.001, 0.003]))
     assert ae1["channel_std"] == pytest.approx(np.mean([0.001, 0.003]))
     assert ae1["mean"] == pytest.approx(0.5)
-    assert set(rows[0]) == set(report.MASK_FIELDS)
+    assert set(rows[0]) == set(masks.MASK_FIELDS)
 
 
 def test_no_mask_statistics_no_rows_and_no_section():

@@ -39,9 +39,10 @@ def test_block_has_table_data_machines_settings_and_limits():
     assert cnn3.startswith("| `cnn3` | 3 | 67.00 | 1.00 | [64.52, 69.48] | 1,677,130 | -3.40 |")
     assert "Runs per variant (n): `cnn` 5, `cnn3` 3, `cnn_eca` 6." in block
     assert (
-        "- **Data**: image folder `/tmp/cifar` (decoded from image files, not "
+        "- **Data**: image folder `cifar` (decoded from image files, not "
         "tensorflow-datasets' arrays): 45,000 train / 5,000 val / 10,000 test images" in block
     )
+    assert "data fingerprint `dedcfa57ea256fad`" in block and "/tmp" not in block
     assert "- **Machines**: jax backend, GPU: gpu:NVIDIA H200 (keras 3.15.1, jax 0.11.2)" in block
     assert "optimizer sgd, learning rate 0.1, momentum 0.0, batch size 128, 10 epochs" in block
     assert "survive Holm at 0.05 (of 2 compared): `cnn3` (-3.40 points)." in block
@@ -49,6 +50,20 @@ def test_block_has_table_data_machines_settings_and_limits():
     assert "Registered variants with no runs yet in these settings: `cnn_cbam`," in block
     assert "`cnn_eca`" not in block.split("no runs yet")[1]
     assert "20" not in lines[0]  # no date, no clock
+
+
+def test_data_are_named_by_their_name_and_fingerprint_not_a_machines_path():
+    records = _h200(make_records())
+    for r in records:
+        r["data"]["source"] = {
+            "kind": "folder",
+            "name": "cifar10-jpeg.tar.gz",
+            "location": "/scratch/job-123/cifar10-jpeg",
+            "archive": "/scratch/job-123/cifar10-jpeg.tar.gz",
+        }
+    block = report.readme_block(records, source="results/cifar10")
+    assert "- **Data**: image folder `cifar10-jpeg.tar.gz` (decoded" in block
+    assert "/scratch" not in block and "job-123" not in block
 
 
 def test_rewriting_is_byte_identical(tmp_path):

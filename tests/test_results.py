@@ -45,3 +45,19 @@ def test_the_readme_results_block_is_made_from_the_records(tmp_path):
     shutil.copyfile(REPO / "README.md", readme)
     report.update_readme(str(readme), report.load_records(str(RESULTS)), source="results/cifar10")
     assert readme.read_bytes() == (REPO / "README.md").read_bytes()
+
+
+def test_results_hold_records_reports_and_machine_descriptions_not_raw_logs():
+    logs = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "results").rglob("*.log"))
+    assert not logs, f"raw logs under results/: {logs}"
+
+
+def test_the_docs_links_into_results_exist():
+    import re
+
+    broken = []
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]*results/[^)#\s]*)", page.read_text()):
+            if not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(REPO)}: {target}")
+    assert not broken, broken

@@ -1,7 +1,11 @@
 """The package's shape: no import cycle, no reaching into other modules' private names,
-small workflow modules."""
+small workflow modules, no deprecation shims, sub-packages whose ``__all__`` holds their
+entry points (functions and classes) only."""
 
 import ast
+import importlib
+import inspect
+import warnings
 from pathlib import Path
 
 import pytest
@@ -131,3 +135,127 @@ def test_workflow_modules_stay_small(part):
     paths = sorted(target.rglob("*.py")) if target.is_dir() else [target]
     big = {p.name: n for p in paths if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not big, f"over {MAX_LINES} lines: {big}"
+
+
+# ------------------------------------------------------------------ the public surface
+
+#: The sub-packages of keras_attn (every folder with an ``__init__.py``), found in the tree.
+SUB_PACKAGES = sorted(
+    p.parent.name for p in PACKAGE.glob("*/__init__.py") if not p.parent.name.startswith("_")
+)
+#: Files still holding the deprecated ``python -m keras_attn.benchmark``: the command line's
+#: move to keras_attn/cli/ deletes them (then this entry goes too).
+_LEFT_TO_THE_CLI_MOVE = {"benchmark/legacy.py", "benchmark/__main__.py"}
+_DEPRECATIONS = {"DeprecationWarning", "PendingDeprecationWarning"}
+
+
+def _deprecations(path):
+    """What in ``path`` raises, warns with or subclasses a deprecation warning."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ClassDef):
+            bases = {b.id for b in node.bases if isinstance(b, ast.Name)}
+            if bases & _DEPRECATIONS:
+                found.append(f"line {node.lineno}: class {node.name} is a deprecation warning")
+        elif isinstance(node, ast.Raise) and node.exc is not None:
+            exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+            if isinstance(exc, ast.Name) and exc.id in _DEPRECATIONS:
+                found.append(f"line {node.lineno}: raises {exc.id}")
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "warn":
+            args = [*node.args, *(k.value for k in node.keywords if k.arg == "category")]
+            named = {a.id for a in args if isinstance(a, ast.Name)} & _DEPRECATIONS
+            found += [f"line {node.lineno}: warns with {n}" for n in sorted(named)]
+    return found
+
+
+def test_no_module_raises_or_defines_a_deprecation_warning():
+    offenders = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        where = path.relative_to(PACKAGE).as_posix()
+        if where not in _LEFT_TO_THE_CLI_MOVE and (found := _deprecations(path)):
+            offenders[where] = found
+    assert not offenders, offenders
+
+
+def test_the_deprecation_check_can_fail(tmp_path):
+    shim = tmp_path / "shim.py"
+    shim.write_text(
+        "import warnings\n"
+        "class Old(DeprecationWarning): ...\n"
+        "def __getattr__(name):\n"
+        "    warnings.warn('moved', DeprecationWarning)\n"
+        "    raise DeprecationWarning(name)\n"
+    )
+    assert sorted(_deprecations(shim)) == [
+        "line 2: class Old is a deprecation warning",
+        "line 4: warns with DeprecationWarning",
+        "line 5: raises DeprecationWarning",
+    ]
+
+
+def _sub_package(name):
+    """The imported sub-package, or a skip where it needs what is not installed (KerasTuner)."""
+    try:
+        return importlib.import_module(f"keras_attn.{name}")
+    except ImportError as error:
+        if str(error).startswith(f"keras_attn.{name} needs"):
+            pytest.skip(str(error))
+        raise
+
+
+@pytest.mark.parametrize("name", SUB_PACKAGES)
+def test_star_import_of_a_sub_package_is_silent(name):
+    _sub_package(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        exec(f"from keras_attn.{name} import *", {})
+
+
+@pytest.mark.parametrize("name", SUB_PACKAGES)
+def test_a_sub_packages_all_holds_functions_and_classes(name):
+    module = _sub_package(name)
+    entry = (inspect.isfunction, inspect.isclass)
+    others = [n for n in module.__all__ if not any(is_(getattr(module, n, None)) for is_ in entry)]
+    assert not others, f"keras_attn.{name}.__all__ holds what is not a function or class: {others}"
+
+
+def test_no_name_is_public_in_two_sub_packages():
+    homes = {}
+    for name in SUB_PACKAGES:
+        try:
+            module = importlib.import_module(f"keras_attn.{name}")
+        except ImportError:
+            continue  # reported by the tests above
+        for public in module.__all__:
+            homes.setdefault(public, []).append(name)
+    clashes = {public: where for public, where in homes.items() if len(where) > 1}
+    assert not clashes, clashes
+
+
+def test_the_top_level_keeps_its_nine_names():
+    import keras_attn
+
+    assert sorted(keras_attn.__all__) == [
+        "AttentionCNN",
+        "__version__",
+        "build",
+        "count_trainable_params",
+        "get_config",
+        "layers",
+        "list_models",
+        "load",
+        "register",
+    ]
+
+
+def test_development_md_shows_the_layout_as_it_is():
+    import layout_doc
+
+    page = layout_doc.PAGE.read_text()
+    assert page == layout_doc.page_with_table(page), (
+        "docs/development.md's layout is out of date: run `python tests/layout_doc.py`"
+    )
+    listed = {path for path, _ in layout_doc.rows()}
+    assert {f"keras_attn/{p.relative_to(PACKAGE).as_posix()}" for p in PACKAGE.rglob("*.py")} == {
+        p + "__init__.py" if p.endswith("/") else p for p in listed
+    }

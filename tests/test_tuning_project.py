@@ -18,6 +18,7 @@ import pytest
 from tuning_helpers import FAST_SPACE, TINY_SPACE, tiny
 
 from keras_attn import tuning
+from keras_attn.tuning.project import RECORD_FILE
 
 # The pinned search's backbone and space (kept here: the pins below depend on them).
 PIN_BASE = {"blocks": [8, 16], "dense_units": 16}
@@ -101,7 +102,7 @@ def test_the_record_file_is_the_one_older_versions_wrote(tmp_path):
         _pinned(seed=3), "hyperband", directory=tmp_path, project_name="hyperband", epochs=3
     )
     for project, expected in PINNED_FILES.items():
-        path = tmp_path / project / tuning.RECORD_FILE
+        path = tmp_path / project / RECORD_FILE
         assert hashlib.sha256(path.read_bytes()).hexdigest() == expected, project
 
 
@@ -118,14 +119,14 @@ def test_a_folder_of_a_different_search_is_refused(tmp_path):
         tuning.make_tuner(tiny(), "random", batch_size=7, **kw)
     tuning.make_tuner(tiny(), "random", **{**kw, "max_trials": 5})  # max_trials: not recorded
     tuning.make_tuner(tiny(wider), "random", overwrite=True, **kw)
-    stored = json.loads((tmp_path / "p" / tuning.RECORD_FILE).read_text())
+    stored = json.loads((tmp_path / "p" / RECORD_FILE).read_text())
     assert stored["search"]["hypermodel"]["space"]["first_filters"] == [2, 8]
     # A KerasTuner folder that keras_attn did not make.
     (tmp_path / "other" / "trial_0").mkdir(parents=True)
     with pytest.raises(ValueError, match="not made by keras_attn.tuning"):
         tuning.make_tuner(tiny(), "random", **{**kw, "project_name": "other"})
     # A damaged record.
-    (tmp_path / "p" / tuning.RECORD_FILE).write_text("{")
+    (tmp_path / "p" / RECORD_FILE).write_text("{")
     with pytest.raises(ValueError, match="is damaged"):
         tuning.make_tuner(tiny(wider), "random", **kw)
 
@@ -136,7 +137,7 @@ def test_resume_refuses_another_mixed_precision_but_not_another_jit(tmp_path):
 
     kw = {"directory": tmp_path, "project_name": "p", "max_trials": 2, "epochs": 1}
     tuning.make_tuner(_tiny(), "random", **kw)
-    stored = json.loads((tmp_path / "p" / tuning.RECORD_FILE).read_text())["search"]
+    stored = json.loads((tmp_path / "p" / RECORD_FILE).read_text())["search"]
     # float32: the fingerprint old folders have (no mixed_precision key, no jit).
     assert set(stored["training"]) == {"epochs", "batch_size", "optimizer", "loss"}
     assert "jit" not in json.dumps(stored)

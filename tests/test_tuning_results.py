@@ -14,6 +14,7 @@ from tuning_helpers import FAST_SPACE, random_data, tiny
 
 from keras_attn import tuning
 from keras_attn.data import DataSettings
+from keras_attn.tuning.results import format_table
 
 
 @pytest.mark.slow
@@ -69,7 +70,7 @@ def test_format_table_says_which_numbering_it_uses():
         "attention_position": "post_norm", "eca": False, "filters": [8, 12], "final_kernel": 2,
         "activation": "relu",
     }  # fmt: skip
-    header, rule, line = tuning.format_table([row]).splitlines()
+    header, rule, line = format_table([row]).splitlines()
     assert "| trial # (KerasTuner log) |" in header
     assert line == (
         "| 1 | 12 | 0.5000 | 1,000 | 3 | 0.03 | 3,4 (block2) | post_norm | no | 8-12 | 2 | relu |"

@@ -29,6 +29,7 @@ import keras_attn
 from keras_attn import runtime, tuning
 from keras_attn.cli import arguments as _cli
 from keras_attn.data import DataSettings, save_npz
+from keras_attn.tuning import settings as tuning_settings
 
 SBATCH = os.path.join(REPO, "examples", "slurm", "tune.sbatch")
 NO_KERAS_TUNER = "error: keras_attn.tuning needs KerasTuner, which is not installed: " + (
@@ -49,10 +50,10 @@ def _script(*args, env=None, **kwargs):
 
 
 def _protocol_parser():
-    from keras_attn import protocol
     from keras_attn.cli import protocol as command
+    from keras_attn.protocol.settings import PRESETS
 
-    return command.build_parser(protocol.PRESETS, list(keras_attn.list_models()))
+    return command.build_parser(PRESETS, list(keras_attn.list_models()))
 
 
 def test_script_help_shows_presets_and_bad_flags_fail(capsys):
@@ -61,7 +62,7 @@ def test_script_help_shows_presets_and_bad_flags_fail(capsys):
         tune.main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for name, preset in tuning.PRESETS.items():
+    for name, preset in tuning_settings.PRESETS.items():
         assert f"  {name}: {preset['description']}" in out
     assert "KERASTUNER_TUNER_ID=chief" in out
     with pytest.raises(SystemExit):
@@ -104,7 +105,7 @@ def test_script_passes_jit_and_mixed_precision(tmp_path, monkeypatch, capsys, fl
     conv = next(la for la in model._flatten_layers() if la.__class__.__name__ == "Conv2D")
     assert conv.compute_dtype == ("bfloat16" if policy else "float32")
     settings = captured["settings"]
-    assert set(settings) - {"verbose", "log"} == set(tuning.SEARCH_DEFAULTS)
+    assert set(settings) - {"verbose", "log"} == set(tuning_settings.SEARCH_DEFAULTS)
     assert settings["tuner"] == "random" and settings["project_name"] == "ae_random"
 
 
@@ -232,7 +233,7 @@ def test_the_sbatch_example_is_valid_bash_and_passes_only_flags_tune_has():
     block = re.search(r"^TUNE_ARGS=\((.*?)^\)", text, re.M | re.S)
     assert block, "the script keeps keras-attn tune's arguments in TUNE_ARGS=( ... )"
     flags = re.findall(r"(?<![\w-])--[a-z][a-z-]*", re.sub(r"#.*", "", block.group(1)))
-    parser = tune_script().build_parser(tuning.PRESETS, tuning.TUNERS)
+    parser = tune_script().build_parser(tuning_settings.PRESETS, tuning_settings.TUNERS)
     known = set(parser._option_string_actions)
     assert flags and set(flags) <= known, set(flags) - known
     assert "--directory" in flags  # every process shares one project folder

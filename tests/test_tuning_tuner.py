@@ -19,6 +19,8 @@ from tuning_helpers import FAST_SPACE, random_data, tiny
 import keras_attn
 from keras_attn import tuning
 from keras_attn.training import fast_path
+from keras_attn.tuning.project import RECORD_FILE
+from keras_attn.tuning.settings import SEARCH_DEFAULTS
 
 
 def test_tuner_and_settings_errors(tmp_path):
@@ -45,7 +47,7 @@ def test_search_settings_are_one_list():
         tuning.search(tiny(FAST_SPACE), None, None, None, None, top_k=3)
     checked = tuning.check_search_settings("random", max_trials=2)
     assert {k: v for k, v in checked.items() if k != "top_k"} == {
-        **tuning.SEARCH_DEFAULTS,
+        **SEARCH_DEFAULTS,
         "tuner": "random",
         "max_trials": 2,
     }
@@ -228,7 +230,7 @@ def test_a_mixed_bfloat16_trial_completes(tmp_path):
     assert tuner.hypermodel.mixed_precision == "mixed_bfloat16"
     assert hm.mixed_precision is None  # the caller's HyperModel is left alone
     assert [t.status for t in tuning.read_trials(tuner.project_dir)] == ["COMPLETED"]
-    stored = json.loads((tmp_path / "bf16" / tuning.RECORD_FILE).read_text())["search"]
+    stored = json.loads((tmp_path / "bf16" / RECORD_FILE).read_text())["search"]
     assert stored["training"]["mixed_precision"] == "mixed_bfloat16"
     summary = [line for line in lines if line.startswith("training: ")]
     assert len(summary) == 1

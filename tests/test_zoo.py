@@ -10,26 +10,14 @@ import json
 import keras
 import pytest
 from model_checks import images, run_model_test
+from study_tables import gate_params, variant_params
 
 import keras_attn
 from keras_attn.backbone import DEFAULT_CONFIG, site_sizes
 
-# REFERENCE.md, "exact trainable".
-EXACT_PARAMS = {
-    "cnn": 2_625_866,
-    "cnn_eca": 2_625_882,
-    "cnn_cbam": 2_631_794,
-    "cnn3": 1_677_130,
-    "cnn_conv_ae": 2_918_570,
-    "cnn_conv_ae_eca": 2_918_586,
-    "cnn_linear_ae": 2_722_260,
-    "cnn_linear_ae_eca": 2_722_276,
-    "cnn_cbam_spatial_eca": 2_626_282,
-    # Beyond the study: the conv-AE gate's ablation (no parameters) and its He variant
-    # (one learnable logit scale per gate).
-    "cnn_conv_ae_const": 2_625_866,
-    "cnn_conv_ae_he": 2_918_574,
-}
+# docs/study.md's tables: every variant's exact trainable count, and each gate's at each site.
+EXACT_PARAMS = variant_params()
+GATE_PARAMS = gate_params()
 VARIANTS = list(keras_attn.list_models())
 BACKEND = keras.backend.backend()
 # On JAX and PyTorch (test_backends.py), training and the other input sizes run on the
@@ -56,9 +44,28 @@ def test_exact_trainable_params(name):
 
 
 def test_study_code_cbam_slip_is_reproducible():
-    # REFERENCE.md: the study's code kept CBAM at sites 1 and 3 only.
+    # docs/study.md: the study's code kept CBAM at sites 1 and 3 only.
     model = keras_attn.build("cnn_cbam", sites=[1, 3])
-    assert keras_attn.count_trainable_params(model) == 2_628_830
+    expected = EXACT_PARAMS["cnn"] + GATE_PARAMS["cbam"][0] + GATE_PARAMS["cbam"][2]
+    assert keras_attn.count_trainable_params(model) == expected == 2_628_830
+
+
+def test_the_variant_counts_are_the_baseline_plus_their_gates():
+    """docs/study.md's two tables agree: a gated variant is ``cnn`` plus its gates per site."""
+    study_conv_ae = keras_attn.get_config("cnn_conv_ae")["conv_ae"]
+    checked = []
+    for name in VARIANTS:
+        config = keras_attn.get_config(name)
+        changed = {k for k, v in config.items() if DEFAULT_CONFIG.get(k) != v} - {"name"}
+        plain = changed <= {"attention", "conv_ae"}
+        if "conv_ae" in config["attention"]:  # the table's conv-AE is the study's
+            plain = plain and config["conv_ae"] == study_conv_ae
+        if not plain or not config["attention"] or set(config["attention"]) - set(GATE_PARAMS):
+            continue
+        gates = sum(sum(GATE_PARAMS[kind]) for kind in config["attention"])
+        assert EXACT_PARAMS[name] == EXACT_PARAMS["cnn"] + gates, name
+        checked.append(name)
+    assert len(checked) >= 8, checked  # the study's gated variants and the constant ablation
 
 
 @pytest.mark.parametrize("name", TRAINED)

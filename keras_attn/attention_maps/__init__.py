@@ -6,39 +6,20 @@ constant); `plot_attention_maps` draws both as a PNG; `mask_statistics` says
 how much each gate varies over many images.
 """
 
-from keras_attn.attention_maps.figure import (
-    CELL_INCHES,
-    SCALES,
-    figure_inches,
-    plot_attention_maps,
-)
-from keras_attn.attention_maps.geometry import feature_grid, stretched_grid, to_image
-from keras_attn.attention_maps.gradcam import (
-    class_index_of,
-    grad_cam,
-    gradcam_layer,
-    spatial_layers,
-)
-from keras_attn.attention_maps.masks import PARTS, attention_maps, gate_parts
+from keras_attn.attention_maps.figure import plot_attention_maps
+from keras_attn.attention_maps.gradcam import class_index_of, grad_cam, gradcam_layer
+from keras_attn.attention_maps.masks import attention_maps, gate_parts
 from keras_attn.attention_maps.sites import attention_layers
 from keras_attn.attention_maps.statistics import format_mask_statistics, mask_statistics
 
 __all__ = [
-    "CELL_INCHES",
-    "PARTS",
-    "SCALES",
     "attention_layers",
     "attention_maps",
     "class_index_of",
-    "feature_grid",
-    "figure_inches",
     "format_mask_statistics",
     "gate_parts",
     "grad_cam",
     "gradcam_layer",
     "mask_statistics",
     "plot_attention_maps",
-    "spatial_layers",
-    "stretched_grid",
-    "to_image",
 ]

@@ -29,7 +29,7 @@ __all__ = ["main"]
 
 
 def build_parser(prog=None):
-    from keras_attn.attention_maps import SCALES
+    from keras_attn.attention_maps.figure import SCALES
     from keras_attn.cli.arguments import add_resize_argument, image_parser
 
     ap = image_parser(

@@ -208,11 +208,14 @@ def main(argv=None, prog=None):
             tf.config.experimental.enable_op_determinism()
 
     from keras_attn import benchmark
+    from keras_attn.benchmark.gates import GATE_VARIANTS
+    from keras_attn.benchmark.ratios import BASELINE
+    from keras_attn.benchmark.table import format_table
 
     if args.gates:
-        variants = benchmark.GATE_VARIANTS if args.models is None else args.models.split(",")
+        variants = GATE_VARIANTS if args.models is None else args.models.split(",")
         gates = benchmark.benchmark_gates(
-            [v for v in variants if v != benchmark.BASELINE],
+            [v for v in variants if v != BASELINE],
             batch_size=args.batch,
             warmup_steps=args.warmup,
             windows=args.windows,
@@ -252,7 +255,7 @@ def main(argv=None, prog=None):
         )
     result["command"] = ["keras-attn", "benchmark", *argv]
     benchmark.write_json(result, args.output)
-    print(benchmark.format_table(result))
+    print(format_table(result))
     if result.get("packing"):
         print(benchmark.format_packing(result["packing"]))
         proj = result["protocol_projection_packed"]

@@ -124,7 +124,7 @@ def _formats(spec, export):
     """The formats to write: those asked for, or every available one (saying what is skipped)."""
     if spec:
         return export.check_formats([f.strip() for f in spec.split(",") if f.strip()])
-    for fmt in export.FORMATS:
+    for fmt in FORMATS:
         hint = export.install_hint(fmt)
         if hint:
             print(f"skipping {fmt}: {hint}", file=sys.stderr)
@@ -178,6 +178,7 @@ def main(argv=None, prog=None):
     if backend_note:
         print(backend_note, file=sys.stderr)
     from keras_attn import export
+    from keras_attn.export.formats import FORMATS
 
     source = Path(args.source)
     try:

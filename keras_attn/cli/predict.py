@@ -23,7 +23,7 @@ __all__ = ["main"]
 
 def build_parser(prog=None):
     from keras_attn.cli.arguments import add_resize_argument, image_parser
-    from keras_attn.export import LOAD_FORMATS
+    from keras_attn.export.loading import LOAD_FORMATS
 
     ap = image_parser(
         __doc__,

@@ -286,12 +286,14 @@ def main(argv=None, prog=None):
     _pre_parse_backend(argv)
     import keras_attn
     from keras_attn import protocol, report
+    from keras_attn.protocol.settings import PRESETS
+    from keras_attn.runtime import configure_runtime
 
-    ap = build_parser(protocol.PRESETS, list(keras_attn.list_models()), prog=prog)
+    ap = build_parser(PRESETS, list(keras_attn.list_models()), prog=prog)
     args = ap.parse_args(argv)
     if args.export and args.no_weights:
         ap.error("--export needs the runs' weights; drop --no-weights")
-    preset = protocol.PRESETS[args.preset]
+    preset = PRESETS[args.preset]
     out = args.out or str(Path("results") / args.preset)
     log = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
     t0 = time.perf_counter()
@@ -301,7 +303,7 @@ def main(argv=None, prog=None):
         shard = _shard(args, log) if not args.launcher else None
         tasks = protocol.plan_tasks(models, settings.runs, shard)  # validate first
         protocol.parse_duration(args.time_budget)
-        protocol.configure_runtime(settings.threads, settings.deterministic)
+        configure_runtime(settings.threads, settings.deterministic)
         if args.launcher:
             submitted = _launch(args, models, settings, out, log)
             if args.no_wait:

@@ -173,20 +173,21 @@ def main(argv=None, prog=None):
     argv = sys.argv[1:] if argv is None else argv
     try:
         from keras_attn import tuning
+        from keras_attn.tuning.settings import PRESETS, SEARCH_DEFAULTS, TUNERS
     except ImportError as e:  # keras-tuner is not installed
         print(f"error: {e}", file=sys.stderr)
         return 2
     from keras_attn.cli import arguments
 
-    ap = build_parser(tuning.PRESETS, tuning.TUNERS, prog=prog)
+    ap = build_parser(PRESETS, TUNERS, prog=prog)
     args = ap.parse_args(argv)
-    preset = tuning.PRESETS[args.preset]
+    preset = PRESETS[args.preset]
     values = dict(preset["settings"])
     for flag in ("tuner", "max_trials", "epochs", "batch_size", "factor", "seed"):
         if getattr(args, flag) is not None:
             values[flag] = getattr(args, flag)
     values.update(arguments.data_settings(args, ap))
-    settings = {key: values[key] for key in tuning.SEARCH_DEFAULTS if key in values}
+    settings = {key: values[key] for key in SEARCH_DEFAULTS if key in values}
     settings.update(
         directory=args.directory,
         project_name=args.project or preset["project"].format(tuner=values["tuner"]),

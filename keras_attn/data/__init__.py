@@ -19,7 +19,8 @@ batches (raw 0..255 values: keras_attn models rescale internally) through
 `keras.utils.PyDataset`, so the same code trains on the TensorFlow, JAX and
 PyTorch backends.
 
-The modules, each importable on its own (everything public is also here):
+The modules, each importable on its own (their entry points are also here; constants
+such as ``folders.IMAGE_EXTENSIONS`` stay in their module):
 
 - `dataset`: `Dataset`, `split_train_val`, `fingerprint_arrays`.
 - `settings`: `DataSettings` and `load_dataset`, which picks the source.
@@ -41,22 +42,18 @@ Example:
     (10, 2, 4)
 """
 
-from keras_attn.data.archives import ARCHIVE_EXTENSIONS, extract_archive
+from keras_attn.data.archives import extract_archive
 from keras_attn.data.batches import ArrayBatches
 from keras_attn.data.dataset import Dataset, fingerprint_arrays, split_train_val
-from keras_attn.data.folders import _MAX_LISTED as _MAX_LISTED
-from keras_attn.data.folders import IMAGE_EXTENSIONS, load_image_folder
+from keras_attn.data.folders import load_image_folder
 from keras_attn.data.npz import load_npz, save_npz
 from keras_attn.data.settings import DataSettings, load_dataset
-from keras_attn.data.tfds import DOWNLOAD_HOSTS as DOWNLOAD_HOSTS
 from keras_attn.data.tfds import load_tfds
 
 __all__ = [
     "ArrayBatches",
     "DataSettings",
     "Dataset",
-    "IMAGE_EXTENSIONS",
-    "ARCHIVE_EXTENSIONS",
     "extract_archive",
     "fingerprint_arrays",
     "load_dataset",

@@ -35,7 +35,8 @@ class Dataset:
         x_train, x_val, x_test: uint8 arrays of shape ``(n, height, width, channels)``.
         y_train, y_val, y_test: int64 label arrays of shape ``(n,)``.
         class_names: one name per label index.
-        source: where the data came from (``kind``, ``location``, ...).
+        source: where the data came from (``kind``, ``name``, ``location``, ...);
+            reports name the data by ``name`` and fingerprint, never by ``location``.
         split: how validation was taken from the training images.
         subset: the sizes kept by `take`, or ``None`` for the full split.
 

@@ -54,6 +54,7 @@ def _load_folder_cached(root, *, image_size, cache_dir):
             with np.load(cache_path, allow_pickle=False) as z:
                 info = {
                     "kind": "folder",
+                    "name": root.resolve().name,
                     "location": str(root.resolve()),
                     "image_size": list(image_size) if image_size is not None else None,
                     "ignored_files": int(z["ignored_files"]) if "ignored_files" in z else 0,

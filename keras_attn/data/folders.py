@@ -90,6 +90,7 @@ def load_image_folder(root, *, image_size=None):
         start += len(split_paths)
     info = {
         "kind": "folder",
+        "name": root.resolve().name,
         "location": str(root.resolve()),
         "image_size": list(target) if target is not None else None,
         "ignored_files": ignored,

@@ -194,14 +194,14 @@ def load_dataset(
             (x_tr, y_tr, x_te, y_te), class_names, info = _load_folder_cached(
                 _image_root(folder), image_size=image_size, cache_dir=cache_dir
             )
-            info = {**info, "archive": str(path.resolve())}
+            info = {**info, "name": path.name, "archive": str(path.resolve())}
         elif path.is_dir():
             (x_tr, y_tr, x_te, y_te), class_names, info = _load_folder_cached(
                 path, image_size=image_size, cache_dir=cache_dir
             )
         elif path.suffix.lower() == ".npz":
             (x_tr, y_tr, x_te, y_te), class_names = load_npz(path)
-            info = {"kind": "npz", "location": str(path.resolve())}
+            info = {"kind": "npz", "name": path.name, "location": str(path.resolve())}
         else:
             raise ValueError(
                 f"Data source {source!r} is a file but not an .npz file. Expected "

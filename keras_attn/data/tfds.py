@@ -93,6 +93,7 @@ def load_tfds(name="cifar10", *, data_dir=None, download=False):
     class_names = list(getattr(label, "names", None) or [str(i) for i in range(label.num_classes)])
     source = {
         "kind": "tfds",
+        "name": info.name,
         "location": f"tfds:{info.name}",
         "version": str(info.version),
         "data_dir": str(data_dir) if data_dir else None,

@@ -58,7 +58,6 @@ def create_attention(kind, **kwargs):
 
 
 __all__ = [
-    "ATTENTION_LAYERS",
     "CBAM",
     "CBAMChannelGate",
     "CBAMSpatialGate",

@@ -18,13 +18,10 @@ from keras_attn.layers._gate import AttentionGate
 def _global_max(x):
     """The maximum over height and width, shape ``(batch, C)``.
 
-    The same values on every backend, computed the fastest way measured for it
-    (fwd + bwd, batch 128, the four CIFAR sites, 2-core CPU): on TensorFlow a
-    max pooling over the whole map, whose gradient is one kernel (9 ms against
-    27 ms for ``reduce_max``, whose gradient takes five passes over the input);
-    elsewhere a reduction (JAX: 98 ms against 306 ms for pooling). Gradients
-    differ only between tied maxima (pooling gives the first, the reduction
-    splits it).
+    The same values on every backend: on TensorFlow a max pooling over the whole
+    map (its gradient is one kernel), elsewhere a reduction; docs/performance.md
+    says why. Gradients differ only between tied maxima (pooling gives the first,
+    the reduction splits it).
     """
     height, width = x.shape[1], x.shape[2]
     if keras.backend.backend() == "tensorflow" and height and width:

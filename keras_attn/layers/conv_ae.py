@@ -2,7 +2,7 @@
 
 The study's new spatial gate: a small convolutional autoencoder looks at the
 feature map and its sigmoid output is an element-wise (H x W x C) mask. Not
-from a prior paper; REFERENCE.md gives the study's layout: encoder of 4x4
+from a prior paper; docs/study.md gives the study's layout: encoder of 4x4
 stride-2 convolutions (padding 1) with 12, 24, 48 filters, decoder of 4x4
 stride-2 transposed convolutions with 24 and 12 filters, then a transposed
 convolution back to C channels at the exact input size, then a sigmoid.
@@ -101,7 +101,7 @@ class ConvAutoencoderGate(AttentionGate):
 
     Trainable weights with the study's ``filters=(12, 24, 48)``: 65,464 for
     64 channels (kernel 3), 84,728 for 128 channels (kernel 3) and 77,048 for
-    128 channels (kernel 2), as in REFERENCE.md.
+    128 channels (kernel 2), as in docs/study.md.
 
     Args:
         filters: sequence of ints, default ``(12, 24, 48)``. Encoder widths; its

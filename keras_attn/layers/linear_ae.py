@@ -2,7 +2,7 @@
 
 The study's spatial gate in its linear form: each row of each channel (a vector
 of length ``W``) goes through a small fully connected autoencoder whose sigmoid
-output is a mask for that row. Not from a prior paper; REFERENCE.md gives the
+output is a mask for that row. Not from a prior paper; docs/study.md gives the
 study's layer sizes ``W -> 128 -> 64 -> 12 -> 64 -> 128 -> W``.
 
 Implementation note: the width axis is moved last and the dense layers run as

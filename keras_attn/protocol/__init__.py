@@ -6,6 +6,8 @@ shard of them, resumes whatever was interrupted, and writes a JSON record per ru
 job array. The pieces: `settings` (what a run is trained with, presets), `models` (which
 models), `plan` (tasks, shards, groups), `loop` (the one training loop), `finish` (the
 record), `records` (the output folder), `budget` (a time budget), `run`, `launch`.
+The presets are `keras_attn.protocol.settings.PRESETS`; the runtime set-up (threads,
+determinism) and the machine's description are `keras_attn.runtime`.
 
 Example:
 >>> ProtocolSettings().runs, ProtocolSettings().epochs, run_seed(0, 3)
@@ -13,22 +15,13 @@ Example:
 """
 
 from keras_attn.protocol.budget import parse_duration
-from keras_attn.protocol.launch import LAUNCHERS, launch
+from keras_attn.protocol.launch import launch
 from keras_attn.protocol.loop import run_group, run_one
 from keras_attn.protocol.models import ModelSpec, resolve_models
 from keras_attn.protocol.plan import parse_shard, plan_tasks, shard_from_environment
 from keras_attn.protocol.records import best_run
 from keras_attn.protocol.run import run_protocol
-from keras_attn.protocol.settings import (
-    AUGMENTATION,
-    OPTIMIZERS,
-    PREPROCESSING,
-    PRESETS,
-    ProtocolSettings,
-    resolve_training,
-    run_seed,
-)
-from keras_attn.runtime import configure_runtime, environment
+from keras_attn.protocol.settings import ProtocolSettings, resolve_training, run_seed
 
 
 def load_protocol_data(settings):
@@ -47,16 +40,9 @@ def load_protocol_data(settings):
 
 
 __all__ = [
-    "AUGMENTATION",
-    "LAUNCHERS",
     "ModelSpec",
-    "OPTIMIZERS",
-    "PREPROCESSING",
-    "PRESETS",
     "ProtocolSettings",
     "best_run",
-    "configure_runtime",
-    "environment",
     "launch",
     "load_protocol_data",
     "parse_duration",

@@ -68,8 +68,8 @@ class TimeBudget:
     """
 
     MARGIN = 1.15  # records leave out model building and compilation
-    # Scaling by MACs misses element-wise work: on an H200 the conv-AE variants' step
-    # took 1.9-2.0x cnn's for 1.17x its MACs (docs/performance.md).
+    # Scaling by MACs misses element-wise work, most of what the gates cost
+    # (docs/performance.md).
     MAC_MARGIN = 2.0
 
     def __init__(self, seconds, macs=None):

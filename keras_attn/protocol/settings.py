@@ -82,17 +82,16 @@ class ProtocolSettings:
         cache_dir: decode cache for image folders (``None``: no cache).
         jit_compile: jit-compile the training step (XLA); ``None`` (default):
             `keras_attn.training.fast_path`'s choice for this backend and device
-            (off on TensorFlow CPU, where XLA measured slower; on for JAX). Not
-            part of the settings id: it changes results only within float
-            tolerance.
+            (off on a TensorFlow CPU, on for JAX). Not part of the settings id:
+            it changes results only within float tolerance.
         mixed_precision: ``None`` (default, float32), ``"mixed_bfloat16"`` or
             ``"mixed_float16"``: the dtype policy the models are built under.
             Part of the settings id when set (it changes results).
         copies: runs of one model trained at once, packed in one model
             (`keras_attn.parallel`); ``None`` (default): `fast_path`'s choice (1
-            on a CPU, where packing measured no gain; 8 on a GPU). Each run's
-            arithmetic is its own, so results equal unpacked runs within float
-            tolerance, and ``copies`` is not part of the settings id.
+            on a CPU, 8 on a GPU). Each run's arithmetic is its own, so results
+            equal unpacked runs within float tolerance, and ``copies`` is not
+            part of the settings id.
 
     Example:
         >>> s = ProtocolSettings(runs=4, epochs=2, data="/data/cifar10-folder")

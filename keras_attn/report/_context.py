@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from keras_attn.report._format import int_ranges
 
-__all__ = ["data_text", "machines_text", "seeds_text", "subset_text", "training_text"]
+__all__ = ["data_name", "data_text", "machines_text", "seeds_text", "subset_text", "training_text"]
 
 # The library that carries each backend's version in a record's environment.
 _BACKEND_LIBRARY = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "jax": ("jax",)}
@@ -46,26 +46,50 @@ def subset_text(subset):
     return text
 
 
+def data_name(source):
+    """The data's name: the source's ``name``, else the last part of its location.
+
+    A report names data by name and fingerprint, never by the folder it sat in on
+    one machine.
+
+    Example:
+    >>> data_name({"kind": "folder", "location": "/tmp/cifar"})
+    'cifar'
+    >>> data_name({"kind": "tfds", "name": "cifar10", "location": "tfds:cifar10"})
+    'cifar10'
+    """
+    if source.get("name"):
+        return str(source["name"])
+    location = str(source.get("location")).removeprefix("tfds:").replace("\\", "/")
+    return location.rstrip("/").rsplit("/", 1)[-1] or location
+
+
 def data_text(records):
-    """Where the data came from, its sizes, split, subset and fingerprint (first record's).
+    """What the data are (by name), its sizes, split, subset and fingerprint (first record's).
 
     Every record of one settings id has the same data (its fingerprint is
     part of the settings id).
+
+    Example:
+    >>> rec = {"data": {"source": {"kind": "npz", "location": "/home/me/tiny.npz"},
+    ...        "counts": {"train": 8, "val": 2, "test": 4}, "fingerprint": "0123456789abcdef99"}}
+    >>> data_text([rec])
+    '`.npz` file `tiny.npz`: 8 train / 2 val / 4 test images; data fingerprint `0123456789abcdef`'
     """
     d = records[0].get("data", {}) or {}
     src = d.get("source", {}) or {}
-    kind, location = src.get("kind"), str(src.get("location"))
+    kind, name = src.get("kind"), data_name(src)
     if kind == "tfds":
-        where = f"tensorflow-datasets `{location.removeprefix('tfds:')}` {src.get('version')}"
+        where = f"tensorflow-datasets `{name}` {src.get('version')}"
     elif kind == "folder":
-        where = f"image folder `{location}` (decoded from image files"
+        where = f"image folder `{name}` (decoded from image files"
         if src.get("image_size"):
             where += ", resized to " + "x".join(map(str, src["image_size"]))
         where += ", not tensorflow-datasets' arrays)"
     elif kind == "npz":
-        where = f"`.npz` file `{location}`"
+        where = f"`.npz` file `{name}`"
     else:
-        where = f"{kind} `{location}`"
+        where = f"{kind} `{name}`"
     counts = d.get("counts", {}) or {}
     text, shape = where, d.get("image_shape")
     if d.get("class_names") and shape:

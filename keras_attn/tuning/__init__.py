@@ -1,6 +1,8 @@
 """KerasTuner search over the conv-autoencoder gate: depth, widths, placement, learning rate.
 
-How to use it, the search space and how a search resumes: docs/tuning.md.
+How to use it, the search space and how a search resumes: docs/tuning.md. The space is
+`keras_attn.tuning.space.DEFAULT_SPACE`; the presets and tuners are in
+`keras_attn.tuning.settings`; the trials' table is `keras_attn.tuning.results.format_table`.
 """
 
 try:
@@ -19,43 +21,21 @@ except ModuleNotFoundError as _error:
     ) from None
 
 from keras_attn.tuning.hypermodel import ConvAutoencoderHyperModel
-from keras_attn.tuning.project import (
-    RECORD_FILE,
-    SPACE_FORMAT,
-    check_trials,
-    read_trials,
-    search_record,
-)
+from keras_attn.tuning.project import check_trials, read_trials, search_record
 from keras_attn.tuning.results import (
-    format_table,
     protocol_command,
     protocol_data_args,
     top_trials,
     write_results,
 )
-from keras_attn.tuning.settings import (
-    OBJECTIVE,
-    PRESETS,
-    SEARCH_DEFAULTS,
-    TUNERS,
-    check_search_settings,
-)
-from keras_attn.tuning.space import DEFAULT_SPACE
+from keras_attn.tuning.settings import check_search_settings
 from keras_attn.tuning.tuner import distributed_role, make_tuner, search
 
 __all__ = [
-    "DEFAULT_SPACE",
-    "OBJECTIVE",
-    "PRESETS",
-    "RECORD_FILE",
-    "SEARCH_DEFAULTS",
-    "SPACE_FORMAT",
-    "TUNERS",
     "ConvAutoencoderHyperModel",
     "check_search_settings",
     "check_trials",
     "distributed_role",
-    "format_table",
     "make_tuner",
     "protocol_command",
     "protocol_data_args",
