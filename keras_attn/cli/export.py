@@ -122,6 +122,8 @@ def _summary(card, folder, seconds):
 
 def _formats(spec, export):
     """The formats to write: those asked for, or every available one (saying what is skipped)."""
+    from keras_attn.export.formats import FORMATS
+
     if spec:
         return export.check_formats([f.strip() for f in spec.split(",") if f.strip()])
     for fmt in FORMATS:
@@ -178,7 +180,6 @@ def main(argv=None, prog=None):
     if backend_note:
         print(backend_note, file=sys.stderr)
     from keras_attn import export
-    from keras_attn.export.formats import FORMATS
 
     source = Path(args.source)
     try:
