@@ -40,7 +40,7 @@ class CoordinateAttention(AttentionGate):
     >>> layer = CoordinateAttention()
     >>> tuple(layer(np.ones((2, 8, 6, 64), "float32")).shape)
     (2, 8, 6, 64)
-    >>> layer.hidden_, layer.count_params()
+    >>> layer.hidden_, sum(int(np.prod(w.shape)) for w in layer.trainable_weights)
     (8, 1688)
     """
 
