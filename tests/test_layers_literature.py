@@ -354,3 +354,30 @@ def test_the_new_gates_build_in_the_cnn_by_config_and_leave_the_variants_unchang
     assert keras_attn.get_config("cnn_eca") == before
     with pytest.raises(ValueError, match=r"Unknown `se` option 'reductio'.*'reduction'"):
         keras_attn.build("cnn", attention=["se"], se={"reductio": 2})
+
+
+def _se(c):
+    h = max(8, int(c / 16 + 4) // 8 * 8)
+    return 2 * c * h + h + c
+
+
+def _gc(c):
+    m = max(1, int(c / 8 + 0.5))
+    return 2 * c * m + 3 * m + 2 * c + 1
+
+
+def _coord(c):
+    m = max(8, c // 32)
+    return 3 * c * m + 3 * m + 2 * c
+
+
+@pytest.mark.parametrize(
+    "gate, per_site", [("se", _se), ("gc", _gc), ("coord", _coord), ("simam", lambda c: 0)]
+)
+def test_a_gate_at_every_site_adds_its_formula_at_each_sites_width(gate, per_site):
+    # Sites see 8, 8, 24, 24 channels; docs/models.md gives the formulas.
+    blocks = {"blocks": [8, 24], "dense_units": 8}
+    plain = keras_attn.count_trainable_params(keras_attn.build("cnn", **blocks))
+    model = keras_attn.build("cnn", attention=[gate], **blocks)
+    added = keras_attn.count_trainable_params(model) - plain
+    assert added == sum(per_site(c) for c in (8, 8, 24, 24))

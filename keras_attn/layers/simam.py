@@ -54,7 +54,7 @@ class SimAM(AttentionGate):
     def gate(self, inputs):
         """The element-wise mask ``sigmoid(e_inv)``, shape ``(batch, H, W, C)``."""
         n = inputs.shape[1] * inputs.shape[2] - 1
-        d = ops.square(inputs - ops.mean(inputs, axis=(1, 2), keepdims=True))
+        d = ops.square(ops.subtract(inputs, ops.mean(inputs, axis=(1, 2), keepdims=True)))
         variance = ops.sum(d, axis=(1, 2), keepdims=True) / n
         return ops.sigmoid(d / (4.0 * (variance + self.e_lambda)) + 0.5)
 
