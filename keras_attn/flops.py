@@ -227,7 +227,7 @@ def mac_summary(model, baseline=None):
     """Total MACs per image, split into attention and the rest, and the ratio to a baseline.
 
     A layer's MACs count as attention when its top-level layer is one of
-    `keras_attn.layers.GATES` (``site3_conv_ae/encode_0`` is
+    `keras_attn.layers.registry.GATES` (``site3_conv_ae/encode_0`` is
     attention, ``block2_conv_a`` is not).
 
     Args:
@@ -244,7 +244,7 @@ def mac_summary(model, baseline=None):
     >>> round(s["ratio"], 2)
     1.17
     """
-    from keras_attn.layers import GATES
+    from keras_attn.layers.registry import GATES
 
     attention_names = {
         layer.name

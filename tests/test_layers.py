@@ -240,7 +240,7 @@ def test_register_adds_a_gate_that_models_can_use():
         ]
     finally:
         keras_attn.layers.unregister("doubler_test")
-    assert "doubler_test" not in keras_attn.layers.GATES
+    assert "doubler_test" not in keras_attn.layers.registry.GATES
 
 
 @pytest.mark.parametrize(
@@ -256,7 +256,7 @@ def test_register_adds_a_gate_that_models_can_use():
 def test_register_refuses_a_taken_name_or_a_non_layer(name, cls, match):
     with pytest.raises(ValueError, match=match):
         keras_attn.layers.register(name, cls)
-    assert "new_gate" not in keras_attn.layers.GATES
+    assert "new_gate" not in keras_attn.layers.registry.GATES
 
 
 def test_built_in_gates_cannot_be_unregistered():

@@ -22,7 +22,7 @@ __all__ = [
 def attention_layers(model):
     """The attention blocks of a model as ``[(site, kind, layer)]``, in network order.
 
-    A block is a registered gate (`keras_attn.layers.GATES`) with a mask
+    A block is a registered gate (`keras_attn.layers.registry.GATES`) with a mask
     (``gate(x)``) or, for a block that adds to its input (GC), pooling weights
     (``context_weights(x)``); a registered layer with neither is left out.
 
@@ -35,7 +35,7 @@ def attention_layers(model):
     >>> [(site, kind) for site, kind, _ in attention_layers(keras_attn.build("cnn_eca"))]
     [(1, 'eca'), (2, 'eca'), (3, 'eca'), (4, 'eca')]
     """
-    from keras_attn.layers import GATES
+    from keras_attn.layers.registry import GATES
 
     kinds = {cls: kind for kind, cls in GATES.items()}
     found = []

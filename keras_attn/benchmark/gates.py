@@ -79,6 +79,7 @@ def benchmark_gates(
     import numpy as np
 
     import keras_attn
+    from keras_attn.layers.registry import GATES
 
     for name, value in (
         ("batch_size", batch_size),
@@ -101,7 +102,7 @@ def benchmark_gates(
         entries[row, site] = (model, x, np.zeros((batch_size, shape[-1]), "float32"))
 
     for variant in variants:
-        is_gate = variant in keras_attn.layers.GATES and variant not in keras_attn.list_models()
+        is_gate = variant in GATES and variant not in keras_attn.list_models()
         full = (
             keras_attn.build("cnn", attention=[variant]) if is_gate else keras_attn.build(variant)
         )

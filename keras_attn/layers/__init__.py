@@ -22,7 +22,7 @@ from keras_attn.layers.coord import CoordinateAttention
 from keras_attn.layers.eca import ECA, eca_kernel_size
 from keras_attn.layers.gc import GlobalContext
 from keras_attn.layers.linear_ae import LinearAutoencoderGate
-from keras_attn.layers.registry import GATES, check_name, get, list_gates, register, unregister
+from keras_attn.layers.registry import check_name, get, list_gates, register, unregister
 from keras_attn.layers.se import SqueezeExcitation
 from keras_attn.layers.simam import SimAM
 
