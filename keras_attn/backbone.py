@@ -23,7 +23,7 @@ import math
 
 import keras
 
-from keras_attn import layers as gates
+from keras_attn.layers import registry as gates
 from keras_attn._checks import check_positive_int, did_you_mean
 from keras_attn.layers import max_depth
 

@@ -18,7 +18,7 @@ from keras_attn.backbone import DEFAULT_CONFIG, site_sizes
 # docs/study.md's tables: every variant's exact trainable count, and each gate's at each site.
 EXACT_PARAMS = variant_params()
 GATE_PARAMS = gate_params()
-VARIANTS = list(keras_attn.list_models())
+VARIANTS = list(keras_attn.list_models("cnn*"))  # the ResNets: test_resnet.py
 BACKEND = keras.backend.backend()
 # On JAX and PyTorch (test_backends.py), training and the other input sizes run on the
 # variants that between them use every attention layer: JAX compiles its random
