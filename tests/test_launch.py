@@ -1,6 +1,7 @@
 """Tests of keras_attn.protocol's launchers (submitit, local executor) and --shard auto."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -166,29 +167,45 @@ def _task_pid(job):
     return int(children[0])
 
 
+def _wait_for(job, text, seconds):
+    """Poll the job's log until ``text`` is in it (the job must be running)."""
+    deadline = time.monotonic() + seconds
+    while text not in (job.stdout() or ""):
+        assert not job.done(), f"the job ended before logging {text!r}:\n{job.stdout()}"
+        assert time.monotonic() < deadline, f"the job did not log {text!r} within {seconds} s"
+        time.sleep(0.05)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc (Linux)")
-def test_preempted_local_job_is_requeued_and_resumes(tmp_path):
-    """submitit's preemption signal: the job checkpoints, is requeued, and resumes the group."""
+def test_preempted_local_job_stops_after_its_checkpoint_and_resumes(tmp_path):
+    """submitit's preemption signal: the job checkpoints, is requeued, stops after its epoch
+    checkpoint (whatever Keras was running when the signal came), and the requeued call
+    resumes the group from there. The signal is sent as soon as the job says it will obey
+    it, before its first epoch: any epoch end may then stop it."""
     npz = write_npz(tmp_path / "syn.npz", n_train=224, n_test=32)
     settings = _settings(npz, runs=1, epochs=3, batch_size=32, val_size=32, copies=1)
     [ref] = _in_a_fresh_process(tmp_path / "reference", **settings.to_dict())
     out = tmp_path / "out"
     [job] = protocol.launch("cnn", settings, str(out), launcher="local", wait=False, log=None)
-    deadline = time.monotonic() + 240
-    while not list(out.glob("checkpoints/*/cnn/run-0000.npz")):
-        assert not job.done(), "the job ended before its first checkpoint"
-        assert time.monotonic() < deadline, "no checkpoint within 240 s"
-        time.sleep(0.02)
+    _wait_for(job, "SIGUSR2 stops this job after its next checkpoint", 300)
     # What SLURM sends a job's processes before preempting or timing it out (submitit's
     # local controller forwards it only at its own time-out, so send it to the task).
     os.kill(_task_pid(job), signal.SIGUSR2)
-    deadline = time.monotonic() + 300
-    while not list(out.glob("records/*/cnn/run-0000.json")):
-        assert time.monotonic() < deadline, "the requeued job wrote no record within 300 s"
+    deadline = time.monotonic() + 600
+    while not job.done():
+        assert time.monotonic() < deadline, f"the job did not finish within 600 s:\n{job.stdout()}"
         time.sleep(0.5)
+    assert job.result() == [("cnn", 0)]
+    logs = job.stdout()
+    first, requeued = logs.split("Requeued job", 1)
+    stopped, resumed = requeued.split("Starting with", 1)  # submitit starts the call again
+    # The first process stopped at its checkpoint: not one more epoch, no completion.
+    assert "epoch" not in stopped and "completed" not in stopped, stopped
+    [(done,)] = re.findall(r"resuming after epoch (\d)", resumed)
     [rec] = report.load_records(out)
-    assert rec["resumed_at_epochs"], "the record does not say it resumed"
+    assert rec["resumed_at_epochs"] == [int(done)]
+    # Every epoch was trained once, in one process or the other.
+    epochs = re.findall(r"\[cnn run 0\] epoch (\d)/3:", logs)
+    assert epochs == ["1", "2", "3"], logs
     assert _same(rec, ref)
-    logs = "".join(p.read_text() for p in out.glob("submitit/*.out"))
-    assert "resuming after epoch" in logs

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 
 from keras_attn import _files as files
 from keras_attn.protocol import records
 from keras_attn.protocol.loop import ensure_runtime
 from keras_attn.protocol.models import resolve_models
 from keras_attn.protocol.plan import plan_groups, plan_tasks
+from keras_attn.protocol.preemption import deferred_exit
 from keras_attn.protocol.settings import resolve_training
 
 __all__ = ["LAUNCHERS", "launch"]
@@ -28,11 +30,19 @@ def _submitit():
     return submitit
 
 
+def _preemption_signals():
+    """The signal submitit checkpoints and requeues a job on (``SUBMITIT_PREEMPT_SIGNAL``)."""
+    name = "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
+    return [getattr(signal, name)] if hasattr(signal, name) else []
+
+
 class GroupJob:
     """One job of a launch: train one group of the protocol into the shared output folder.
 
     Preempted or timed out, submitit calls `checkpoint` and requeues the same
-    call; the protocol resumes the group from its last finished epoch.
+    call at once; the job stops after its next epoch checkpoint
+    (`keras_attn.protocol.preemption`), and the requeued call resumes the group
+    from there.
     """
 
     def __init__(self, models, settings, out_dir, save_weights, allow_mixed):
@@ -43,15 +53,23 @@ class GroupJob:
         from keras_attn.protocol.run import run_protocol
 
         model, runs = group
-        recs = run_protocol(
-            self.models,
-            self.settings,
-            self.out_dir,
-            allow_mixed=self.allow_mixed,
-            log=lambda line: print(line, flush=True),  # the job's log file
-            save_weights=self.save_weights,
-            groups=[(model, list(runs))],
-        )
+        signals = _preemption_signals()
+
+        def log(line):
+            print(line, flush=True)  # the job's log file
+
+        with deferred_exit(signals):
+            names = ", ".join(signal.Signals(s).name for s in signals)
+            log(f"job: {names or 'no signal'} stops this job after its next checkpoint")
+            recs = run_protocol(
+                self.models,
+                self.settings,
+                self.out_dir,
+                allow_mixed=self.allow_mixed,
+                log=log,
+                save_weights=self.save_weights,
+                groups=[(model, list(runs))],
+            )
         mine = {(model, run) for run in runs}
         return [(r["model"], r["run"]) for r in recs if (r["model"], r["run"]) in mine]
 

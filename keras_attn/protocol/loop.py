@@ -21,6 +21,7 @@ from keras_attn.data import ArrayBatches
 from keras_attn.protocol import records
 from keras_attn.protocol.finish import finish_run
 from keras_attn.protocol.models import ModelSpec, resolve_models
+from keras_attn.protocol.preemption import exit_if_preempted
 from keras_attn.protocol.progress import EpochProgress, diverged_line, epoch_line
 from keras_attn.protocol.settings import make_optimizer, resolve_training, run_seed
 from keras_attn.runtime import configure_runtime, runtime_settings
@@ -263,6 +264,7 @@ def train_group(job, runs, *, on_epoch=None, eta=None, progress_every=60.0):
             log(epoch_line(f"[{name} run {run}]", settings, state, eta))
         group["epochs_done"] = epoch + 1
         records.save_checkpoint(ckpt_path, trainer.model, bests, group)
+        exit_if_preempted()  # a preempted job (keras_attn.protocol.launch) stops here
 
     out = []
     for i, run in enumerate(runs):
