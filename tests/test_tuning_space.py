@@ -14,6 +14,7 @@ import pytest
 from keras_attn import get_config, tuning
 from keras_attn.backbone import site_sizes
 from keras_attn.layers import max_depth
+from keras_attn.tuning import hparams
 from keras_attn.tuning import space as space_module
 
 
@@ -76,7 +77,7 @@ def test_the_declared_space_is_the_hypermodels():
     base = get_config("cnn")
     space, depths = space_module.resolve_space(None, base)
     hp = keras_tuner.HyperParameters()
-    chosen = space_module.declare(hp, space, depths)
+    chosen = hparams.declare(hp, space, depths)
     assert chosen == tuning.ConvAutoencoderHyperModel().values({})
     # The order KerasTuner's oracles see (their random draws follow it).
     assert [p.name for p in hp.space] == [
@@ -84,9 +85,9 @@ def test_the_declared_space_is_the_hypermodels():
         "depth_all", "growth_all", "first_filters", "final_kernel", "activation",
         "attention_position", "eca", "learning_rate",
     ]  # fmt: skip
-    assert space_module.count_points(space, depths) == (2160, 4)
-    assert space_module.widths(12, 2.0, 3) == [12, 24, 48]
-    assert space_module.widths(1, 0.25, 2) == [1, 1]  # never below one filter
+    assert hparams.count_points(space, depths) == (2160, 4)
+    assert hparams.widths(12, 2.0, 3) == [12, 24, 48]
+    assert hparams.widths(1, 0.25, 2) == [1, 1]  # never below one filter
 
 
 def test_space_errors_are_clear():
