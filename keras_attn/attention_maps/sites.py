@@ -29,9 +29,9 @@ def attention_layers(model):
     >>> [(site, kind) for site, kind, _ in attention_layers(keras_attn.build("cnn_eca"))]
     [(1, 'eca'), (2, 'eca'), (3, 'eca'), (4, 'eca')]
     """
-    from keras_attn.layers import ATTENTION_LAYERS
+    from keras_attn.layers import GATES
 
-    kinds = {cls: kind for kind, cls in ATTENTION_LAYERS.items()}
+    kinds = {cls: kind for kind, cls in GATES.items()}
     found = []
     for layer in getattr(model, "layers", []):
         kind = kinds.get(type(layer))
