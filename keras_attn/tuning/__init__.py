@@ -1,4 +1,4 @@
-"""KerasTuner search over the conv-autoencoder gate: depth, widths, placement, learning rate.
+"""KerasTuner search over attention gates: the conv-AE's depth and widths, the gate type, sites.
 
 How to use it, the search space and how a search resumes: docs/tuning.md.
 """
@@ -39,6 +39,8 @@ from keras_attn.tuning.settings import (
     SEARCH_DEFAULTS,
     TUNERS,
     check_search_settings,
+    model_settings,
+    parse_gates,
 )
 from keras_attn.tuning.space import DEFAULT_SPACE
 from keras_attn.tuning.tuner import distributed_role, make_tuner, search
@@ -57,6 +59,8 @@ __all__ = [
     "distributed_role",
     "format_table",
     "make_tuner",
+    "model_settings",
+    "parse_gates",
     "protocol_command",
     "protocol_data_args",
     "read_trials",

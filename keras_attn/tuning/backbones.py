@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from keras_attn import backbone as cnn
 from keras_attn._checks import did_you_mean
-from keras_attn.layers import ATTENTION_LAYERS
+from keras_attn.layers import list_gates
 from keras_attn.zoo import get_config, list_models
 
 __all__ = [
@@ -26,13 +26,13 @@ __all__ = [
 
 
 def gate_names():
-    """The registered gate names, in registry order (what a gate search may choose).
+    """The registered gate names (`keras_attn.layers.list_gates`): what a gate search may choose.
 
     Example:
     >>> gate_names()[:3]
     ['eca', 'cbam', 'cbam_channel']
     """
-    return list(ATTENTION_LAYERS)
+    return list(list_gates())
 
 
 def list_backbones():

@@ -89,6 +89,14 @@ def _study_default(key, values):
     return study if study in values else values[0]
 
 
+def _declare_sites(hp, space, chosen):
+    """The placement (``sites``), where it is active (sets ``chosen["sites"]``)."""
+    names = list(space["sites"])
+    value = _one(hp, "sites", names, _study_default("sites", names))
+    if value is not None:
+        chosen["sites"] = value
+
+
 def _declare_conv_ae(hp, space, depths, chosen):
     """The conv-AE gate's hyperparameters: depth and growth per placement, then `_AE`."""
     for placement, placement_depths in depths.items():
@@ -118,12 +126,13 @@ def _declare_conv_ae(hp, space, depths, chosen):
 def declare(hp, space, depths):
     """Declare every hyperparameter of a resolved space on ``hp``; return the chosen values.
 
-    In a gate search (``space["gates"]`` set) the gate type comes first, and
-    the conv-AE's hyperparameters are active only under ``gate="conv_ae"``;
-    ``eca`` (ECA before the gate) is not a choice under ``gate="eca"``. Then
-    the placement; ``depth_<placement>`` is active only under its placement,
-    and ``growth_<placement>`` only at depths of 2 or more. Each default is
-    the study's value (or the nearest one the space holds).
+    The placement comes first; ``depth_<placement>`` is active only under its
+    placement, and ``growth_<placement>`` only at depths of 2 or more. In a
+    gate search (``space["gates"]`` set) the gate type comes before it, the
+    conv-AE's hyperparameters are active only under ``gate="conv_ae"`` (with
+    a ``sites`` of their own), and ``eca`` (ECA before the gate) is not a
+    choice under ``gate="eca"``. Each default is the study's value (or the
+    nearest one the space holds).
 
     Args:
         hp: a ``keras_tuner.HyperParameters``.
@@ -160,11 +169,18 @@ def declare(hp, space, depths):
     chosen["gate"] = "conv_ae"
     if gates is not None:
         chosen["gate"] = _one(hp, "gate", gates, _study_default("gate", gates))
-    names = list(space["sites"])
-    chosen["sites"] = _one(hp, "sites", names, _study_default("sites", names))
+    chosen["sites"] = None
     if searches_conv_ae(space):
+        # KerasTuner takes a condition's parent only from the scope it is declared in, so
+        # the conv-AE's placement (the parent of its depths) is its own "sites", declared
+        # under gate="conv_ae"; the other gates share a second one. One is active.
         with _scope(hp, "gate", None if gates is None else ["conv_ae"]):
+            _declare_sites(hp, space, chosen)
             _declare_conv_ae(hp, space, depths, chosen)
+    others = [g for g in gates or [] if g != "conv_ae"]
+    if others:
+        with hp.conditional_scope("gate", others):
+            _declare_sites(hp, space, chosen)
     chosen["attention_position"] = None
     if space["attention_position"] is not None:
         values = space["attention_position"]
