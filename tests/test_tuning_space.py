@@ -10,32 +10,13 @@ import json
 
 import keras_tuner
 import pytest
+from tuning_helpers import enumerate_space
 
 from keras_attn import get_config, tuning
 from keras_attn.backbone import site_sizes
 from keras_attn.layers import max_depth
 from keras_attn.tuning import hparams
 from keras_attn.tuning import space as space_module
-
-
-def _enumerate(space, skip=()):
-    """Every combination of active values of a HyperParameters space (conditions respected)."""
-    params = [p for p in space if p.name not in skip]
-
-    def rec(i, values):
-        if i == len(params):
-            yield dict(values)
-            return
-        p = params[i]
-        if not all(c.is_active(values) for c in p.conditions):
-            yield from rec(i + 1, values)
-            return
-        for v in p.values:
-            values[p.name] = v
-            yield from rec(i + 1, values)
-            del values[p.name]
-
-    yield from rec(0, {})
 
 
 def test_depth_is_conditioned_on_the_placement():
@@ -65,7 +46,7 @@ def test_depth_is_conditioned_on_the_placement():
 def test_every_point_of_the_space_is_a_valid_distinct_config():
     hm = tuning.ConvAutoencoderHyperModel()
     seen = set()
-    for values in _enumerate(hm.hyperparameters().space, skip=("learning_rate",)):
+    for values in enumerate_space(hm.hyperparameters().space, skip=("learning_rate",)):
         config = hm.model_config(values)  # validates it (keras_attn.get_config)
         key = json.dumps(config, sort_keys=True)
         assert key not in seen, f"two points give one config: {values}"

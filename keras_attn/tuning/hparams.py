@@ -89,18 +89,18 @@ def _study_default(key, values):
     return study if study in values else values[0]
 
 
-def _declare_sites(hp, space, chosen):
-    """The placement (``sites``), where it is active (sets ``chosen["sites"]``)."""
+def _declare_sites(hp, name, space, chosen):
+    """The placement (hyperparameter ``name``), where it is active (sets ``chosen["sites"]``)."""
     names = list(space["sites"])
-    value = _one(hp, "sites", names, _study_default("sites", names))
+    value = _one(hp, name, names, _study_default("sites", names))
     if value is not None:
         chosen["sites"] = value
 
 
-def _declare_conv_ae(hp, space, depths, chosen):
-    """The conv-AE gate's hyperparameters: depth and growth per placement, then `_AE`."""
+def _declare_conv_ae(hp, sites, space, depths, chosen):
+    """The conv-AE gate's depth and growth per placement (hyperparameter ``sites``), `_AE`."""
     for placement, placement_depths in depths.items():
-        with hp.conditional_scope("sites", [placement]):
+        with hp.conditional_scope(sites, [placement]):
             depth = _one(
                 hp,
                 f"depth_{placement}",
@@ -129,10 +129,10 @@ def declare(hp, space, depths):
     The placement comes first; ``depth_<placement>`` is active only under its
     placement, and ``growth_<placement>`` only at depths of 2 or more. In a
     gate search (``space["gates"]`` set) the gate type comes before it, the
-    conv-AE's hyperparameters are active only under ``gate="conv_ae"`` (with
-    a ``sites`` of their own), and ``eca`` (ECA before the gate) is not a
-    choice under ``gate="eca"``. Each default is the study's value (or the
-    nearest one the space holds).
+    conv-AE's hyperparameters are active only under ``gate="conv_ae"`` (its
+    placement is ``sites_conv_ae``; the other gates' is ``sites``), and
+    ``eca`` (ECA before the gate) is not a choice under ``gate="eca"``. Each
+    default is the study's value (or the nearest one the space holds).
 
     Args:
         hp: a ``keras_tuner.HyperParameters``.
@@ -172,15 +172,16 @@ def declare(hp, space, depths):
     chosen["sites"] = None
     if searches_conv_ae(space):
         # KerasTuner takes a condition's parent only from the scope it is declared in, so
-        # the conv-AE's placement (the parent of its depths) is its own "sites", declared
-        # under gate="conv_ae"; the other gates share a second one. One is active.
+        # in a gate search the conv-AE's placement (the parent of its depths) is its own
+        # hyperparameter, "sites_conv_ae", declared under gate="conv_ae".
+        sites = "sites" if gates is None else "sites_conv_ae"
         with _scope(hp, "gate", None if gates is None else ["conv_ae"]):
-            _declare_sites(hp, space, chosen)
-            _declare_conv_ae(hp, space, depths, chosen)
+            _declare_sites(hp, sites, space, chosen)
+            _declare_conv_ae(hp, sites, space, depths, chosen)
     others = [g for g in gates or [] if g != "conv_ae"]
     if others:
-        with hp.conditional_scope("gate", others):
-            _declare_sites(hp, space, chosen)
+        with _scope(hp, "gate", others if "conv_ae" in gates else None):
+            _declare_sites(hp, "sites", space, chosen)
     chosen["attention_position"] = None
     if space["attention_position"] is not None:
         values = space["attention_position"]

@@ -76,8 +76,8 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
     >>> hm.model_config({"sites": "block1", "depth_block1": 4, "growth_block1": 1.5})["sites"]
     [1, 2]
     >>> gates = ConvAutoencoderHyperModel(space={"gates": ["eca", "cbam", "conv_ae"]})
-    >>> gates.model_config({"gate": "cbam", "sites": "block2"})["attention"]
-    ['cbam']
+    >>> gates.model_config({"gate": "cbam", "sites": "block2"})["sites"]
+    [3, 4]
     """
 
     def __init__(
@@ -146,8 +146,12 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
         probes = [{"gate": gate} for gate in self.space["gates"] or []]
         for placement, depths in self.depths.items():
             for depth in depths:
-                probe = {"sites": placement, f"depth_{placement}": depth}
-                probes.append({"gate": "conv_ae", **probe} if self.space["gates"] else probe)
+                if self.space["gates"] is None:
+                    probes.append({"sites": placement, f"depth_{placement}": depth})
+                else:
+                    probes.append(
+                        {"gate": "conv_ae", "sites_conv_ae": placement, f"depth_{placement}": depth}
+                    )
         for values in probes:
             probe = keras_tuner.HyperParameters()
             probe.values = values
