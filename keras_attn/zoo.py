@@ -1,16 +1,19 @@
-"""The registry: named variants of the study, each a config, and `build`.
+"""The registry: named variants, each a config, and `build`.
 
 A variant is data: a description and the config keys where it differs from
-`keras_attn.backbone.DEFAULT_CONFIG`. `build` turns a name (plus overrides) or
-a full config into a model, so the protocol, the tuner and export never
-special-case a variant. Registering a new variant is one `register` call.
+the defaults of its backbone: the study's CNN (`keras_attn.backbone.DEFAULT_CONFIG`,
+configs without a ``"backbone"`` key) or a CIFAR ResNet
+(`keras_attn.resnet.DEFAULT_CONFIG`, ``"backbone": "resnet"``). `build` turns a
+name (plus overrides) or a full config into a model, so the protocol, the tuner
+and export never special-case a variant. Registering a new variant is one
+`register` call.
 """
 
 import copy
 import fnmatch
 
+from keras_attn import backbone, resnet
 from keras_attn._checks import did_you_mean
-from keras_attn.backbone import AttentionCNN, merge_config, validate_config
 
 # The study fixed the last transposed convolution per site: kernel 3 at sites 1-3, 2 at site 4.
 _STUDY_CONV_AE = {"final_kernel": [3, 3, 3, 2]}
@@ -73,6 +76,73 @@ VARIANTS["cnn_conv_ae_he"] = {
     },
 }
 
+# He et al. 2016's CIFAR ResNets (option A shortcuts), and a gate in every residual block.
+for _depth in (20, 32, 44, 56, 110):
+    VARIANTS[f"resnet{_depth}"] = {
+        "description": f"CIFAR ResNet-{_depth} (He et al. 2016, option A shortcuts), no attention.",
+        "config": {"backbone": "resnet", "depth": _depth},
+    }
+for _depth, _kind, _what in (
+    (20, "eca", "ECA"),
+    (20, "cbam", "CBAM"),
+    (20, "conv_ae", "the convolutional autoencoder gate"),
+    (56, "eca", "ECA"),
+):
+    VARIANTS[f"resnet{_depth}_{_kind}"] = {
+        "description": f"ResNet-{_depth} with {_what} in every residual block (after its last "
+        "BatchNorm, before the add).",
+        "config": {"backbone": "resnet", "depth": _depth, "attention": [_kind]},
+    }
+
+#: The backbones a config can name (``"backbone"``; absent means the study's CNN).
+BACKBONES = ("cnn", "resnet")
+
+
+def _backbone_of(config):
+    kind = config.get("backbone", "cnn")
+    if kind not in BACKBONES:
+        raise ValueError(
+            f"Unknown backbone {kind!r}.{did_you_mean(kind, BACKBONES)} Valid: "
+            f'{", ".join(BACKBONES)} (no "backbone" key: the study\'s CNN).'
+        )
+    return kind
+
+
+def _validate(config):
+    """A complete config of either backbone; ``"backbone": "cnn"`` is dropped (the default)."""
+    if not isinstance(config, dict):
+        raise ValueError(f"A model config must be a dict, got {type(config).__name__}.")
+    if _backbone_of(config) == "resnet":
+        return resnet.validate_config(config)
+    config = {k: v for k, v in config.items() if k != "backbone"}
+    only = [k for k in config if k in resnet.DEFAULT_CONFIG and k not in backbone.DEFAULT_CONFIG]
+    if only:
+        raise ValueError(
+            f"{', '.join(f'`{k}`' for k in only)}: a key of the ResNet configs, not of the "
+            "study's CNN. Build a ResNet by name (keras_attn.build('resnet20', ...)) or give "
+            '"backbone": "resnet".'
+        )
+    return backbone.validate_config(config)
+
+
+def _merge(config, overrides):
+    if "backbone" in overrides and overrides["backbone"] != config.get("backbone", "cnn"):
+        raise ValueError(
+            f"Cannot override `backbone` ({config.get('backbone', 'cnn')!r} -> "
+            f"{overrides['backbone']!r}): build the other backbone by its own name or config."
+        )
+    overrides = {k: v for k, v in overrides.items() if k != "backbone"}
+    if _backbone_of(config) == "resnet":
+        return resnet.merge_config(config, overrides)
+    only = [k for k in overrides if k in resnet.DEFAULT_CONFIG and k not in backbone.DEFAULT_CONFIG]
+    if only:
+        raise ValueError(
+            f"{', '.join(f'`{k}`' for k in only)}: a key of the ResNet configs, not of the "
+            f"study's CNN ({config.get('name', 'cnn')!r}). Build a ResNet instead, e.g. "
+            "keras_attn.build('resnet20', ...)."
+        )
+    return backbone.merge_config(config, overrides)
+
 
 def register(name, config, description):
     """Add a named variant to the registry.
@@ -91,7 +161,7 @@ def register(name, config, description):
     """
     if name in VARIANTS:
         raise ValueError(f"A variant named {name!r} is already registered.")
-    validate_config({**config, "name": name})
+    _validate({**config, "name": name})
     VARIANTS[name] = {"description": description, "config": copy.deepcopy(config)}
 
 
@@ -142,7 +212,7 @@ def get_config(name_or_config="cnn", **overrides):
     else:
         name = _check_name(name_or_config)
         base = {**copy.deepcopy(VARIANTS[name]["config"]), "name": name}
-    return validate_config(merge_config(validate_config(base), overrides))
+    return _validate(_merge(_validate(base), overrides))
 
 
 def build(name_or_config="cnn", input_shape=None, num_classes=None, **overrides):
@@ -157,11 +227,15 @@ def build(name_or_config="cnn", input_shape=None, num_classes=None, **overrides)
             (``(32, 32, 3)`` for registry names).
         num_classes: int, default the config's (10 for registry names).
         **overrides: config keys to change (see
-            `keras_attn.backbone.DEFAULT_CONFIG`): ``sites``, ``attention``,
-            ``attention_position``, ``blocks``, ``head``, ``conv_ae={...}``...
+            `keras_attn.backbone.DEFAULT_CONFIG` for the CNN: ``sites``,
+            ``attention``, ``attention_position``, ``blocks``, ``head``,
+            ``conv_ae={...}``...; `keras_attn.resnet.DEFAULT_CONFIG` for a
+            ResNet: ``depth``, ``widths``, ``attention`` (a gate name or a
+            list), ``sites`` (residual blocks), a gate's options under its name).
 
     Returns:
-        A `keras_attn.backbone.AttentionCNN` (a functional ``keras.Model``).
+        A `keras_attn.AttentionCNN` or `keras_attn.resnet.AttentionResNet` (a
+        functional ``keras.Model``).
 
     Example:
     >>> model = build("cnn_conv_ae_eca")
@@ -170,9 +244,15 @@ def build(name_or_config="cnn", input_shape=None, num_classes=None, **overrides)
     >>> small = build("cnn_eca", input_shape=(28, 28, 1), sites=[1, 3])
     >>> small.output_shape
     (None, 10)
+    >>> keras_attn_resnet = build("resnet20", attention="cbam", sites=[7, 8, 9])
+    >>> [site for site, _ in keras_attn_resnet.attention_layers]
+    [7, 8, 9]
     """
     if input_shape is not None:
         overrides["input_shape"] = list(input_shape)
     if num_classes is not None:
         overrides["num_classes"] = num_classes
-    return AttentionCNN(get_config(name_or_config, **overrides))
+    config = get_config(name_or_config, **overrides)
+    if config.get("backbone") == "resnet":
+        return resnet.AttentionResNet(config)
+    return backbone.AttentionCNN(config)

@@ -54,7 +54,7 @@ def run_model_test(name, tmp_path, *, expected_trainable_params=None, overrides=
     path = tmp_path / f"{model.name}.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
-    assert type(loaded) is keras_attn.AttentionCNN
+    assert type(loaded) is type(model)
     assert loaded.model_config == model.model_config
     np.testing.assert_allclose(
         loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6, atol=1e-6

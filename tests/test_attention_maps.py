@@ -27,7 +27,7 @@ from keras_attn.attention_maps import (
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 WITH_ATTENTION = [
-    name for name in keras_attn.list_models() if keras_attn.get_config(name)["attention"]
+    name for name in keras_attn.list_models("cnn*") if keras_attn.get_config(name)["attention"]
 ]
 STUDY_WITH_ATTENTION = [
     "cnn_eca",
@@ -266,7 +266,7 @@ def test_gate_parts_are_the_layers_gates():
                 np.testing.assert_allclose(part["values"], want, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("name", list(keras_attn.list_models()))
+@pytest.mark.parametrize("name", list(keras_attn.list_models("cnn*")))
 def test_the_picture_is_written_for_every_variant(name, tmp_path):
     model = small_model(name)
     result = plot_attention_maps(model, image(), tmp_path / f"{name}.png", dpi=30)

@@ -20,7 +20,7 @@ from keras_attn.backbone import count_trainable_params
 from keras_attn.export import conversion, writer
 from keras_attn.predict import predict
 
-VARIANTS = list(keras_attn.list_models())
+VARIANTS = list(keras_attn.list_models("cnn*"))  # the ResNets: test_resnet.py
 FORMATS_MISSING = [f for f in export.FORMATS if export.install_hint(f)]
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow" or bool(FORMATS_MISSING),

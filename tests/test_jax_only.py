@@ -63,7 +63,7 @@ def test_build_save_and_load_every_variant_without_tensorflow(jax_env, tmp_path)
     script = """
 import sys, numpy as np, keras, keras_attn
 assert "tensorflow" not in sys.modules
-for name in keras_attn.list_models():
+for name in keras_attn.list_models("cnn*"):
     keras_attn.build(name, blocks=[4, 8], dense_units=8)
 model = keras_attn.build("cnn_conv_ae_eca", blocks=[4, 8], dense_units=8)
 model.save("m.keras")

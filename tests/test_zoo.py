@@ -30,7 +30,7 @@ EXACT_PARAMS = {
     "cnn_conv_ae_const": 2_625_866,
     "cnn_conv_ae_he": 2_918_574,
 }
-VARIANTS = list(keras_attn.list_models())
+VARIANTS = list(keras_attn.list_models("cnn*"))  # the ResNets: test_resnet.py
 BACKEND = keras.backend.backend()
 # On JAX and PyTorch (test_backends.py), training and the other input sizes run on the
 # variants that between them use every attention layer: JAX compiles its random
