@@ -3,8 +3,10 @@
 - the gate type is a choice; the conv-AE's hyperparameters are active only under
   it, ECA-before-the-gate not under the ECA gate; every point is a distinct valid
   config and the count is exact;
-- every registered gate builds and runs on a tiny CNN;
-- a two-trial search with the gate search finishes and reports its gates;
+- every registered gate builds and runs on a tiny CNN and a tiny ResNet, whose
+  sites are residual blocks grouped by stage;
+- a two-trial search with the gate search finishes and reports its gates, on
+  each backbone;
 - the default search is unchanged (no ``gate`` hyperparameter, no ``gates`` in
   the record); a folder resumes only with the same gate choices;
 - bad gates and backbones get clear errors, from Python and from the script.
@@ -18,11 +20,15 @@ import numpy as np
 import pytest
 from tuning_helpers import enumerate_space, random_data, tune_script
 
+import keras_attn
 from keras_attn import tuning
 from keras_attn.tuning import backbones
 
 # A tiny CNN (sites: 16x16, 14x14) and a space that keeps the conv-AE's share small.
 GATE_BASE = {"blocks": [4], "dense_units": 8, "input_shape": [16, 16, 3]}
+# A tiny ResNet: three residual blocks (16x16, 8x8, 4x4), one per stage.
+RESNET_BASE = {"backbone": "resnet", "name": "tiny_resnet", "depth": 8, "widths": [4, 4, 8],
+               "input_shape": [16, 16, 3]}  # fmt: skip
 GATE_SPACE = {
     "sites": {"first": [1], "both": [1, 2]},
     "max_depth": 2,
@@ -36,6 +42,11 @@ GATE_SPACE = {
 
 def _hm(gates):
     return tuning.ConvAutoencoderHyperModel(GATE_BASE, space={**GATE_SPACE, "gates": gates})
+
+
+def _resnet_hm(gates, **space):
+    space = {"max_depth": 2, "first_filters": [2], "growth": [1.0], "final_kernel": [2], **space}
+    return tuning.ConvAutoencoderHyperModel(RESNET_BASE, space={**space, "gates": gates})
 
 
 def _conditions(hp):
@@ -105,24 +116,65 @@ def test_the_default_search_has_no_gate_hyperparameter():
     assert gated["hypermodel"]["space"]["gates"] == ["eca", "se"]  # registry order
 
 
+@pytest.mark.parametrize("backbone", ["cnn", "resnet"])
 @pytest.mark.parametrize("gate", backbones.gate_names())
-def test_every_registered_gate_builds_and_runs_on_a_tiny_cnn(gate):
-    hm = _hm("all")
+def test_every_registered_gate_builds_and_runs_on_a_tiny_backbone(gate, backbone):
+    hm = _hm("all") if backbone == "cnn" else _resnet_hm("all")
+    placement = "both" if backbone == "cnn" else "all"
     keras.backend.clear_session()
     sites = "sites_conv_ae" if gate == "conv_ae" else "sites"
-    model = hm.build({"gate": gate, sites: "both", "attention_position": "post_norm"})
-    assert model.model_config["attention"][-1] == gate
-    assert [site for site, _ in model.attention_layers][-2:] == [1, 2]
+    model = hm.build({"gate": gate, sites: placement, "attention_position": "post_norm"})
+    config = model.model_config if backbone == "cnn" else model.get_config()["config"]
+    assert config["attention"] == [gate]  # ECA before the gate: off by default
+    assert config["sites"] == ([1, 2] if backbone == "cnn" else [1, 2, 3])
+    gate_class = type(keras_attn.layers.get(gate))
+    layers = [la for la in model._flatten_layers() if type(la) is gate_class]
+    assert len(layers) == len(config["sites"])
     x = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3)).astype("float32")
     probs = keras.ops.convert_to_numpy(model(x, training=False))
     assert probs.shape == (2, 10) and np.all(np.isfinite(probs))
 
 
-def test_a_two_trial_gate_search_finishes_and_reports_its_gates(tmp_path):
+def test_a_resnets_sites_are_its_residual_blocks_by_stage():
+    hm = tuning.ConvAutoencoderHyperModel("resnet20", space={"gates": ["se", "conv_ae"]})
+    assert hm.space["sites"] == {
+        "stage1": [1, 2, 3], "stage2": [4, 5, 6], "stage3": [7, 8, 9], "all": list(range(1, 10))
+    }  # fmt: skip
+    # 32x32, 16x16 and 8x8 blocks: the conv-AE goes as deep as the smallest allows.
+    assert hm.depths == {"stage1": [1, 2, 3, 4, 5], "stage2": [1, 2, 3, 4],
+                         "stage3": [1, 2, 3], "all": [1, 2, 3]}  # fmt: skip
+    assert hm.space["attention_position"] is None  # one place per block: nothing to choose
+    names = [p.name for p in hm.hyperparameters().space]
+    assert "attention_position" not in names and names[0] == "gate"
+    config = hm.model_config({"gate": "se", "sites": "stage3"})
+    assert (config["backbone"], config["attention"], config["sites"]) == (
+        "resnet",
+        ["se"],
+        [7, 8, 9],
+    )
+    config = hm.model_config({"gate": "conv_ae", "sites_conv_ae": "stage1", "depth_stage1": 5})
+    assert config["conv_ae"]["filters"] == [12, 24, 48, 96, 192]
+    with pytest.raises(ValueError, match="no position to choose"):
+        tuning.ConvAutoencoderHyperModel("resnet20", space={"attention_position": ["post_norm"]})
+    with pytest.raises(ValueError, match="sites from 1 to 9 .*its 9 residual blocks"):
+        tuning.ConvAutoencoderHyperModel("resnet20", space={"sites": {"deep": [10]}})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backbone", ["cnn", "resnet"])
+def test_a_two_trial_gate_search_finishes_and_reports_its_gates(tmp_path, backbone):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (12, 16, 16, 3), dtype=np.uint8)
     y = rng.integers(0, 10, 12)
-    hm = _hm(["cbam", "conv_ae", "se"])
+    # Few conditional scopes: KerasTuner builds a model for each before the first trial.
+    small = {"sites": {"all": [1, 2] if backbone == "cnn" else [1, 2, 3]}, "max_depth": 1}
+    base = GATE_BASE if backbone == "cnn" else RESNET_BASE
+    space = {k: v for k, v in GATE_SPACE.items() if backbone == "cnn" or k != "attention_position"}
+
+    def make(gates):
+        return tuning.ConvAutoencoderHyperModel(base, space={**space, **small, "gates": gates})
+
+    hm = make(["cbam", "conv_ae", "se"])
     kw = {"directory": tmp_path, "project_name": "g", "epochs": 1, "batch_size": 4}
     tuner = tuning.search(
         hm, x[:8], y[:8], x[8:], y[8:], tuner="random", max_trials=2, verbose=0, log=None, **kw
@@ -138,10 +190,15 @@ def test_a_two_trial_gate_search_finishes_and_reports_its_gates(tmp_path):
     assert "| gate |" in report["table"]
     best = json.loads(open(report["best_config"]).read())
     assert best["attention"][-1] == gates[0]
+    if backbone == "resnet":  # compared with its backbone: an unregistered one by its config
+        base = tuner.project_dir + "/base_config.json"
+        assert f"--models {report['best_config']},{base} " in report["command"]
+        assert json.loads(open(base).read()) == hm.base_config
+        return
     # The same search resumes; other gate choices are another search.
-    tuning.make_tuner(_hm(["cbam", "conv_ae", "se"]), "random", max_trials=2, **kw)
+    tuning.make_tuner(make(["cbam", "conv_ae", "se"]), "random", max_trials=2, **kw)
     with pytest.raises(ValueError, match=r"hypermodel.space.gates: folder has \["):
-        tuning.make_tuner(_hm(["cbam", "se"]), "random", max_trials=2, **kw)
+        tuning.make_tuner(make(["cbam", "se"]), "random", max_trials=2, **kw)
 
 
 def test_a_folder_resumes_only_with_the_same_gate_choices(tmp_path):
@@ -186,6 +243,10 @@ def test_bad_gates_and_backbones_get_clear_errors():
         tuning.model_settings(gates="eca,se", space={"gates": ["eca"]})
     settings = tuning.model_settings(backbone="cnn3", gates="all", space={"eca": [False]})
     assert settings == {"base": "cnn3", "space": {"eca": [False], "gates": "all"}}
+    for depth in (20, 32, 44, 56, 110):  # every registered ResNet depth
+        assert tuning.model_settings(backbone=f"resnet{depth}")["base"] == f"resnet{depth}"
+    with pytest.raises(ValueError, match=r"Unknown backbone 'resnet21'. Did you mean .*'resnet20'"):
+        tuning.model_settings(backbone="resnet21")
 
 
 def test_the_script_refuses_bad_gates_and_backbones_before_loading_data(capsys):
@@ -211,11 +272,16 @@ def test_the_script_passes_backbone_and_gates_to_the_hypermodel(tmp_path, monkey
 
     monkeypatch.setattr(runtime, "configure_runtime", lambda *a, **k: {})
     monkeypatch.setattr(tuning, "search", fake_search)
-    args = ["--data-dir", tmp_path / "tiny.npz", "--val-size", 8, "--backbone", "cnn3",
-            "--gates", "se,conv_ae,eca", "--directory", tmp_path]  # fmt: skip
-    assert tune.main([str(a) for a in args]) == 1
-    assert "stopped by the test" in capsys.readouterr().err
-    hm = captured["hypermodel"]
+    args = ["--data-dir", tmp_path / "tiny.npz", "--val-size", 8, "--directory", tmp_path]
+    for extra, backbone in ((["--backbone", "resnet20", "--gates", "se,conv_ae,eca"], "resnet"),
+                            (["--backbone", "cnn3", "--gates", "all"], "cnn")):  # fmt: skip
+        assert tune.main([str(a) for a in args + extra]) == 1
+        assert "stopped by the test" in capsys.readouterr().err
+        hm = captured["hypermodel"]
+        assert hm.base_config.get("backbone", "cnn") == backbone
+        assert hm.values(keras_tuner.HyperParameters())["gate"] == "conv_ae"
     assert hm.base_config["blocks"] == [64, 128, 256]
-    assert hm.space["gates"] == ["eca", "conv_ae", "se"]
-    assert hm.values(keras_tuner.HyperParameters())["gate"] == "conv_ae"
+    assert hm.space["gates"] == backbones.gate_names()
+    assert tune.main([str(a) for a in args]) == 1  # no flags: the search as it always was
+    hm = captured["hypermodel"]
+    assert hm.space["gates"] is None and hm.base_config["name"] == "cnn"

@@ -10,6 +10,7 @@ the conv-AE gate's depth by each site's size (`site_sizes`).
 from __future__ import annotations
 
 from keras_attn import backbone as cnn
+from keras_attn import resnet
 from keras_attn._checks import did_you_mean
 from keras_attn.layers import list_gates
 from keras_attn.zoo import get_config, list_models
@@ -39,8 +40,8 @@ def list_backbones():
     """The registered models without attention: the backbones a search puts its gate in.
 
     Example:
-    >>> list_backbones()[:2]
-    ['cnn', 'cnn3']
+    >>> list_backbones()
+    ['cnn', 'cnn3', 'resnet20', 'resnet32', 'resnet44', 'resnet56', 'resnet110']
     """
     return [name for name in list_models() if not get_config(name)["attention"]]
 
@@ -64,8 +65,8 @@ def check_backbone(name):
     return name
 
 
-def _is_cnn(config):
-    return "blocks" in config
+def _is_resnet(config):
+    return config.get("backbone") == "resnet"
 
 
 def site_sizes(config):
@@ -74,19 +75,32 @@ def site_sizes(config):
     Example:
     >>> site_sizes(get_config("cnn"))
     [(32, 32, 64), (30, 30, 64), (15, 15, 128), (13, 13, 128)]
+    >>> site_sizes(get_config("resnet20"))[2:4]  # the outputs of residual blocks 3 and 4
+    [(32, 32, 16), (16, 16, 32)]
     """
-    return cnn.site_sizes(config)
+    return resnet.block_sizes(config) if _is_resnet(config) else cnn.site_sizes(config)
 
 
 def default_placements(config):
     """One placement per block of sites plus ``"all"``: the search's default ``sites``.
 
     The study's CNN: ``"block<b>"`` holds conv block ``b``'s two conv layers.
+    A ResNet: ``"stage<s>"`` holds stage ``s``'s residual blocks.
 
     Example:
     >>> default_placements(get_config("cnn"))
     {'block1': [1, 2], 'block2': [3, 4], 'all': [1, 2, 3, 4]}
+    >>> default_placements(get_config("resnet20"))["stage2"]
+    [4, 5, 6]
     """
+    if _is_resnet(config):
+        n = resnet.stage_blocks(config)
+        stages = len(config["widths"])
+        placements = {
+            f"stage{s}": list(range(s * n - n + 1, s * n + 1)) for s in range(1, stages + 1)
+        }
+        placements["all"] = list(range(1, stages * n + 1))
+        return placements
     n_blocks = len(config["blocks"])
     placements = {f"block{b}": [2 * b - 1, 2 * b] for b in range(1, n_blocks + 1)}
     placements["all"] = list(range(1, 2 * n_blocks + 1))
@@ -99,7 +113,12 @@ def sites_text(config):
     Example:
     >>> sites_text(get_config("cnn"))
     'this network has 2 conv blocks'
+    >>> sites_text(get_config("resnet20"))
+    'the sites of resnet20 are its 9 residual blocks'
     """
+    if _is_resnet(config):
+        n = len(site_sizes(config))
+        return f"the sites of {config['name']} are its {n} residual blocks"
     return f"this network has {len(config['blocks'])} conv blocks"
 
 
@@ -107,7 +126,7 @@ def has_position(config):
     """Whether the backbone lets a config choose the gate's ``attention_position``.
 
     Example:
-    >>> has_position(get_config("cnn"))
-    True
+    >>> has_position(get_config("cnn")), has_position(get_config("resnet20"))
+    (True, False)
     """
     return "attention_position" in config

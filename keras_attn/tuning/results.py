@@ -288,10 +288,15 @@ def _csv_text(rows):
     return buf.getvalue()
 
 
-def _baseline(base_config):
-    """The protocol's baseline: the backbone by name where it is a registered one, else cnn."""
+def _baseline(base_config, project_dir):
+    """The protocol's baseline: the backbone by name where it is a registered one, else its
+    config, written as ``base_config.json`` in the project folder."""
     name = base_config.get("name")
-    return name if name in list_backbones() else "cnn"
+    if name in list_backbones():
+        return name
+    path = Path(project_dir) / "base_config.json"
+    files.write_json(path, base_config, indent=2)
+    return str(path)
 
 
 def write_results(project_dir, hypermodel, k=5, *, protocol_args=()):
@@ -346,7 +351,7 @@ def write_results(project_dir, hypermodel, k=5, *, protocol_args=()):
     if policy:  # the protocol trains the config as it was tuned
         extra += ["--mixed-precision", policy]
     batch_size = record["training"]["batch_size"]
-    baseline = _baseline(hypermodel.base_config)
+    baseline = _baseline(hypermodel.base_config, project_dir)
     command = protocol_command(
         paths["best_config"],
         learning_rate=best["learning_rate"],
