@@ -23,8 +23,9 @@ import math
 
 import keras
 
+from keras_attn import layers as gates
 from keras_attn._checks import check_positive_int, did_you_mean
-from keras_attn.layers import ATTENTION_LAYERS, create_attention, max_depth
+from keras_attn.layers import max_depth
 
 #: Every config key and its default. A config is this dict with some values changed.
 DEFAULT_CONFIG = {
@@ -66,6 +67,11 @@ DEFAULT_CONFIG = {
 OPTIONAL_OPTIONS = {
     "conv_ae": {"kernel_initializer": "glorot_uniform", "logit_scale": None},
     "constant": {"value": 0.5},
+    # The gates from the literature (keras_attn.layers): their options, with the layers' defaults.
+    "se": {"reduction": 16, "hidden": None, "divisor": 8},
+    "gc": {"reduction": 8, "hidden": None, "divisor": 1, "epsilon": 1e-6, "zero_init_last": True},
+    "coord": {"reduction": 32, "hidden": None, "min_hidden": 8, "momentum": 0.9, "epsilon": 1e-5},
+    "simam": {"e_lambda": 1e-4},
 }
 
 ATTENTION_POSITIONS = ("pre_activation", "post_activation", "post_norm")
@@ -219,8 +225,8 @@ def validate_config(config):
     if isinstance(attention, str):
         attention = [attention]
     for kind in attention:
-        if kind not in ATTENTION_LAYERS:
-            raise _unknown_key_error("attention block", kind, list(ATTENTION_LAYERS))
+        if kind not in gates.GATES:
+            raise _unknown_key_error("attention block", kind, list(gates.GATES))
     config["attention"] = list(attention)
 
     sizes = site_sizes(config)
@@ -282,7 +288,7 @@ def validate_config(config):
             )
     # Let the layers check their own arguments (widths, activations) now, not mid-build.
     for kind in config["attention"]:
-        create_attention(kind, **_layer_kwargs(config, kind, attention_sites(config)[0]))
+        gates.get(kind, **_layer_kwargs(config, kind, attention_sites(config)[0]))
     return config
 
 
@@ -357,9 +363,7 @@ class AttentionCNN(keras.Model):
     @staticmethod
     def _attend(x, config, site):
         for kind in config["attention"]:
-            layer = create_attention(
-                kind, name=f"site{site}_{kind}", **_layer_kwargs(config, kind, site)
-            )
+            layer = gates.get(kind, name=f"site{site}_{kind}", **_layer_kwargs(config, kind, site))
             x = layer(x)
         return x
 
@@ -368,7 +372,7 @@ class AttentionCNN(keras.Model):
         """``[(site, layer), ...]`` for every attention layer, in network order."""
         found = []
         for layer in self.layers:
-            if isinstance(layer, tuple(ATTENTION_LAYERS.values())):
+            if isinstance(layer, tuple(gates.GATES.values())):
                 found.append((int(layer.name.split("_")[0][4:]), layer))
         return found
 

@@ -227,7 +227,7 @@ def mac_summary(model, baseline=None):
     """Total MACs per image, split into attention and the rest, and the ratio to a baseline.
 
     A layer's MACs count as attention when its top-level layer is one of
-    `keras_attn.layers.ATTENTION_LAYERS` (``site3_conv_ae/encode_0`` is
+    `keras_attn.layers.GATES` (``site3_conv_ae/encode_0`` is
     attention, ``block2_conv_a`` is not).
 
     Args:
@@ -244,12 +244,12 @@ def mac_summary(model, baseline=None):
     >>> round(s["ratio"], 2)
     1.17
     """
-    from keras_attn.layers import ATTENTION_LAYERS
+    from keras_attn.layers import GATES
 
     attention_names = {
         layer.name
         for layer in model._flatten_layers(include_self=False, recursive=True)
-        if isinstance(layer, tuple(ATTENTION_LAYERS.values()))
+        if isinstance(layer, tuple(GATES.values()))
     }
     total = attention = 0
     for row in mac_breakdown(model)["layers"]:

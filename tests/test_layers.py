@@ -9,14 +9,18 @@ import numpy as np
 import pytest
 from layer_checks import run_layer_test
 
+import keras_attn
 from keras_attn.layers import (
     CBAM,
     ECA,
     CBAMChannelGate,
     CBAMSpatialGate,
     ConvAutoencoderGate,
+    CoordinateAttention,
+    GlobalContext,
     LinearAutoencoderGate,
-    create_attention,
+    SimAM,
+    SqueezeExcitation,
     eca_kernel_size,
     final_geometry,
     max_depth,
@@ -42,6 +46,20 @@ CASES = {
         # 3*16*4+4 + 4*16*8+8 + 8*16*4+4 + 4*25*3+3
         3 * 16 * 4 + 4 + 4 * 16 * 8 + 8 + 8 * 16 * 4 + 4 + 4 * 25 * 3 + 3,
     ),
+    # SE: 2 C h + h + C, h = C / r rounded to a multiple of 8 (timm's rule) or given.
+    "se_c64": (SqueezeExcitation, {}, (8, 8, 64), 2 * 64 * 8 + 8 + 64),
+    "se_paper_width": (SqueezeExcitation, {"divisor": 1}, (5, 7, 128), 2 * 128 * 8 + 8 + 128),
+    "se_hidden": (SqueezeExcitation, {"hidden": 3}, (4, 4, 6), 2 * 6 * 3 + 3 + 6),
+    # GC: 2 C m + 3 m + 2 C + 1, m = round(C / 8); the last conv not zero so that one step
+    # reaches every weight (from zero, the first step only moves the last conv).
+    "gc_c64": (GlobalContext, {"zero_init_last": False}, (8, 8, 64), 2 * 64 * 8 + 3 * 8 + 129),
+    "gc_odd": (GlobalContext, {"zero_init_last": False, "hidden": 3}, (5, 7, 6), 36 + 9 + 13),
+    # Coordinate attention: 3 C m + 3 m + 2 C, m = max(8, C // 32).
+    "coord_c64": (CoordinateAttention, {}, (8, 8, 64), 3 * 64 * 8 + 3 * 8 + 2 * 64),
+    "coord_nonsquare": (CoordinateAttention, {"hidden": 4}, (5, 9, 128), 3 * 128 * 4 + 12 + 256),
+    "coord_c512": (CoordinateAttention, {}, (3, 4, 512), 3 * 512 * 16 + 3 * 16 + 2 * 512),
+    "simam": (SimAM, {}, (8, 8, 16), 0),
+    "simam_row": (SimAM, {"e_lambda": 0.5}, (1, 7, 3), 0),
     "linear_ae_w32": (LinearAutoencoderGate, {}, (4, 32, 8), 257 * 32 + 18_316),
     "linear_ae_w13": (LinearAutoencoderGate, {}, (3, 13, 4), 21_657),
     "linear_ae_small": (
@@ -188,12 +206,56 @@ def test_rank_other_than_4_is_refused(cls):
         cls()(np.zeros((2, 8, 8), "float32"))
 
 
-def test_factory():
-    assert isinstance(create_attention("eca"), ECA)
-    layer = create_attention("conv_ae", filters=[4], name="g")
+def test_get_builds_any_gate_by_name():
+    assert isinstance(keras_attn.layers.get("eca"), ECA)
+    layer = keras_attn.layers.get("conv_ae", filters=[4], name="g")
     assert isinstance(layer, ConvAutoencoderGate) and layer.name == "g"
-    with pytest.raises(ValueError, match=r"Unknown attention block 'ecaa'.*'eca'"):
-        create_attention("ecaa")
+    se = keras_attn.layers.get("se", reduction=4)
+    assert isinstance(se, SqueezeExcitation) and se.reduction == 4
+    with pytest.raises(ValueError, match=r"Unknown attention gate 'ecaa'. Did you mean 'eca'.*se"):
+        keras_attn.layers.get("ecaa")
+
+
+def test_register_adds_a_gate_that_models_can_use():
+    class Doubler(keras.layers.Layer):
+        def call(self, inputs):
+            return inputs * 2.0
+
+    keras_attn.layers.register("doubler_test", Doubler)
+    try:
+        assert "doubler_test" in keras_attn.layers.list_gates()
+        assert isinstance(keras_attn.layers.get("doubler_test"), Doubler)
+        model = keras_attn.build("cnn", blocks=[4], dense_units=4, attention=["doubler_test"])
+        assert [layer.name for layer in model.layers if isinstance(layer, Doubler)] == [
+            "site1_doubler_test",
+            "site2_doubler_test",
+        ]
+    finally:
+        keras_attn.layers.unregister("doubler_test")
+    assert "doubler_test" not in keras_attn.layers.GATES
+
+
+@pytest.mark.parametrize(
+    "name, cls, match",
+    [
+        ("eca", ECA, r"already registered as 'eca' \(ECA\)"),
+        ("new_gate", ECA(), "the class, not an instance"),
+        ("new_gate", dict, "keras.layers.Layer subclass"),
+        ("", ECA, "non-empty string"),
+        ("bad name", ECA, "letters, digits and underscores"),
+    ],
+)
+def test_register_refuses_a_taken_name_or_a_non_layer(name, cls, match):
+    with pytest.raises(ValueError, match=match):
+        keras_attn.layers.register(name, cls)
+    assert "new_gate" not in keras_attn.layers.GATES
+
+
+def test_built_in_gates_cannot_be_unregistered():
+    with pytest.raises(ValueError, match="built-in"):
+        keras_attn.layers.unregister("se")
+    with pytest.raises(ValueError, match="Unknown attention gate"):
+        keras_attn.layers.unregister("nope")
 
 
 def test_conv_ae_same_padding_equals_the_study_padding_of_1():

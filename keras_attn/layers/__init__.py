@@ -1,74 +1,51 @@
-"""Attention blocks as Keras 3 layers, and a factory that builds them by name.
+"""Attention gates as Keras 3 layers, and their registry: `get` builds one by name.
 
 Every layer takes ``(batch, height, width, channels)`` inputs, returns the same
-shape, has a ``gate(inputs)`` method returning its multiplicative mask, is
-written with ``keras.ops`` only (TensorFlow, JAX and PyTorch backends) and is
-registered for serialization as ``keras_attn>ClassName``.
+shape, is written with ``keras.ops`` only (TensorFlow, JAX and PyTorch backends)
+and is registered for serialization as ``keras_attn>ClassName``. The gates that
+multiply their input by a mask subclass `AttentionGate` and have a
+``gate(inputs)`` method returning it; `GlobalContext` adds to its input instead
+(``transform(inputs)`` is what it adds).
+
+Example:
+>>> import numpy as np
+>>> gate = get("se", reduction=8)
+>>> tuple(gate(np.ones((2, 4, 4, 32), "float32")).shape)
+(2, 4, 4, 32)
 """
 
-from keras_attn._checks import did_you_mean
+from keras_attn.layers._gate import AttentionGate
 from keras_attn.layers.cbam import CBAM, CBAMChannelGate, CBAMSpatialGate
 from keras_attn.layers.constant import ConstantGate
 from keras_attn.layers.conv_ae import ConvAutoencoderGate, final_geometry, max_depth
+from keras_attn.layers.coord import CoordinateAttention
 from keras_attn.layers.eca import ECA, eca_kernel_size
+from keras_attn.layers.gc import GlobalContext
 from keras_attn.layers.linear_ae import LinearAutoencoderGate
-
-ATTENTION_LAYERS = {
-    "eca": ECA,
-    "cbam": CBAM,
-    "cbam_channel": CBAMChannelGate,
-    "cbam_spatial": CBAMSpatialGate,
-    "conv_ae": ConvAutoencoderGate,
-    "linear_ae": LinearAutoencoderGate,
-    "constant": ConstantGate,
-}
-
-
-def check_attention_name(kind):
-    """Raise ``ValueError`` naming the valid blocks unless ``kind`` is one of them.
-
-    Example:
-    >>> check_attention_name("eca")
-    'eca'
-    """
-    if kind not in ATTENTION_LAYERS:
-        raise ValueError(
-            f"Unknown attention block {kind!r}.{did_you_mean(kind, ATTENTION_LAYERS)} Valid "
-            f"blocks: {', '.join(ATTENTION_LAYERS)}."
-        )
-    return kind
-
-
-def create_attention(kind, **kwargs):
-    """Build an attention layer by name.
-
-    Args:
-        kind: str, one of ``"eca"``, ``"cbam"``, ``"cbam_channel"``,
-            ``"cbam_spatial"``, ``"conv_ae"``, ``"linear_ae"``, ``"constant"``.
-        **kwargs: passed to the layer's constructor.
-
-    Returns:
-        A new, unbuilt ``keras.layers.Layer``.
-
-    Example:
-    >>> create_attention("conv_ae", filters=[8, 16], name="gate")
-    <ConvAutoencoderGate name=gate, built=False>
-    """
-    return ATTENTION_LAYERS[check_attention_name(kind)](**kwargs)
-
+from keras_attn.layers.registry import GATES, check_name, get, list_gates, register, unregister
+from keras_attn.layers.se import SqueezeExcitation
+from keras_attn.layers.simam import SimAM
 
 __all__ = [
-    "ATTENTION_LAYERS",
+    "AttentionGate",
     "CBAM",
     "CBAMChannelGate",
     "CBAMSpatialGate",
     "ConstantGate",
     "ConvAutoencoderGate",
+    "CoordinateAttention",
     "ECA",
+    "GATES",
+    "GlobalContext",
     "LinearAutoencoderGate",
-    "check_attention_name",
-    "create_attention",
+    "SimAM",
+    "SqueezeExcitation",
+    "check_name",
     "eca_kernel_size",
     "final_geometry",
+    "get",
+    "list_gates",
     "max_depth",
+    "register",
+    "unregister",
 ]
