@@ -1,10 +1,13 @@
 """keras_attn: attention for image classification, as a Keras 3 model zoo.
 
-Build a CNN with channel, spatial or autoencoder-style attention by name::
+Build a CNN or a CIFAR ResNet with channel, spatial or autoencoder-style
+attention by name, or put a gate into your own functional model::
 
     import keras_attn
     model = keras_attn.build("cnn_conv_ae_eca")
+    resnet = keras_attn.build("resnet20", attention="cbam", sites=[7, 8, 9])
     keras_attn.list_models()
+    mine = keras_attn.insert_attention(my_model, "eca", after=["block_3_conv"])
 """
 
 try:
@@ -20,6 +23,7 @@ except ModuleNotFoundError as e:  # pragma: no cover - depends on the environmen
 
 from keras_attn import layers
 from keras_attn.backbone import AttentionCNN, count_trainable_params
+from keras_attn.insert import insert_attention
 from keras_attn.zoo import build, get_config, list_models, register
 
 __version__ = "0.1.0"
@@ -55,6 +59,7 @@ __all__ = [
     "build",
     "count_trainable_params",
     "get_config",
+    "insert_attention",
     "layers",
     "list_models",
     "load",

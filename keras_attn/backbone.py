@@ -69,6 +69,9 @@ OPTIONAL_OPTIONS = {
     "constant": {"value": 0.5},
     # The gates from the literature (keras_attn.layers): their options, with the layers' defaults.
     "se": {"reduction": 16, "hidden": None, "divisor": 8},
+    "gc": {"reduction": 8, "hidden": None, "divisor": 1, "epsilon": 1e-6, "zero_init_last": True},
+    "coord": {"reduction": 32, "hidden": None, "min_hidden": 8, "momentum": 0.9, "epsilon": 1e-5},
+    "simam": {"e_lambda": 1e-4},
 }
 
 ATTENTION_POSITIONS = ("pre_activation", "post_activation", "post_norm")

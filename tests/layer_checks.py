@@ -3,7 +3,9 @@
 `run_layer_test` checks, for one layer class and its arguments:
 - symbolic and eager calls give the expected output shape, and the number of
   trainable weights is the expected one;
-- ``gate(x)`` is a mask in [0, 1] and ``call(x) == x * gate(x)``;
+- ``gate(x)`` is a mask in [0, 1] and ``call(x) == x * gate(x)``; a layer without
+  ``gate`` adds to its input (`keras_attn.layers.GlobalContext`):
+  ``call(x) == x + transform(x)``;
 - ``get_config`` round-trips through JSON, both directly and through
   ``keras.saving.serialize_keras_object``, into a layer with the same config
   and, given the same weights, the same outputs;
@@ -41,10 +43,15 @@ def run_layer_test(cls, init_kwargs, input_shape, expected_trainable_params, bat
     n_params = sum(math.prod(w.shape) for w in layer.trainable_weights)
     assert n_params == expected_trainable_params, (n_params, expected_trainable_params)
 
-    # The gate is a mask in [0, 1] and the layer applies it multiplicatively.
-    mask = keras.ops.convert_to_numpy(_gate(layer, x))
-    assert mask.min() >= 0.0 and mask.max() <= 1.0
-    np.testing.assert_allclose(y, x * mask, rtol=1e-5, atol=1e-5)
+    if hasattr(layer, "gate"):
+        # The gate is a mask in [0, 1] and the layer applies it multiplicatively.
+        mask = keras.ops.convert_to_numpy(_gate(layer, x))
+        assert mask.min() >= 0.0 and mask.max() <= 1.0
+        np.testing.assert_allclose(y, x * mask, rtol=1e-5, atol=1e-5)
+    else:
+        # An additive block: the output is the input plus what it adds.
+        added = keras.ops.convert_to_numpy(layer.transform(x))
+        np.testing.assert_allclose(y, x + added, rtol=1e-5, atol=1e-5)
 
     # Config round trip through JSON, then same weights -> same outputs.
     config = layer.get_config()

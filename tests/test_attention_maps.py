@@ -210,6 +210,10 @@ PARTS_OF = {
     "conv_ae": [("spatial", (32, 32, 8))],
     "linear_ae": [("spatial", (32, 32, 8))],
     "constant": [("constant", (1, 1, 1))],
+    "se": [("channel", (1, 1, 8))],
+    "gc": [("context", (32, 32, 1)), ("addend", (1, 1, 8))],
+    "coord": [("spatial", (32, 32, 8))],
+    "simam": [("spatial", (32, 32, 8))],
 }
 
 
@@ -229,8 +233,15 @@ def test_gates_come_as_what_they_are(name):
     assert first == [shape for kind in config["attention"] for shape in PARTS_OF[kind]]
     for p in parts:
         values = np.asarray(p["values"])
-        assert np.isfinite(values).all() and 0.0 <= values.min() <= values.max() <= 1.0
-        if p["part"] == "channel":
+        assert np.isfinite(values).all()
+        if p["part"] == "addend":  # what GC adds: any sign, one value per channel
+            assert values.shape == (p["shape"][-1],)
+            continue
+        assert 0.0 <= values.min() <= values.max() <= 1.0
+        if p["part"] == "context":  # GC's pooling weights: a softmax over positions
+            assert values.shape == p["shape"][:2]
+            np.testing.assert_allclose(values.sum(), 1.0, rtol=1e-5)
+        elif p["part"] == "channel":
             assert values.shape == (p["shape"][-1],)  # (an untrained CBAM's may all be 0.5)
         elif p["part"] == "spatial":
             assert values.shape == p["shape"][:2] and np.ptp(values) > 0
@@ -342,3 +353,57 @@ def test_mask_statistics_refuse_bad_input():
         mask_statistics(model, np.zeros((1, 32, 32, 3), "uint8"), batch_size=0)
     with pytest.raises(ValueError, match="has no attention blocks"):
         mask_statistics(small_model("cnn"), np.zeros((1, 32, 32, 3), "uint8"))
+
+
+LITERATURE_GATES = ["se", "gc", "coord", "simam"]
+
+
+def literature_model(gate):
+    keras.utils.set_random_seed(0)
+    model = keras_attn.build("cnn", blocks=[8, 16], dense_units=16, attention=[gate])
+    if gate == "gc":  # from zero the block adds nothing: give it something to add
+        for layer in model.layers:
+            if layer.name.endswith("_gc"):
+                layer.expand.kernel.assign(np.full(layer.expand.kernel.shape, 0.1, "float32"))
+    return model
+
+
+@pytest.mark.parametrize("gate", LITERATURE_GATES)
+def test_the_literature_gates_are_drawn_as_what_they_are(gate, tmp_path):
+    model = literature_model(gate)
+    img = image()
+    parts = gate_parts(model, img)
+    assert [(p["site"], p["part"], p["shape"]) for p in parts if p["site"] == 1] == [
+        (1, part, shape) for part, shape in PARTS_OF[gate]
+    ]
+    assert {p["site"] for p in parts} == {1, 2, 3, 4}
+    maps = attention_maps(model, img)
+    assert [m["kind"] for m in maps] == [gate] * 4
+    for m in maps:
+        assert m["mask"].shape == (32, 32) and 0.0 <= m["mask"].min() <= m["mask"].max() <= 1.0
+        assert m["channel_only"] == (gate == "se")
+    rows = mask_statistics(model, np.stack([image(seed=i) for i in range(3)]))
+    assert [r["kind"] for r in rows] == [gate] * 4
+    result = plot_attention_maps(model, img, tmp_path / f"{gate}.png", dpi=30)
+    assert result["rows"] == 1 + len(PARTS_OF[gate]) and result["heatmap"].shape == (32, 32)
+    with Image.open(result["path"]) as png:
+        png.verify()
+
+
+def test_gc_is_drawn_by_its_pooling_weights_and_what_it_adds():
+    model = literature_model("gc")
+    img = image(seed=4)
+    layer = model.get_layer("site3_gc")
+    x = keras.Model(model.inputs[0], layer.input)(img[None].astype("float32"), training=False)
+    weights = keras.ops.convert_to_numpy(layer.context_weights(x))[0, :, :, 0]
+    added = keras.ops.convert_to_numpy(layer.transform(x))[0, 0, 0]
+    # The block is x + what it adds; the parts are where it pools from and what it adds.
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x))[0], x[0] + added, atol=1e-5)
+    parts = [p for p in gate_parts(model, img) if p["site"] == 3]
+    np.testing.assert_allclose(parts[0]["values"], weights, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(parts[1]["values"], added, rtol=1e-5, atol=1e-7)
+    mask = [m for m in attention_maps(model, img) if m["site"] == 3][0]
+    assert mask["mask"].max() == pytest.approx(1.0, abs=0.05)  # relative to the most pooled
+    row = [r for r in mask_statistics(model, img[None]) if r["site"] == 3][0]
+    assert row["mean"] == pytest.approx(1.0)  # pooling weights x positions: 1 is an average
+    assert row["std"] == pytest.approx(float(weights.std() * weights.size), rel=1e-4)

@@ -166,10 +166,14 @@ def test_write_json_is_atomic(tmp_path):
 
 def test_gates_alone_are_timed_per_site():
     result = benchmark.benchmark_gates(
-        ["cnn_cbam", "cnn_conv_ae"], batch_size=2, warmup_steps=1, windows=2, steps_per_window=1
+        ["cnn_cbam", "cnn_conv_ae", "gc"],
+        batch_size=2,
+        warmup_steps=1,
+        windows=2,
+        steps_per_window=1,
     )
     rows = {row["name"]: row for row in result["rows"]}
-    assert list(rows) == ["conv3x3", "cbam", "conv_ae"]
+    assert list(rows) == ["conv3x3", "cbam", "conv_ae", "gc"]  # a gate name: at cnn's sites
     for row in rows.values():
         assert sorted(row["site_ms"]) == ["site1", "site2", "site3", "site4"]
         assert all(ms > 0 for ms in row["site_ms"].values())

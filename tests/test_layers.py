@@ -16,7 +16,10 @@ from keras_attn.layers import (
     CBAMChannelGate,
     CBAMSpatialGate,
     ConvAutoencoderGate,
+    CoordinateAttention,
+    GlobalContext,
     LinearAutoencoderGate,
+    SimAM,
     SqueezeExcitation,
     eca_kernel_size,
     final_geometry,
@@ -47,6 +50,16 @@ CASES = {
     "se_c64": (SqueezeExcitation, {}, (8, 8, 64), 2 * 64 * 8 + 8 + 64),
     "se_paper_width": (SqueezeExcitation, {"divisor": 1}, (5, 7, 128), 2 * 128 * 8 + 8 + 128),
     "se_hidden": (SqueezeExcitation, {"hidden": 3}, (4, 4, 6), 2 * 6 * 3 + 3 + 6),
+    # GC: 2 C m + 3 m + 2 C + 1, m = round(C / 8); the last conv not zero so that one step
+    # reaches every weight (from zero, the first step only moves the last conv).
+    "gc_c64": (GlobalContext, {"zero_init_last": False}, (8, 8, 64), 2 * 64 * 8 + 3 * 8 + 129),
+    "gc_odd": (GlobalContext, {"zero_init_last": False, "hidden": 3}, (5, 7, 6), 36 + 9 + 13),
+    # Coordinate attention: 3 C m + 3 m + 2 C, m = max(8, C // 32).
+    "coord_c64": (CoordinateAttention, {}, (8, 8, 64), 3 * 64 * 8 + 3 * 8 + 2 * 64),
+    "coord_nonsquare": (CoordinateAttention, {"hidden": 4}, (5, 9, 128), 3 * 128 * 4 + 12 + 256),
+    "coord_c512": (CoordinateAttention, {}, (3, 4, 512), 3 * 512 * 16 + 3 * 16 + 2 * 512),
+    "simam": (SimAM, {}, (8, 8, 16), 0),
+    "simam_row": (SimAM, {"e_lambda": 0.5}, (1, 7, 3), 0),
     "linear_ae_w32": (LinearAutoencoderGate, {}, (4, 32, 8), 257 * 32 + 18_316),
     "linear_ae_w13": (LinearAutoencoderGate, {}, (3, 13, 4), 21_657),
     "linear_ae_small": (

@@ -129,7 +129,7 @@ def _draw_spatial(ax, part, grid, image_size, scale, title):
     return picture
 
 
-def _draw_channel(ax, part, scale, title):
+def _draw_channel(ax, part, scale, title, what="channel weights"):
     values = part["values"]
     lo, hi = _limits(values, scale)
     pad = 0.0 if scale == "fixed" else 0.08 * (hi - lo)
@@ -143,7 +143,7 @@ def _draw_channel(ax, part, scale, title):
     flat = " (all equal)" if np.ptp(values) < 1e-6 else ""
     _note(
         ax,
-        f"{len(values)} channel weights (dashed: mean)\n"
+        f"{len(values)} {what} (dashed: mean)\n"
         f"range [{values.min():.3f}, {values.max():.3f}]{flat}",
         below=0.12,
     )
@@ -195,9 +195,10 @@ def plot_attention_maps(
     `grad_cam`) and the heatmap over the image. Then one row per attention
     block (and per part of a CBAM block), one panel per site: a spatial gate's
     mask (CBAM's spatial part, ``cbam_spatial``; the autoencoder gates' mean
-    over channels), a channel gate's weights as bars (ECA, CBAM's channel
-    part), or one line saying a constant gate is constant. ``cnn`` gets the
-    first row only.
+    over channels), a channel gate's weights as bars (ECA, SE, CBAM's channel
+    part), or one line saying a constant gate is constant; GC, which adds to
+    its input, gives its pooling weights over positions and, as bars, what it
+    adds to each channel. ``cnn`` gets the first row only.
 
     Args:
         model: a Keras model (any keras_attn variant; a SavedModel has no layers).
@@ -287,9 +288,14 @@ def plot_attention_maps(
             if part == "channel":
                 _draw_channel(ax, p, scale, f"site {p['site']}: {name}")
                 continue
+            if part == "addend":  # GC's added values: any sign, their own range
+                _draw_channel(ax, p, "panel", f"site {p['site']}: {name}", "values added")
+                continue
             grid = feature_grid(model, p["name"])
-            where = f"site {p['site']}: {name} mask"
-            picture = _draw_spatial(ax, p, grid, image.shape[:2], scale, where)
+            # GC's context: softmax weights (summing to 1), on their own range.
+            where = f"site {p['site']}: {name} {'weights' if part == 'context' else 'mask'}"
+            own = "panel" if part == "context" else scale
+            picture = _draw_spatial(ax, p, grid, image.shape[:2], own, where)
         if part == "spatial" and scale == "fixed":
             layout.colorbar(picture, top, "mask (0..1)")
     how = "one 0..1 scale" if scale == "fixed" else "each panel stretched over its own range"

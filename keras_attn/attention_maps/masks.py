@@ -6,16 +6,18 @@ import keras
 import numpy as np
 
 from keras_attn.attention_maps.sites import (
+    call_context,
     call_gate,
     check_image,
     checked_attention_layers,
+    is_additive,
     site_inputs,
 )
 
 __all__ = ["PARTS", "attention_maps", "gate_parts"]
 
-#: What `gate_parts` splits a gate into.
-PARTS = ("channel", "spatial", "constant")
+#: What `gate_parts` splits a gate into ("context" and "addend": an additive block, GC).
+PARTS = ("channel", "spatial", "constant", "context", "addend")
 
 
 def _upsample(mask, size):
@@ -52,6 +54,8 @@ def attention_maps(model, image):
         ``(height, width)`` in [0, 1]), ``mask_shape`` (the gate's own shape,
         without the batch axis) and ``channel_only`` (True when the mask does not
         vary over positions). `gate_parts` gives each gate in its own shape.
+        GC adds to its input and has no mask: its ``mask`` is its pooling
+        weights over positions divided by their maximum (1 where it pools most).
 
     Raises:
         ValueError: the model has no attention blocks, is not a Keras model, or
@@ -69,7 +73,11 @@ def attention_maps(model, image):
     size = tuple(model.input_shape[1:3])
     maps = []
     for site, kind, layer, x in gates:
-        gate = keras.ops.convert_to_numpy(call_gate(layer, x))[0]  # (h, w, c), (1, 1, c)...
+        if is_additive(layer):  # GC: where it pools from, relative to the most
+            gate = keras.ops.convert_to_numpy(call_context(layer, x))[0]
+            gate = gate / gate.max()
+        else:
+            gate = keras.ops.convert_to_numpy(call_gate(layer, x))[0]  # (h, w, c), (1, 1, c)...
         maps.append(
             {
                 "site": site,
@@ -85,9 +93,9 @@ def attention_maps(model, image):
 
 def _part(site, kind, layer, part, gate):
     """One entry of `gate_parts` from a gate ``(h, w, c)`` of one image."""
-    if part == "channel":
+    if part in ("channel", "addend"):
         values = gate.reshape(-1)  # (1, 1, c) -> (c,)
-    elif part == "spatial":
+    elif part in ("spatial", "context"):
         values = gate.mean(axis=-1)  # (h, w, c) -> (h, w)
     else:
         values = float(gate.reshape(-1)[0])
@@ -119,7 +127,10 @@ def gate_parts(model, image):
     channel (their mean over channels is given); the constant gate
     (`keras_attn.layers.ConstantGate`) has one value, the same for every image.
     A CBAM block gives two parts: its channel gate, then its spatial gate (on
-    the channel-weighted input, as in the block).
+    the channel-weighted input, as in the block). A GC block adds to its input
+    rather than masking it; it gives its ``"context"`` (the softmax weights
+    over positions it pools with, summing to 1) and its ``"addend"`` (what it
+    adds to each channel, any sign).
 
     Args:
         model: a Keras model with keras_attn attention layers (see `attention_maps`).
@@ -129,10 +140,11 @@ def gate_parts(model, image):
     Returns:
         list of dicts, in network order: ``site``, ``kind`` (the block, e.g.
         ``"cbam"``), ``name`` (the layer name), ``part`` (one of `PARTS`),
-        ``values`` (float32 ``(C,)`` for ``"channel"``; float32 ``(h, w)`` at the
-        site's own resolution for ``"spatial"``, the mean over channels; a
-        float for ``"constant"``) and ``shape`` (the gate's shape without the
-        batch axis, e.g. ``(1, 1, 64)`` or ``(30, 30, 64)``).
+        ``values`` (float32 ``(C,)`` for ``"channel"`` and ``"addend"``; float32
+        ``(h, w)`` at the site's own resolution for ``"spatial"``, the mean over
+        channels, and for ``"context"``; a float for ``"constant"``) and
+        ``shape`` (the gate's shape without the batch axis, e.g. ``(1, 1, 64)``
+        or ``(30, 30, 64)``).
 
     Raises:
         ValueError: as `attention_maps`.
@@ -149,7 +161,9 @@ def gate_parts(model, image):
 
     parts = []
     for site, kind, layer, x in _gates_on(model, image):
-        if isinstance(layer, CBAM):  # the block's two gates, each as what it is
+        if is_additive(layer):  # GC: where it pools from, and what it adds
+            gates = [("context", call_context(layer, x)), ("addend", layer.transform(x))]
+        elif isinstance(layer, CBAM):  # the block's two gates, each as what it is
             channel = layer.channel.gate(x)
             spatial = call_gate(layer.spatial, keras.ops.multiply(x, channel))
             gates = [("channel", channel), ("spatial", spatial)]

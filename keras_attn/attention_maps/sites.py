@@ -9,16 +9,22 @@ import numpy as np
 
 __all__ = [
     "attention_layers",
+    "call_context",
     "call_gate",
     "check_image",
     "check_model",
     "checked_attention_layers",
+    "is_additive",
     "site_inputs",
 ]
 
 
 def attention_layers(model):
     """The attention blocks of a model as ``[(site, kind, layer)]``, in network order.
+
+    A block is a registered gate (`keras_attn.layers.GATES`) with a mask
+    (``gate(x)``) or, for a block that adds to its input (GC), pooling weights
+    (``context_weights(x)``); a registered layer with neither is left out.
 
     Args:
         model: a Keras model; layers not named ``site{N}_...`` (a hand-built
@@ -35,7 +41,7 @@ def attention_layers(model):
     found = []
     for layer in getattr(model, "layers", []):
         kind = kinds.get(type(layer))
-        if kind is None:
+        if kind is None or not (hasattr(layer, "gate") or is_additive(layer)):
             continue
         prefix, _, rest = layer.name.partition("_")
         site = int(prefix[4:]) if prefix.startswith("site") and prefix[4:].isdigit() else None
@@ -138,3 +144,32 @@ def call_gate(layer, x):
     if "training" in inspect.signature(layer.gate).parameters:
         return layer.gate(x, training=False)
     return layer.gate(x)
+
+
+def is_additive(layer):
+    """Whether a block adds to its input (`keras_attn.layers.GlobalContext`) instead of masking it.
+
+    Example:
+    >>> from keras_attn.layers import ECA, GlobalContext
+    >>> is_additive(GlobalContext()), is_additive(ECA())
+    (True, False)
+    """
+    return not hasattr(layer, "gate") and hasattr(layer, "context_weights")
+
+
+def call_context(layer, x):
+    """An additive block's pooling weights over positions (a softmax), shape ``(batch, H, W, 1)``.
+
+    Where `keras_attn.layers.GlobalContext` pools the context it adds: its
+    attention map, since it has no mask.
+
+    Example:
+    >>> import numpy as np
+    >>> from keras_attn.layers import GlobalContext
+    >>> layer = GlobalContext()
+    >>> layer.build((None, 4, 4, 2))
+    >>> weights = call_context(layer, np.ones((1, 4, 4, 2), "float32"))
+    >>> tuple(weights.shape), float(np.asarray(weights).sum())
+    ((1, 4, 4, 1), 1.0)
+    """
+    return layer.context_weights(x)

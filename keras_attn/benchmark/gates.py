@@ -11,8 +11,18 @@ from keras_attn.training import fast_path
 
 __all__ = ["GATE_VARIANTS", "benchmark_gates", "format_gates"]
 
-#: The variants whose gates `benchmark_gates` times, one per attention block.
-GATE_VARIANTS = ("cnn_eca", "cnn_cbam", "cnn_conv_ae", "cnn_linear_ae")
+#: What `benchmark_gates` times by default, one entry per attention block: the study's
+#: variants, then the gates from the literature by name (at every site of ``cnn``).
+GATE_VARIANTS = (
+    "cnn_eca",
+    "cnn_cbam",
+    "cnn_conv_ae",
+    "cnn_linear_ae",
+    "se",
+    "gc",
+    "coord",
+    "simam",
+)
 
 
 def benchmark_gates(
@@ -39,8 +49,10 @@ def benchmark_gates(
     training step; read them against the ``conv3x3`` rows.
 
     Args:
-        variants: variant names whose ``site*`` layers are timed (default
-            `GATE_VARIANTS`: ECA, CBAM, conv-AE, linear-AE).
+        variants: variant names whose ``site*`` layers are timed, or gate
+            names (`keras_attn.layers.list_gates`), timed at every site of
+            ``cnn`` (default `GATE_VARIANTS`: ECA, CBAM, conv-AE, linear-AE, SE,
+            GC, coordinate attention, SimAM).
         batch_size: int, default 128.
         warmup_steps, windows, steps_per_window: as for `run_benchmark`.
         jit_compile: bool or None (default: `fast_path`'s choice).
@@ -58,6 +70,10 @@ def benchmark_gates(
     ['conv3x3', 'eca']
     >>> sorted(r["rows"][1]["site_ms"])
     ['site1', 'site2', 'site3', 'site4']
+    >>> r = benchmark_gates(["simam"], batch_size=2, warmup_steps=1, windows=1,
+    ...                     steps_per_window=1)
+    >>> [row["name"] for row in r["rows"]]
+    ['conv3x3', 'simam']
     """
     import keras
     import numpy as np
@@ -85,7 +101,10 @@ def benchmark_gates(
         entries[row, site] = (model, x, np.zeros((batch_size, shape[-1]), "float32"))
 
     for variant in variants:
-        full = keras_attn.build(variant)
+        is_gate = variant in keras_attn.layers.GATES and variant not in keras_attn.list_models()
+        full = (
+            keras_attn.build("cnn", attention=[variant]) if is_gate else keras_attn.build(variant)
+        )
         sites = [layer for layer in full.layers if layer.name.startswith("site")]
         if not sites:
             raise ValueError(f"Variant {variant!r} has no attention sites to time.")

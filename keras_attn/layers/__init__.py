@@ -4,7 +4,8 @@ Every layer takes ``(batch, height, width, channels)`` inputs, returns the same
 shape, is written with ``keras.ops`` only (TensorFlow, JAX and PyTorch backends)
 and is registered for serialization as ``keras_attn>ClassName``. The gates that
 multiply their input by a mask subclass `AttentionGate` and have a
-``gate(inputs)`` method returning it.
+``gate(inputs)`` method returning it; `GlobalContext` adds to its input instead
+(``transform(inputs)`` is what it adds).
 
 Example:
 >>> import numpy as np
@@ -17,10 +18,13 @@ from keras_attn.layers._gate import AttentionGate
 from keras_attn.layers.cbam import CBAM, CBAMChannelGate, CBAMSpatialGate
 from keras_attn.layers.constant import ConstantGate
 from keras_attn.layers.conv_ae import ConvAutoencoderGate, final_geometry, max_depth
+from keras_attn.layers.coord import CoordinateAttention
 from keras_attn.layers.eca import ECA, eca_kernel_size
+from keras_attn.layers.gc import GlobalContext
 from keras_attn.layers.linear_ae import LinearAutoencoderGate
 from keras_attn.layers.registry import GATES, check_name, get, list_gates, register, unregister
 from keras_attn.layers.se import SqueezeExcitation
+from keras_attn.layers.simam import SimAM
 
 __all__ = [
     "AttentionGate",
@@ -29,9 +33,12 @@ __all__ = [
     "CBAMSpatialGate",
     "ConstantGate",
     "ConvAutoencoderGate",
+    "CoordinateAttention",
     "ECA",
     "GATES",
+    "GlobalContext",
     "LinearAutoencoderGate",
+    "SimAM",
     "SqueezeExcitation",
     "check_name",
     "eca_kernel_size",

@@ -14,9 +14,12 @@ from keras_attn._checks import did_you_mean
 from keras_attn.layers.cbam import CBAM, CBAMChannelGate, CBAMSpatialGate
 from keras_attn.layers.constant import ConstantGate
 from keras_attn.layers.conv_ae import ConvAutoencoderGate
+from keras_attn.layers.coord import CoordinateAttention
 from keras_attn.layers.eca import ECA
+from keras_attn.layers.gc import GlobalContext
 from keras_attn.layers.linear_ae import LinearAutoencoderGate
 from keras_attn.layers.se import SqueezeExcitation
+from keras_attn.layers.simam import SimAM
 
 __all__ = ["GATES", "check_name", "get", "list_gates", "register", "unregister"]
 
@@ -29,6 +32,9 @@ _BUILT_IN = {
     "linear_ae": LinearAutoencoderGate,
     "constant": ConstantGate,
     "se": SqueezeExcitation,
+    "gc": GlobalContext,
+    "coord": CoordinateAttention,
+    "simam": SimAM,
 }
 _GATES = dict(_BUILT_IN)
 
