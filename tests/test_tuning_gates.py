@@ -193,6 +193,7 @@ def test_a_two_trial_gate_search_finishes_and_reports_its_gates(tmp_path, backbo
     if backbone == "resnet":  # compared with its backbone: an unregistered one by its config
         base = tuner.project_dir + "/base_config.json"
         assert f"--models {report['best_config']},{base} " in report["command"]
+        assert report["baseline"] == base
         assert json.loads(open(base).read()) == hm.base_config
         return
     # The same search resumes; other gate choices are another search.

@@ -315,8 +315,9 @@ def write_results(project_dir, hypermodel, k=5, *, protocol_args=()):
             flags: `protocol_data_args`).
 
     Returns:
-        dict: ``rows`` (from `top_trials`), ``table`` (Markdown), ``command``
-        and the paths ``best_config``, ``best_trial``, ``markdown``, ``csv``.
+        dict: ``rows`` (from `top_trials`), ``table`` (Markdown), ``command``,
+        ``baseline`` (what the command compares with: the backbone's name, or
+        the path of ``base_config.json``) and the paths ``best_config``, ``best_trial``, ``markdown``, ``csv``.
 
     Raises:
         RuntimeError: no trial has finished yet.
@@ -387,5 +388,6 @@ def write_results(project_dir, hypermodel, k=5, *, protocol_args=()):
         "rows": rows,
         "table": table,
         "command": command,
+        "baseline": baseline,
         **{k: str(v) for k, v in paths.items()},
     }
