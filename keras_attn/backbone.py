@@ -23,9 +23,9 @@ import math
 
 import keras
 
-from keras_attn.layers import registry as gates
 from keras_attn._checks import check_positive_int, did_you_mean
 from keras_attn.layers import max_depth
+from keras_attn.layers import registry as gates
 
 #: Every config key and its default. A config is this dict with some values changed.
 DEFAULT_CONFIG = {

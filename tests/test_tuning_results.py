@@ -70,11 +70,16 @@ def test_format_table_says_which_numbering_it_uses():
         "attention_position": "post_norm", "eca": False, "filters": [8, 12], "final_kernel": 2,
         "activation": "relu",
     }  # fmt: skip
-    header, rule, line = format_table([row]).splitlines()
-    assert "| trial # (KerasTuner log) |" in header
+    se = {**row, "gate": "se", "eca": None, "filters": None, "final_kernel": None,
+          "activation": None}  # fmt: skip
+    header, rule, line, gate_line = format_table([row, se]).splitlines()
+    assert "| trial # (KerasTuner log) |" in header and "| sites | gate | position |" in header
     assert line == (
-        "| 1 | 12 | 0.5000 | 1,000 | 3 | 0.03 | 3,4 (block2) | post_norm | no | 8-12 | 2 | relu |"
+        "| 1 | 12 | 0.5000 | 1,000 | 3 | 0.03 | 3,4 (block2) | conv_ae | post_norm | no | 8-12 | 2 "
+        "| relu |"
     )
+    # Another gate (a gate search): the conv-AE's columns, and ECA under the ECA gate, are "-".
+    assert gate_line.endswith("| 3,4 (block2) | se | post_norm | - | - | - | - |")
     assert rule.count("|") == header.count("|")
 
 

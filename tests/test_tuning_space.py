@@ -10,31 +10,13 @@ import json
 
 import keras_tuner
 import pytest
+from tuning_helpers import enumerate_space
 
 from keras_attn import get_config, tuning
 from keras_attn.backbone import site_sizes
 from keras_attn.layers import max_depth
+from keras_attn.tuning import hparams
 from keras_attn.tuning import space as space_module
-
-
-def _enumerate(space, skip=()):
-    """Every combination of active values of a HyperParameters space (conditions respected)."""
-    params = [p for p in space if p.name not in skip]
-
-    def rec(i, values):
-        if i == len(params):
-            yield dict(values)
-            return
-        p = params[i]
-        if not all(c.is_active(values) for c in p.conditions):
-            yield from rec(i + 1, values)
-            return
-        for v in p.values:
-            values[p.name] = v
-            yield from rec(i + 1, values)
-            del values[p.name]
-
-    yield from rec(0, {})
 
 
 def test_depth_is_conditioned_on_the_placement():
@@ -64,7 +46,7 @@ def test_depth_is_conditioned_on_the_placement():
 def test_every_point_of_the_space_is_a_valid_distinct_config():
     hm = tuning.ConvAutoencoderHyperModel()
     seen = set()
-    for values in _enumerate(hm.hyperparameters().space, skip=("learning_rate",)):
+    for values in enumerate_space(hm.hyperparameters().space, skip=("learning_rate",)):
         config = hm.model_config(values)  # validates it (keras_attn.get_config)
         key = json.dumps(config, sort_keys=True)
         assert key not in seen, f"two points give one config: {values}"
@@ -76,7 +58,7 @@ def test_the_declared_space_is_the_hypermodels():
     base = get_config("cnn")
     space, depths = space_module.resolve_space(None, base)
     hp = keras_tuner.HyperParameters()
-    chosen = space_module.declare(hp, space, depths)
+    chosen = hparams.declare(hp, space, depths)
     assert chosen == tuning.ConvAutoencoderHyperModel().values({})
     # The order KerasTuner's oracles see (their random draws follow it).
     assert [p.name for p in hp.space] == [
@@ -84,9 +66,9 @@ def test_the_declared_space_is_the_hypermodels():
         "depth_all", "growth_all", "first_filters", "final_kernel", "activation",
         "attention_position", "eca", "learning_rate",
     ]  # fmt: skip
-    assert space_module.count_points(space, depths) == (2160, 4)
-    assert space_module.widths(12, 2.0, 3) == [12, 24, 48]
-    assert space_module.widths(1, 0.25, 2) == [1, 1]  # never below one filter
+    assert hparams.count_points(space, depths) == (2160, 4)
+    assert hparams.widths(12, 2.0, 3) == [12, 24, 48]
+    assert hparams.widths(1, 0.25, 2) == [1, 1]  # never below one filter
 
 
 def test_space_errors_are_clear():

@@ -28,6 +28,26 @@ def random_data(n_train=64, n_val=32, seed=0):
     return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
 
 
+def enumerate_space(space, skip=()):
+    """Every combination of active values of a HyperParameters space (conditions respected)."""
+    params = [p for p in space if p.name not in skip]
+
+    def rec(i, values):
+        if i == len(params):
+            yield dict(values)
+            return
+        p = params[i]
+        if not all(c.is_active(values) for c in p.conditions):
+            yield from rec(i + 1, values)
+            return
+        for v in p.values:
+            values[p.name] = v
+            yield from rec(i + 1, values)
+            del values[p.name]
+
+    yield from rec(0, {})
+
+
 def tiny(space=TINY_SPACE, **kwargs):
     """A HyperModel over `TINY_BASE` and ``space`` (keyword arguments go to the HyperModel)."""
     return tuning.ConvAutoencoderHyperModel(TINY_BASE, space=space, **kwargs)

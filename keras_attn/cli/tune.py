@@ -106,6 +106,16 @@ def build_parser(presets, tuners, prog=None):
         default="cnn",
         help="the network the gates go into: a model name or a config JSON file (default cnn)",
     )
+    s.add_argument(
+        "--backbone",
+        help="the network the gates go into, by name: cnn, cnn3 or a CIFAR ResNet (resnet20, "
+        "...); sites are then its residual blocks",
+    )
+    s.add_argument(
+        "--gates",
+        help="also search the gate type: registered gate names separated by commas "
+        "(e.g. eca,cbam,se,conv_ae) or all (default: the conv-AE gate alone)",
+    )
     o = ap.add_argument_group("output")
     o.add_argument("--directory", default="tuning", help="folder of projects (default tuning)")
     o.add_argument("--project", help="project folder name (default: the preset's)")
@@ -205,6 +215,9 @@ def main(argv=None, prog=None):
         role = tuning.distributed_role()
         settings = tuning.check_search_settings(top_k=args.top_k, **settings)
         top_k = settings.pop("top_k")
+        model = tuning.model_settings(
+            backbone=args.backbone, base=args.base, gates=args.gates, space=args.space
+        )
         data = _data_settings(values)
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
@@ -212,14 +225,11 @@ def main(argv=None, prog=None):
             tf.get_logger().setLevel("ERROR")  # one retracing warning per new trial
         runtime.configure_runtime(args.threads, not args.no_deterministic)
         dataset = _load_data(data, log)
-        base = args.base
-        if base.endswith(".json") or Path(base).expanduser().is_file():
-            base = json.loads(Path(base).expanduser().read_text())
         hypermodel = tuning.ConvAutoencoderHyperModel(
-            base,
+            model["base"],
             input_shape=dataset.input_shape,
             num_classes=dataset.num_classes,
-            space=args.space,
+            space=model["space"],
             seed=settings["seed"],
             jit_compile=args.jit,
             mixed_precision=args.mixed_precision,

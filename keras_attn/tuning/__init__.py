@@ -1,4 +1,4 @@
-"""KerasTuner search over the conv-autoencoder gate: depth, widths, placement, learning rate.
+"""KerasTuner search over attention gates: the conv-AE's depth and widths, the gate type, sites.
 
 How to use it, the search space and how a search resumes: docs/tuning.md. The space is
 `keras_attn.tuning.space.DEFAULT_SPACE`; the presets and tuners are in
@@ -28,7 +28,7 @@ from keras_attn.tuning.results import (
     top_trials,
     write_results,
 )
-from keras_attn.tuning.settings import check_search_settings
+from keras_attn.tuning.settings import check_search_settings, model_settings, parse_gates
 from keras_attn.tuning.tuner import distributed_role, make_tuner, search
 
 __all__ = [
@@ -37,6 +37,8 @@ __all__ = [
     "check_trials",
     "distributed_role",
     "make_tuner",
+    "model_settings",
+    "parse_gates",
     "protocol_command",
     "protocol_data_args",
     "read_trials",

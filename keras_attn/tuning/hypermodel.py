@@ -1,4 +1,8 @@
-"""Hypertunable conv-autoencoder gate: a KerasTuner HyperModel whose samples are model configs."""
+"""Hypertunable attention gates: a KerasTuner HyperModel whose samples are model configs.
+
+By default it searches the conv-autoencoder gate; with ``space={"gates": [...]}`` it also
+chooses the gate type.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,9 @@ from keras_attn.training import (
     compile_for_training,
     dtype_policy,
 )
+from keras_attn.tuning.hparams import count_points, declare, widths
 from keras_attn.tuning.settings import OBJECTIVE
-from keras_attn.tuning.space import count_points, declare, resolve_space, widths
+from keras_attn.tuning.space import resolve_space
 from keras_attn.zoo import build as build_model
 from keras_attn.zoo import get_config
 
@@ -22,16 +27,22 @@ __all__ = ["ConvAutoencoderHyperModel"]
 
 
 class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
-    """A KerasTuner HyperModel over the conv-autoencoder gate's config and the learning rate.
+    """A KerasTuner HyperModel over an attention gate's config, its sites and the learning rate.
 
-    The constructor takes the fixed facts (the base network, input shape,
-    classes, the space's bounds); every searched choice is a named ``hp.*`` with
-    the study's value as default, declared in `build`
-    (`keras_attn.tuning.space.declare`). docs/tuning.md describes the space.
+    By default the gate is the conv-autoencoder one and the search is over its
+    depth, widths, final kernel, placement, position and a preceding ECA. A
+    space with ``"gates"`` (e.g. ``["eca", "cbam", "conv_ae"]`` or ``"all"``)
+    also chooses the gate type; the conv-AE's hyperparameters are then active
+    only when it is chosen. The constructor takes the fixed facts (the base
+    network, input shape, classes, the space's bounds); every searched choice
+    is a named ``hp.*`` with the study's value as default, declared in `build`
+    (`keras_attn.tuning.hparams.declare`). docs/tuning.md describes the space.
 
     Args:
         base: str or dict, default ``"cnn"``. The network the gates go into: a
-            registered name or a config. Its attention settings are replaced.
+            backbone name (`keras_attn.tuning.backbones.list_backbones`: the
+            study's CNN, a CIFAR ResNet where registered) or a config. Its
+            attention settings are replaced.
         input_shape: ``(height, width, channels)``, default the base's
             (32, 32, 3 for ``"cnn"``).
         num_classes: int, default the base's (10 for ``"cnn"``).
@@ -40,7 +51,8 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
             A one-value list fixes that choice.
         seed: int >= 1, default 1. Every trial's weights start from this seed
             (common random numbers: trials differ only by their config).
-        name: str, default ``"conv_ae_search"``; the HyperModel's name.
+        name: str, default ``"conv_ae_search"`` (``"gate_search"`` when the
+            space chooses the gate); the HyperModel's name.
         jit_compile: bool or ``None`` (default): jit-compile the training
             steps (XLA); ``None`` takes `keras_attn.training.fast_path`'s choice
             for this backend and device when a model is built.
@@ -63,6 +75,9 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
     [12, 24, 48]
     >>> hm.model_config({"sites": "block1", "depth_block1": 4, "growth_block1": 1.5})["sites"]
     [1, 2]
+    >>> gates = ConvAutoencoderHyperModel(space={"gates": ["eca", "cbam", "conv_ae"]})
+    >>> gates.model_config({"gate": "cbam", "sites": "block2"})["sites"]
+    [3, 4]
     """
 
     def __init__(
@@ -73,10 +88,12 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
         num_classes=None,
         space=None,
         seed=1,
-        name="conv_ae_search",
+        name=None,
         jit_compile=None,
         mixed_precision=None,
     ):
+        gate_search = isinstance(space, dict) and space.get("gates") is not None
+        name = name or ("gate_search" if gate_search else "conv_ae_search")
         super().__init__(name=name, tunable=True)
         self.jit_compile = check_jit_compile(jit_compile)
         self.mixed_precision = check_mixed_precision(mixed_precision)
@@ -126,12 +143,20 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
         """
         hp = keras_tuner.HyperParameters()
         declare(hp, self.space, self.depths)
+        probes = [{"gate": gate} for gate in self.space["gates"] or []]
         for placement, depths in self.depths.items():
             for depth in depths:
-                probe = keras_tuner.HyperParameters()
-                probe.values = {"sites": placement, f"depth_{placement}": depth}
-                declare(probe, self.space, self.depths)
-                hp.merge(probe.space, overwrite=False)
+                if self.space["gates"] is None:
+                    probes.append({"sites": placement, f"depth_{placement}": depth})
+                else:
+                    probes.append(
+                        {"gate": "conv_ae", "sites_conv_ae": placement, f"depth_{placement}": depth}
+                    )
+        for values in probes:
+            probe = keras_tuner.HyperParameters()
+            probe.values = values
+            declare(probe, self.space, self.depths)
+            hp.merge(probe.space, overwrite=False)
         return hp
 
     def values(self, hp):
@@ -142,9 +167,11 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
                 (missing ones take their defaults).
 
         Returns:
-            dict with ``sites`` (placement name), ``depth``, ``growth`` (``None``
-            at depth 1), ``first_filters``, ``final_kernel``, ``activation``,
-            ``attention_position``, ``eca`` and ``learning_rate``.
+            dict with ``gate``, ``sites`` (placement name), ``depth``,
+            ``growth`` (``None`` at depth 1), ``first_filters``,
+            ``final_kernel``, ``activation`` (``None`` for a gate other than
+            the conv-AE), ``attention_position``, ``eca`` and
+            ``learning_rate`` (`keras_attn.tuning.hparams.declare`).
 
         Example:
         >>> ConvAutoencoderHyperModel().values({"eca": True})["eca"]
@@ -168,18 +195,20 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
         (['eca', 'conv_ae'], [12, 24, 48])
         """
         v = self.values(hp)
-        return get_config(
-            self.base_config,
-            name=name or self.name,
-            attention=(["eca"] if v["eca"] else []) + ["conv_ae"],
-            sites=self.space["sites"][v["sites"]],
-            attention_position=v["attention_position"],
-            conv_ae={
+        overrides = {
+            "name": name or self.name,
+            "attention": (["eca"] if v["eca"] else []) + [v["gate"]],
+            "sites": self.space["sites"][v["sites"]],
+        }
+        if v["attention_position"] is not None:
+            overrides["attention_position"] = v["attention_position"]
+        if v["gate"] == "conv_ae":
+            overrides["conv_ae"] = {
                 "filters": widths(v["first_filters"], v["growth"] or 1.0, v["depth"]),
                 "final_kernel": v["final_kernel"],
                 "activation": v["activation"],
-            },
-        )
+            }
+        return get_config(self.base_config, **overrides)
 
     def learning_rate(self, hp):
         """The SGD learning rate of ``hp``.
@@ -207,18 +236,30 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
         search space: 2,160 model configs x 4 learning rates ...
         """
         configs, rates = self.size()
+        s, base = self.space, self.base_config
+
+        def depth(p):
+            d = self.depths.get(p)
+            return f"; depth {d[0]}-{d[-1]}" if d else ""
+
         placements = ", ".join(
-            f"{p} (sites {','.join(map(str, self.space['sites'][p]))}; depth {d[0]}-{d[-1]})"
-            for p, d in self.depths.items()
+            f"{p} (sites {','.join(map(str, sites))}{depth(p)})" for p, sites in s["sites"].items()
         )
-        s = self.space
+        network = f"blocks {base['blocks']}, " if "blocks" in base else ""
+        gates = f"gates {s['gates']}; " if s["gates"] is not None else ""
+        ae = (
+            f"first filters {s['first_filters']}, growth {s['growth']}, final kernel "
+            f"{s['final_kernel']}, activation {s['activation']}, "
+            if self.depths
+            else ""
+        )
+        position = (
+            f"position {s['attention_position']}, " if s["attention_position"] is not None else ""
+        )
         return (
             f"search space: {configs:,} model configs x {rates} learning rates on "
-            f"{self.base_config['name']} (blocks {self.base_config['blocks']}, input "
-            f"{tuple(self.base_config['input_shape'])}); "
-            f"placements: {placements}; first filters {s['first_filters']}, growth "
-            f"{s['growth']}, final kernel {s['final_kernel']}, activation {s['activation']}, "
-            f"position {s['attention_position']}, ECA {s['eca']}, learning rate "
+            f"{base['name']} ({network}input {tuple(base['input_shape'])}); {gates}"
+            f"placements: {placements}; {ae}{position}ECA {s['eca']}, learning rate "
             f"{s['learning_rate']}"
         )
 
@@ -235,7 +276,7 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
             hp: `keras_tuner.HyperParameters` (or a dict of values).
 
         Returns:
-            A compiled `keras_attn.AttentionCNN`.
+            A compiled model (a `keras_attn.AttentionCNN` on the study's CNN).
 
         Example:
         >>> import keras_tuner

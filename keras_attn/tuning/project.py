@@ -29,7 +29,7 @@ SPACE_FORMAT = 1
 RECORD_FILE = "keras_attn_search.json"
 
 # What a fingerprint key that is left out means (it is recorded only when set).
-_ABSENT = {"training.mixed_precision": "float32"}
+_ABSENT = {"training.mixed_precision": "float32", "hypermodel.space.gates": None}
 
 
 def search_record(
@@ -40,8 +40,9 @@ def search_record(
     ``max_trials`` is not part of it: raising it continues a search. The
     hypermodel's ``mixed_precision`` is recorded (as
     ``training.mixed_precision``) only when set, so float32 searches keep the
-    fingerprint they always had; its ``jit_compile`` is not recorded (it
-    changes results only within float tolerance).
+    fingerprint they always had; so are the space's gate choices (``gates``),
+    so searches of the conv-AE gate alone keep theirs. Its ``jit_compile`` is
+    not recorded (it changes results only within float tolerance).
 
     Args:
         hypermodel: a `ConvAutoencoderHyperModel`.
@@ -77,7 +78,7 @@ def search_record(
         "hypermodel": {
             "class": type(hypermodel).__name__,
             "base_config": hypermodel.base_config,
-            "space": hypermodel.space,
+            "space": {k: v for k, v in hypermodel.space.items() if k != "gates" or v is not None},
             "seed": hypermodel.seed,
         },
         "tuner": tuner_settings,

@@ -16,6 +16,7 @@ from keras_attn import _files as files
 from keras_attn._checks import check_int
 from keras_attn.backbone import count_trainable_params
 from keras_attn.training import check_mixed_precision
+from keras_attn.tuning.backbones import list_backbones
 from keras_attn.tuning.project import read_record, read_trials
 from keras_attn.tuning.settings import OBJECTIVE
 from keras_attn.zoo import build as build_model
@@ -37,6 +38,7 @@ _COLUMNS = (
     ("epochs", "epochs"),
     ("lr", "learning_rate"),
     ("sites", "sites"),
+    ("gate", "gate"),
     ("position", "attention_position"),
     ("ECA", "eca"),
     ("AE filters", "filters"),
@@ -53,6 +55,7 @@ _CSV_FIELDS = (
     "config",
     "trial_number",
 )
+_AE_KEYS = ("filters", "final_kernel", "activation")
 _NUMBERING = (
     "Trial numbers are KerasTuner's, as its log prints them (`Running Trial #N`, from 1); "
     "the files of trial #N are in `trial_<N-1>` (zero-padded: `trial_id` in top_trials.csv "
@@ -74,6 +77,7 @@ def _row(trial, hypermodel, record, project):
     name = re.sub(r"[^A-Za-z0-9_]", "_", f"{project}_trial_{trial.trial_id}")
     config = hypermodel.model_config(hp_values, name=name)
     key = json.dumps({**config, "name": None, "lr": values["learning_rate"]}, sort_keys=True)
+    ae = config["conv_ae"] if values["gate"] == "conv_ae" else dict.fromkeys(_AE_KEYS)
     row = {
         "trial_id": trial.trial_id,
         # KerasTuner names trial ids after the number of trials before it, and its log
@@ -84,11 +88,12 @@ def _row(trial, hypermodel, record, project):
         "learning_rate": values["learning_rate"],
         "placement": values["sites"],
         "sites": config["sites"],
-        "attention_position": config["attention_position"],
+        "gate": values["gate"],
+        "attention_position": values["attention_position"],
         "eca": values["eca"],
-        "filters": config["conv_ae"]["filters"],
-        "final_kernel": config["conv_ae"]["final_kernel"],
-        "activation": config["conv_ae"]["activation"],
+        "filters": ae["filters"],
+        "final_kernel": ae["final_kernel"],
+        "activation": ae["activation"],
         "hyperparameters": hp_values,
         "config": config,
     }
@@ -110,10 +115,11 @@ def top_trials(project_dir, hypermodel, k=5):
         list of dicts: ``rank``, ``trial_id`` (KerasTuner's id: the folder
         ``trial_<id>``), ``trial_number`` (the number KerasTuner's log gives
         the trial: id + 1), ``val_accuracy``, ``trainable_params``,
-        ``epochs``, ``learning_rate``, ``placement``, ``sites``,
+        ``epochs``, ``learning_rate``, ``placement``, ``sites``, ``gate``,
         ``attention_position``, ``eca``, ``filters``, ``final_kernel``,
-        ``activation``, ``hyperparameters`` and ``config`` (the complete
-        model config).
+        ``activation`` (the last three ``None`` for a gate other than the
+        conv-AE), ``hyperparameters`` and ``config`` (the complete model
+        config).
 
     Example:
     >>> import tempfile, numpy as np
@@ -150,7 +156,9 @@ def top_trials(project_dir, hypermodel, k=5):
 
 
 def _cell(key, row):
-    v = row[key]
+    v = row.get(key, "conv_ae" if key == "gate" else None)
+    if v is None:  # not a choice of this trial (another gate's, or no position to choose)
+        return "-"
     if key == "val_accuracy":
         return f"{v:.4f}"
     if key == "trainable_params":
@@ -184,9 +192,9 @@ def format_table(rows):
     ...        "attention_position": "post_norm", "eca": True, "filters": [12, 24],
     ...        "final_kernel": 3, "activation": "relu"}
     >>> print(format_table([row]))
-    | rank | trial # (KerasTuner log) | val accuracy | trainable params | epochs | lr | sites | position | ECA | AE filters | final kernel | activation |
-    |---:|---|---:|---:|---:|---:|---|---|---|---|---:|---|
-    | 1 | 3 | 0.6100 | 1,234 | 10 | 0.1 | 1,2 (block1) | post_norm | yes | 12-24 | 3 | relu |
+    | rank | trial # (KerasTuner log) | val accuracy | trainable params | epochs | lr | sites | gate | position | ECA | AE filters | final kernel | activation |
+    |---:|---|---:|---:|---:|---:|---|---|---|---|---|---:|---|
+    | 1 | 3 | 0.6100 | 1,234 | 10 | 0.1 | 1,2 (block1) | conv_ae | post_norm | yes | 12-24 | 3 | relu |
     """  # noqa: E501
     header = "| " + " | ".join(title for title, _ in _COLUMNS) + " |"
     rule = "|" + "|".join("---:" if key in _NUMERIC else "---" for _, key in _COLUMNS) + "|"
@@ -220,12 +228,21 @@ def protocol_data_args(data):
 
 
 def protocol_command(
-    best_config_path, *, learning_rate=None, epochs=None, batch_size=None, runs=16, extra_args=()
+    best_config_path,
+    *,
+    learning_rate=None,
+    epochs=None,
+    batch_size=None,
+    runs=16,
+    extra_args=(),
+    baseline="cnn",
 ):
-    """The one-line command that runs the multi-seed protocol on a config against ``cnn``.
+    """The one-line command that runs the multi-seed protocol on a config against a baseline.
 
     Args:
         best_config_path: path of the config JSON.
+        baseline: str, default ``"cnn"``; the model it is compared with (the
+            search's backbone without gates).
         learning_rate: float or ``None`` (``--lr``; the protocol's default otherwise).
         epochs: int or ``None`` (``--epochs``).
         batch_size: int or ``None`` (``--batch-size``).
@@ -244,7 +261,7 @@ def protocol_command(
         "keras-attn",
         "protocol",
         "--models",
-        f"{best_config_path},cnn",
+        f"{best_config_path},{baseline}",
         "--runs",
         str(runs),
     ]
@@ -265,10 +282,21 @@ def _csv_text(rows):
     for row in rows:
         out = {key: row[key] for key in _CSV_FIELDS}
         out["sites"] = " ".join(map(str, row["sites"]))
-        out["filters"] = " ".join(map(str, row["filters"]))
+        out["filters"] = " ".join(map(str, row["filters"] or []))
         out["config"] = json.dumps(row["config"], sort_keys=True)
         writer.writerow(out)
     return buf.getvalue()
+
+
+def _baseline(base_config, project_dir):
+    """The protocol's baseline: the backbone by name where it is a registered one, else its
+    config, written as ``base_config.json`` in the project folder."""
+    name = base_config.get("name")
+    if name in list_backbones():
+        return name
+    path = Path(project_dir) / "base_config.json"
+    files.write_json(path, base_config, indent=2)
+    return str(path)
 
 
 def write_results(project_dir, hypermodel, k=5, *, protocol_args=()):
@@ -287,8 +315,9 @@ def write_results(project_dir, hypermodel, k=5, *, protocol_args=()):
             flags: `protocol_data_args`).
 
     Returns:
-        dict: ``rows`` (from `top_trials`), ``table`` (Markdown), ``command``
-        and the paths ``best_config``, ``best_trial``, ``markdown``, ``csv``.
+        dict: ``rows`` (from `top_trials`), ``table`` (Markdown), ``command``,
+        ``baseline`` (what the command compares with: the backbone's name, or
+        the path of ``base_config.json``) and the paths ``best_config``, ``best_trial``, ``markdown``, ``csv``.
 
     Raises:
         RuntimeError: no trial has finished yet.
@@ -323,11 +352,13 @@ def write_results(project_dir, hypermodel, k=5, *, protocol_args=()):
     if policy:  # the protocol trains the config as it was tuned
         extra += ["--mixed-precision", policy]
     batch_size = record["training"]["batch_size"]
+    baseline = _baseline(hypermodel.base_config, project_dir)
     command = protocol_command(
         paths["best_config"],
         learning_rate=best["learning_rate"],
         batch_size=batch_size,
         extra_args=extra,
+        baseline=baseline,
     )
     files.write_json(paths["best_config"], best["config"], indent=2)
     kept = ("trial_id", "trial_number", "val_accuracy", "trainable_params", "epochs")
@@ -349,7 +380,7 @@ def write_results(project_dir, hypermodel, k=5, *, protocol_args=()):
         f"objective {OBJECTIVE})\n\n{table}\n\n{_NUMBERING}\n\n"
         f"The base network without gates (`{hypermodel.base_config['name']}`) has "
         f"{base_params:,} trainable parameters. A single trial's accuracy is not evidence: "
-        f"compare the best config with `cnn` over many seeds:\n\n    {command}\n"
+        f"compare the best config with `{baseline}` over many seeds:\n\n    {command}\n"
     )
     files.write_atomic(str(paths["markdown"]), markdown.encode())
     files.write_atomic(str(paths["csv"]), _csv_text(rows).encode())
@@ -357,5 +388,6 @@ def write_results(project_dir, hypermodel, k=5, *, protocol_args=()):
         "rows": rows,
         "table": table,
         "command": command,
+        "baseline": baseline,
         **{k: str(v) for k, v in paths.items()},
     }

@@ -1,11 +1,18 @@
-"""Search settings: the tuners, their defaults, the presets of ``keras-attn tune``, checks."""
+"""Search settings: the tuners, their defaults, the presets of ``keras-attn tune``, checks.
+
+Also what the command line's model flags (``--backbone``, ``--base``, ``--gates``,
+``--space``) become: the HyperModel's base and space (`model_settings`).
+"""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 from keras_attn._checks import check_int, did_you_mean
 from keras_attn.training import check_jit_compile, check_mixed_precision
+from keras_attn.tuning import backbones
 
 __all__ = [
     "OBJECTIVE",
@@ -14,6 +21,8 @@ __all__ = [
     "TUNERS",
     "check_search_settings",
     "merge_settings",
+    "model_settings",
+    "parse_gates",
 ]
 
 #: The tuners ``make_tuner`` knows, by the name the command line uses.
@@ -153,3 +162,99 @@ def check_search_settings(tuner="hyperband", *, top_k=5, **settings):
         "overwrite": bool(s["overwrite"]),
         "top_k": check_int("top_k", top_k, 1),
     }
+
+
+def parse_gates(text):
+    """The ``--gates`` flag: ``"all"``, or registered gate names separated by commas.
+
+    Args:
+        text: str or ``None`` (no gate search).
+
+    Returns:
+        ``None``, ``"all"`` or a list of gate names (the space's ``"gates"``).
+
+    Raises:
+        ValueError: an unknown or repeated name, naming the valid gates.
+
+    Example:
+    >>> parse_gates("eca, cbam,conv_ae"), parse_gates("all"), parse_gates(None)
+    (['eca', 'cbam', 'conv_ae'], 'all', None)
+    >>> parse_gates("eca,sse")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: --gates: unknown gate 'sse'. Did you mean 'se'? Valid gates: eca, cbam, ...
+    """
+    if text is None:
+        return None
+    if text.strip() == "all":
+        return "all"
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    valid = backbones.gate_names()
+    if not names:
+        raise ValueError(
+            f'--gates: expected "all" or gate names separated by commas, got {text!r}. '
+            f"Valid gates: {', '.join(valid)}."
+        )
+    for name in names:
+        if name not in valid:
+            raise ValueError(
+                f"--gates: unknown gate {name!r}.{did_you_mean(name, valid)} Valid gates: "
+                f'{", ".join(valid)} (or "all").'
+            )
+    if len(set(names)) != len(names):
+        raise ValueError(f"--gates lists a gate twice: {text!r}.")
+    return names
+
+
+def _read_base(base):
+    """A model name stays a name; a JSON file (``*.json`` or an existing file) is read."""
+    path = Path(base).expanduser()
+    if base.endswith(".json") or path.is_file():
+        return json.loads(path.read_text())
+    return base
+
+
+def model_settings(*, backbone=None, base="cnn", gates=None, space=None):
+    """The HyperModel's ``base`` and ``space`` from the command line's model flags.
+
+    Args:
+        backbone: str or ``None``; a backbone name (`backbones.list_backbones`:
+            ``cnn``, ``cnn3``, the registered CIFAR ResNets).
+        base: str, default ``"cnn"``; a model name or the path of a config
+            JSON file (read here). Not together with another ``backbone``.
+        gates: ``None`` (the conv-AE gate alone), ``"all"``, a list of gate
+            names, or the ``--gates`` text (`parse_gates`).
+        space: dict or ``None``; the ``--space`` changes. Its own
+            ``"gates"`` must agree with ``gates`` when both are given.
+
+    Returns:
+        dict: ``base`` (a name or a config dict) and ``space`` (dict or ``None``).
+
+    Raises:
+        ValueError: an unknown backbone or gate, or flags that disagree.
+
+    Example:
+    >>> model_settings(backbone="cnn3", gates="eca,conv_ae")
+    {'base': 'cnn3', 'space': {'gates': ['eca', 'conv_ae']}}
+    >>> model_settings()
+    {'base': 'cnn', 'space': None}
+    """
+    if isinstance(gates, str):
+        gates = parse_gates(gates)
+    if backbone is not None:
+        backbones.check_backbone(backbone)
+        if base not in (None, "cnn", backbone):
+            raise ValueError(
+                f"--backbone {backbone} and --base {base} name two networks: give one of them "
+                "(--base takes a config JSON file, --backbone a name)."
+            )
+        base = backbone
+    base = _read_base(base if base is not None else "cnn")
+    if gates is not None:
+        given = (space or {}).get("gates")
+        if given is not None and given != gates:
+            raise ValueError(
+                f"--gates ({gates!r}) and --space's 'gates' ({given!r}) disagree: give the gate "
+                "choices once."
+            )
+        space = {**(space or {}), "gates": gates}
+    return {"base": base, "space": space}

@@ -1,6 +1,8 @@
-"""The search space: its defaults, checking and resolving it, declaring it on KerasTuner's ``hp``.
+"""The search space: its defaults, checking it and resolving it for a backbone.
 
-docs/tuning.md describes the space and why the depth is conditioned on the placement.
+docs/tuning.md describes the space, why the depth is conditioned on the placement, and the
+gate search (``"gates"``), under which the conv-AE's hyperparameters are conditioned on the
+gate.
 """
 
 from __future__ import annotations
@@ -12,24 +14,27 @@ import re
 import numpy as np
 
 from keras_attn._checks import did_you_mean
-from keras_attn.backbone import ATTENTION_POSITIONS, site_sizes
+from keras_attn.backbone import ATTENTION_POSITIONS
 from keras_attn.layers import max_depth as max_encoder_depth
 from keras_attn.layers._checks import check_activation
+from keras_attn.tuning import backbones
 
 __all__ = [
     "DEFAULT_SPACE",
     "STUDY_VALUES",
-    "count_points",
-    "declare",
     "default_placements",
+    "eca_gates",
     "resolve_space",
-    "widths",
+    "searches_conv_ae",
 ]
 
 #: The search space. Every list is the values one hyperparameter may take.
 DEFAULT_SPACE = {
-    # Placement name -> the sites (1-based conv layers) that get a gate. None: one
-    # placement per conv block ("block1": [1, 2], "block2": [3, 4], ...) plus "all".
+    # The gate types to choose from (registered names, or "all"). None: the conv-AE gate
+    # only, with no "gate" hyperparameter (the search as it always was).
+    "gates": None,
+    # Placement name -> the sites (1-based conv layers; a ResNet's residual blocks) that
+    # get a gate. None: one placement per block ("block1": [1, 2], ...) plus "all".
     "sites": None,
     "attention_position": ["pre_activation", "post_activation", "post_norm"],
     # ECA before the gate or not.
@@ -47,6 +52,7 @@ DEFAULT_SPACE = {
 
 #: The study's values: each hyperparameter's default when it is among the choices.
 STUDY_VALUES = {
+    "gate": "conv_ae",
     "sites": "all",
     "attention_position": "pre_activation",
     "eca": False,
@@ -58,12 +64,9 @@ STUDY_VALUES = {
     "learning_rate": 0.1,
 }
 
-# The dimensions besides the placement (and its depth and growth), in declaration order.
-_PLAIN = ("first_filters", "final_kernel", "activation", "attention_position", "eca")
-
 
 def default_placements(base_config):
-    """One placement per conv block (``"block1"``: sites 1, 2, ...) plus ``"all"``.
+    """One placement per block of sites (``"block1"``: sites 1, 2, ...) plus ``"all"``.
 
     Args:
         base_config: a model config (`keras_attn.get_config` output).
@@ -73,10 +76,7 @@ def default_placements(base_config):
     >>> default_placements(get_config("cnn"))
     {'block1': [1, 2], 'block2': [3, 4], 'all': [1, 2, 3, 4]}
     """
-    n_blocks = len(base_config["blocks"])
-    placements = {f"block{b}": [2 * b - 1, 2 * b] for b in range(1, n_blocks + 1)}
-    placements["all"] = list(range(1, 2 * n_blocks + 1))
-    return placements
+    return backbones.default_placements(base_config)
 
 
 def _check_values(key, values, check, what, convert=None):
@@ -151,8 +151,8 @@ def _resolve_placements(placements, base_config, n_sites):
             or len(set(sites)) != len(sites)
         ):
             raise ValueError(
-                f"Placement {name!r} must list distinct sites from 1 to {n_sites} (this "
-                f"network has {len(base_config['blocks'])} conv blocks), got {sites!r}."
+                f"Placement {name!r} must list distinct sites from 1 to {n_sites} "
+                f"({backbones.sites_text(base_config)}), got {sites!r}."
             )
         resolved[name] = sorted(int(x) for x in sites)
     return resolved
@@ -172,8 +172,58 @@ def _check_depth_bounds(s):
         )
 
 
+def _resolve_gates(gates):
+    """None, or the chosen gate names in registry order ("all": every registered one)."""
+    if gates is None:
+        return None
+    registered = backbones.gate_names()
+    if gates == "all":
+        return registered
+    example = '["eca", "cbam", "conv_ae"]'
+    if isinstance(gates, (str, bytes)) or not isinstance(gates, (list, tuple)) or not gates:
+        raise ValueError(
+            f"Search space 'gates' must be None, \"all\" or a non-empty list of gate names, "
+            f"e.g. {example}; got {gates!r}."
+        )
+    for gate in gates:
+        if gate not in registered:
+            raise ValueError(
+                f"Search space 'gates': unknown gate {gate!r}.{did_you_mean(gate, registered)} "
+                f'Valid gates: {", ".join(registered)} (or "all").'
+            )
+    if len(set(gates)) != len(gates):
+        raise ValueError(f"Search space 'gates' lists a gate twice: {list(gates)!r}.")
+    return [g for g in registered if g in gates]
+
+
+def searches_conv_ae(space):
+    """Whether a resolved space holds the conv-AE gate (its depth, widths, kernel).
+
+    Example:
+    >>> from keras_attn import get_config
+    >>> searches_conv_ae(resolve_space({"gates": ["eca", "cbam"]}, get_config("cnn"))[0])
+    False
+    """
+    return space["gates"] is None or "conv_ae" in space["gates"]
+
+
+def eca_gates(space):
+    """The gates under which ``eca`` (ECA before the gate) is a choice; ``None``: always.
+
+    Example:
+    >>> from keras_attn import get_config
+    >>> eca_gates(resolve_space({"gates": ["eca", "cbam"]}, get_config("cnn"))[0])
+    ['cbam']
+    """
+    if space["gates"] is None:
+        return None
+    return [g for g in space["gates"] if g != "eca"]
+
+
 def _depths(s, sizes):
     """Placement -> the depths it may take: min_depth up to what its smallest site allows."""
+    if not searches_conv_ae(s):
+        return {}
     depths = {}
     for name, sites in s["sites"].items():
         smallest = min(sites, key=lambda site: min(sizes[site - 1][:2]))
@@ -203,8 +253,8 @@ def resolve_space(space, base_config):
         placement, the list of encoder depths its smallest site allows.
 
     Raises:
-        ValueError: an unknown key, an empty or invalid dimension, or a
-            placement that cannot hold ``min_depth`` stages.
+        ValueError: an unknown key, an empty or invalid dimension, an
+            unknown gate, or a placement that cannot hold ``min_depth`` stages.
 
     Example:
     >>> from keras_attn import get_config
@@ -223,9 +273,18 @@ def resolve_space(space, base_config):
                 f"Valid keys: {', '.join(DEFAULT_SPACE)}."
             )
     s = {**copy.deepcopy(DEFAULT_SPACE), **copy.deepcopy(space)}
-    sizes = site_sizes(base_config)
+    s["gates"] = _resolve_gates(s["gates"])
+    sizes = backbones.site_sizes(base_config)
     s["sites"] = _resolve_placements(s["sites"], base_config, len(sizes))
     _check_depth_bounds(s)
+    if not backbones.has_position(base_config):
+        if "attention_position" in space:
+            raise ValueError(
+                f"Search space 'attention_position': the backbone {base_config['name']!r} has "
+                "one place for a gate in each block, so there is no position to choose. "
+                "Leave 'attention_position' out of the space."
+            )
+        s["attention_position"] = None
     positions = f"one of {', '.join(ATTENTION_POSITIONS)}"
     for key, check, what, convert in (
         ("attention_position", lambda v: v in ATTENTION_POSITIONS, positions, None),
@@ -236,116 +295,6 @@ def resolve_space(space, base_config):
         ("activation", _is_activation, "a Keras activation name", None),
         ("learning_rate", _is_pos_number, "a number > 0", float),
     ):
-        s[key] = _check_values(key, s[key], check, what, convert)
+        if s[key] is not None or key != "attention_position":
+            s[key] = _check_values(key, s[key], check, what, convert)
     return s, _depths(s, sizes)
-
-
-def count_points(space, depths):
-    """``(model configs, learning rates)`` a resolved space holds, conditionals counted exactly.
-
-    The growth matters only at depth 2 or more, so depth 1 counts once.
-
-    Args:
-        space, depths: what `resolve_space` returns.
-
-    Example:
-    >>> from keras_attn import get_config
-    >>> count_points(*resolve_space(None, get_config("cnn")))
-    (2160, 4)
-    """
-    per_placement = 0
-    for ds in depths.values():
-        per_placement += sum(len(space["growth"]) if d >= 2 else 1 for d in ds)
-    others = 1
-    for key in _PLAIN:
-        others *= len(space[key])
-    return per_placement * others, len(space["learning_rate"])
-
-
-def widths(first, growth, depth):
-    """The encoder's filters: stage ``i`` has ``round(first * growth ** i)`` (halves up, >= 1).
-
-    Example:
-    >>> widths(12, 2.0, 3), widths(8, 1.5, 4)
-    ([12, 24, 48], [8, 12, 18, 27])
-    """
-    return [max(1, int(math.floor(first * growth**i + 0.5))) for i in range(depth)]
-
-
-def _one(hp, name, values, default):
-    """Declare ``name`` over ``values`` (Fixed if one value) and check its value."""
-    if len(values) == 1:
-        value = hp.Fixed(name, values[0])
-    elif values == [False, True]:
-        value = hp.Boolean(name, default=bool(default))
-    else:
-        value = hp.Choice(name, values, default=default)
-    if value is not None and value not in values:
-        raise ValueError(
-            f"Hyperparameter {name!r} has value {value!r}, which this search space does "
-            f"not hold (valid: {values}). Was it made by a different search space?"
-        )
-    return value
-
-
-def _nearest_study_value(key, values):
-    study = STUDY_VALUES[key]
-    return study if study in values else min(values, key=lambda v: abs(v - study))
-
-
-def declare(hp, space, depths):
-    """Declare every hyperparameter of a resolved space on ``hp``; return the chosen values.
-
-    The placement comes first; ``depth_<placement>`` is active only under its
-    placement, and ``growth_<placement>`` only at depths of 2 or more. Each
-    default is the study's value (or the nearest one the space holds).
-
-    Args:
-        hp: a ``keras_tuner.HyperParameters``.
-        space, depths: what `resolve_space` returns.
-
-    Returns:
-        dict: ``sites`` (the placement's name), ``depth``, ``growth`` (``None``
-        at depth 1), ``first_filters``, ``final_kernel``, ``activation``,
-        ``attention_position``, ``eca`` and ``learning_rate``.
-
-    Raises:
-        ValueError: ``hp`` holds a value the space does not.
-
-    Example:
-    >>> import keras_tuner
-    >>> from keras_attn import get_config
-    >>> hp = keras_tuner.HyperParameters()
-    >>> values = declare(hp, *resolve_space(None, get_config("cnn")))
-    >>> values["sites"], values["depth"], values["growth"], values["learning_rate"]
-    ('all', 3, 2.0, 0.1)
-    >>> [p.name for p in hp.space][:3]
-    ['sites', 'depth_block1', 'growth_block1']
-    """
-    names = list(space["sites"])
-    study = STUDY_VALUES["sites"]
-    chosen = {"sites": _one(hp, "sites", names, study if study in names else names[0])}
-    for placement, placement_depths in depths.items():
-        with hp.conditional_scope("sites", [placement]):
-            depth = _one(
-                hp,
-                f"depth_{placement}",
-                placement_depths,
-                _nearest_study_value("depth", placement_depths),
-            )
-            deep = [d for d in placement_depths if d >= 2]
-            growth = None
-            if deep:
-                with hp.conditional_scope(f"depth_{placement}", deep):
-                    growth = _one(
-                        hp,
-                        f"growth_{placement}",
-                        space["growth"],
-                        _nearest_study_value("growth", space["growth"]),
-                    )
-        if placement == chosen["sites"]:
-            chosen["depth"], chosen["growth"] = depth, growth
-    for key in (*_PLAIN, "learning_rate"):
-        values, study = space[key], STUDY_VALUES[key]
-        chosen[key] = _one(hp, key, values, study if study in values else values[0])
-    return chosen
