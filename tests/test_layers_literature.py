@@ -352,6 +352,8 @@ def test_the_new_gates_build_in_the_cnn_by_config_and_leave_the_variants_unchang
     model = keras_attn.build("cnn", blocks=[8], attention=["se"], se={"reduction": 2})
     assert model.get_layer("site1_se").reduction == 2
     assert keras_attn.get_config("cnn_eca") == before
+    # No key beyond the schema's: the study's configs, settings ids and records stay the same.
+    assert set(before) == set(keras_attn.backbone.DEFAULT_CONFIG)
     with pytest.raises(ValueError, match=r"Unknown `se` option 'reductio'.*'reduction'"):
         keras_attn.build("cnn", attention=["se"], se={"reductio": 2})
 
