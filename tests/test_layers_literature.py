@@ -388,8 +388,9 @@ def test_a_gate_at_every_site_adds_its_formula_at_each_sites_width(gate, per_sit
 @pytest.mark.slow
 def test_the_new_gates_export_to_every_format(tmp_path):
     from keras_attn import export
+    from keras_attn.export.formats import FORMATS
 
-    missing = [f for f in export.FORMATS if export.install_hint(f)]
+    missing = [f for f in FORMATS if export.install_hint(f)]
     if keras.backend.backend() != "tensorflow" or missing:
         pytest.skip("exporting every format needs the TF backend and the export packages")
     keras.utils.set_random_seed(0)
@@ -403,7 +404,7 @@ def test_the_new_gates_export_to_every_format(tmp_path):
     card = export.export_model(model, tmp_path / "gates", class_names=None)
     diffs = card["verified_max_abs_diff"]
     print(diffs, card["converters"])
-    assert set(diffs) == set(export.FORMATS) and all(d <= 1e-5 for d in diffs.values()), diffs
+    assert set(diffs) == set(FORMATS) and all(d <= 1e-5 for d in diffs.values()), diffs
     reloaded = keras_attn.load(tmp_path / "gates", format="keras")
     images = np.random.default_rng(5).integers(0, 256, size=(2, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(
