@@ -145,7 +145,6 @@ SUB_PACKAGES = sorted(
 )
 #: Files still holding the deprecated ``python -m keras_attn.benchmark``: the command line's
 #: move to keras_attn/cli/ deletes them (then this entry goes too).
-_LEFT_TO_THE_CLI_MOVE = {"benchmark/legacy.py", "benchmark/__main__.py"}
 _DEPRECATIONS = {"DeprecationWarning", "PendingDeprecationWarning"}
 
 
@@ -172,7 +171,7 @@ def test_no_module_raises_or_defines_a_deprecation_warning():
     offenders = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         where = path.relative_to(PACKAGE).as_posix()
-        if where not in _LEFT_TO_THE_CLI_MOVE and (found := _deprecations(path)):
+        if found := _deprecations(path):
             offenders[where] = found
     assert not offenders, offenders
 

@@ -225,7 +225,7 @@ def load_export(path, format="auto"):
 
     Args:
         path: an export folder, one of its files, or a SavedModel folder.
-        format: one of `keras_attn.export.LOAD_FORMATS`, default ``"auto"``.
+        format: one of `keras_attn.export.loading.LOAD_FORMATS`, default ``"auto"``.
 
     Returns:
         ``(model, card, image_shape)``: ``card`` is ``{}`` when there is none;

@@ -99,7 +99,7 @@ def build_parser(presets, tuners, prog=None):
         "--space",
         type=_json_arg,
         help="search-space changes as a JSON file or inline JSON, merged over "
-        'keras_attn.tuning.DEFAULT_SPACE, e.g. \'{"eca": [true], "first_filters": [8, 16]}\'',
+        'keras_attn.tuning.space.DEFAULT_SPACE, e.g. \'{"eca": [true], "first_filters": [8, 16]}\'',
     )
     s.add_argument(
         "--base",
