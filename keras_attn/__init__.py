@@ -11,6 +11,7 @@ attention by name, or put a gate into your own functional model::
 """
 
 import importlib
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported on first use (below), so that importing keras_attn loads no Keras
@@ -84,6 +85,11 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(_LAZY))
+
+
+if "keras" in sys.modules:  # Keras' backend is fixed: register keras_attn's classes now, so
+    for _name in _LAZY:  # keras.saving.load_model finds them after `import keras_attn`
+        __getattr__(_name)
 
 
 __all__ = [

@@ -60,21 +60,31 @@ def jax_env(tmp_path_factory, wheel):
     subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True)
     python = str(root / "venv" / "bin" / "python")
     pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    done = subprocess.run([*pip, *PACKAGES], capture_output=True, text=True)
+    env = _environment()  # no PYTHONPATH: pip must not see this checkout's keras_attn
+    done = subprocess.run([*pip, *PACKAGES], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         pytest.fail(f"pip could not install {PACKAGES}:\n{done.stderr[-2000:]}")
-    subprocess.run([*pip, "--no-deps", str(wheel)], check=True, capture_output=True)
+    subprocess.run([*pip, "--no-deps", str(wheel)], check=True, capture_output=True, env=env)
     installed = subprocess.run(
-        [python, "-m", "pip", "list", "--format=json"], capture_output=True, text=True, check=True
+        [python, "-m", "pip", "list", "--format=json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
     )
     names = {p["name"].lower().replace("_", "-") for p in json.loads(installed.stdout)}
     return python, names, time.monotonic() - t0
 
 
+def _environment(**extra):
+    """This process's environment without PYTHONPATH and KERAS_BACKEND, with ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KERAS_BACKEND")}
+    return {**env, **extra}
+
+
 def _run(python, args, cwd, timeout=600, backend="jax"):
     """Run ``python ARGS`` (or ``keras-attn ARGS`` when args[0] is "keras-attn") there."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KERAS_BACKEND")}
-    env.update(TF_CPP_MIN_LOG_LEVEL="3", **({"KERAS_BACKEND": backend} if backend else {}))
+    env = _environment(TF_CPP_MIN_LOG_LEVEL="3", **({"KERAS_BACKEND": backend} if backend else {}))
     if args[:1] == ["keras-attn"]:
         command = [str(Path(python).parent / "keras-attn"), *args[1:]]  # the console script
     else:
@@ -178,7 +188,7 @@ def test_from_an_empty_folder_the_command_runs_the_protocol_its_report_export_an
     assert rec["environment"]["backend"] == "jax" and rec["training"]["packed_runs"] == [0, 1]
     done = _run(python, ["keras-attn", "report", "out", "--no-plot"], cwd=work)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert (work / "out" / "report.md").exists() and "| cnn " in done.stdout
+    assert (work / "out" / "report.md").exists() and "| `cnn` | 2/2 |" in done.stdout
     print(f"JAX-only env: set up in {setup_seconds:.0f}s, protocol {time.monotonic() - t0:.0f}s")
     done = _run(python, ["-m", "keras_attn", "--help"], cwd=work, backend=None)
     assert done.returncode == 0, done.stderr[-2000:]

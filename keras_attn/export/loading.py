@@ -9,6 +9,7 @@ from pathlib import Path
 
 import keras
 
+import keras_attn.backbone  # noqa: F401 - registers keras_attn's classes, which .keras files name
 from keras_attn.export.card import CARD_FILE
 from keras_attn.export.formats import FILES, FORMATS, import_or_explain
 
