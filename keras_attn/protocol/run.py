@@ -132,9 +132,10 @@ def run_protocol(
         groups = plan_groups(pending, training["copies"], out_dir, sid)
     why = f" (fast path: {training['fast_path_reason']})" if settings.jit_compile is None else ""
     log(
-        f"training: {training['backend']}, jit {'on' if training['jit_compile'] else 'off'}{why}"
-        f", {training['mixed_precision'] or 'float32'}, up to {training['copies']} run(s) of a "
-        f"model at once ({len(groups)} group(s))"
+        f"training: {training['backend']} ({training['trainer']} trainer), jit "
+        f"{'on' if training['jit_compile'] else 'off'}{why}, "
+        f"{training['mixed_precision'] or 'float32'}, up to {training['copies']} run(s) of a "
+        f"model at once ({len(groups)} group(s)); precision {training['precision']}"
     )
     kwargs = build_kwargs(settings, data)
     budget = None
