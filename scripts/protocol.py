@@ -181,6 +181,16 @@ def build_parser(presets, models):
         mixed_precision_help="build the models under this dtype policy (default: float32); "
         "changes results, so it is part of the settings id",
     )
+    from keras_attn.precision import PRECISION_HELP, PRECISIONS  # issue 19: --precision, --trainer
+    from keras_attn.protocol.settings import TRAINERS
+
+    f.add_argument("--precision", choices=PRECISIONS, help=PRECISION_HELP)
+    f.add_argument(
+        "--trainer",
+        choices=TRAINERS,
+        help="training loop: fit (model.fit) or jax (fused, vectorised epochs; the default on "
+        "the JAX backend); not part of the settings id",
+    )
     f.add_argument(
         "--copies",
         type=int,
@@ -208,6 +218,8 @@ def settings_from_args(args, ap, preset):
         ("jit", "jit_compile"),
         ("mixed_precision", "mixed_precision"),
         ("copies", "copies"),
+        ("precision", "precision"),
+        ("trainer", "trainer"),
     ):
         if getattr(args, flag) is not None:
             values[key] = getattr(args, flag)

@@ -132,6 +132,8 @@ def group(npz, tmp_path_factory):
 def test_a_group_gives_each_run_its_record_alone(alone, group):
     group, out, lines = group
     assert [r["training"]["trainer"] for r in group] == ["jax", "jax"]
+    assert group[0]["training"]["precision"] == "default"  # which precision ran
+    assert group[0]["training"]["precision_switch"] == "jax_default_matmul_precision=default"
     assert [r["training"]["packed_runs"] for r in group] == [[0, 1], [0, 1]]
     for a, b in zip(alone, group):
         assert a["best_epoch"] == b["best_epoch"]
