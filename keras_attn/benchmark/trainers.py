@@ -60,7 +60,7 @@ def project_study(images_per_s, macs, measured, runs=16, epochs=10, images=(4500
 
     Example:
         >>> round(project_study(100000.0, {"cnn": 1.0, "cnn_x": 2.0}, "cnn"), 3)
-        0.4
+        0.063
     """
     train, val, test = images
     per_run = epochs * train + (epochs * val + test) / 3

@@ -22,7 +22,8 @@ from keras_attn.protocol import records
 from keras_attn.protocol.settings import make_optimizer
 from keras_attn.training import compile_for_training, loss_and_accuracy
 
-__all__ = ["PackedRuns", "SingleRun", "make_trainer"]
+# The trainer classes are driven by keras_attn.protocol.loop; these two choose one.
+__all__ = ["make_trainer", "trainer_class"]
 
 
 class _FitTrainer:
@@ -131,17 +132,25 @@ class PackedRuns(_FitTrainer):
         return [(e["loss"], e["accuracy"]) for e in evaluate_copies(self.model, x, y, batch_size)]
 
 
-def make_trainer(job, runs, seeds):
-    """The trainer of one group: ``job.training["trainer"]`` (``"fit"`` or ``"jax"``).
+def trainer_class(training, runs):
+    """The trainer class of a group of ``runs`` runs: ``training["trainer"]`` decides.
 
     Example:
-        >>> make_trainer(None, [0], [0]) is None
-        True
+        >>> [trainer_class({"trainer": "fit"}, n).__name__ for n in (1, 4)]
+        ['SingleRun', 'PackedRuns']
     """
-    if job is None:
-        return None
-    if job.training.get("trainer") == "jax":
+    if training.get("trainer") == "jax":
         from keras_attn.protocol.jax_trainer import ScanTrainer
 
-        return ScanTrainer(job, runs, seeds)
-    return (SingleRun if len(runs) == 1 else PackedRuns)(job, runs, seeds)
+        return ScanTrainer
+    return SingleRun if runs == 1 else PackedRuns
+
+
+def make_trainer(job, runs, seeds):
+    """The trainer of one group, built: `trainer_class`'s, given the job, runs and seeds.
+
+    Example:
+        >>> make_trainer.__name__  # train_group calls it; see trainer_class
+        'make_trainer'
+    """
+    return trainer_class(job.training, len(runs))(job, runs, seeds)

@@ -39,7 +39,8 @@ from keras_attn.data.batches import epoch_order
 from keras_attn.protocol.settings import make_optimizer
 from keras_attn.training import loss_and_accuracy
 
-__all__ = ["ScanTrainer", "is_out_of_memory"]
+# ScanTrainer is driven by keras_attn.protocol.loop (fit_trainers.trainer_class picks it).
+__all__ = ["is_out_of_memory"]
 
 
 def is_out_of_memory(error):
