@@ -53,7 +53,7 @@ prepare)
 bench)
     setup
     if [ "${TINY:-}" = 1 ]; then
-        small=(--images 32 --batch-size 8 --epochs 1 --override 'blocks=[4]'
+        small=(--images 32 --batch-size 8 --epochs 1 --override 'blocks=[4,8]'
             --override 'dense_units=8' --override 'input_shape=[8,8,3]')
         groups=1,2
     else
@@ -73,7 +73,7 @@ study)
         --time-budget "$BUDGET" --no-weights --progress-every 0 --no-report)
     if [ "${TINY:-}" = 1 ]; then
         args+=(--models cnn,cnn_conv_ae_const --runs 2 --epochs 1 --batch-size 8 --val-size 8
-            --override 'blocks=[4]' --override 'dense_units=8')
+            --override 'blocks=[4,8]' --override 'dense_units=8')
     fi
     timeout "${STUDY_TIMEOUT:-540}" "$PY" scripts/protocol.py "${args[@]}" 2>&1 |
         tee "$OUT/study.log" || echo "study stopped early (exit $?); records so far come back"
