@@ -54,7 +54,7 @@ bench)
     setup
     if [ "${TINY:-}" = 1 ]; then
         small=(--images 32 --batch-size 8 --epochs 1 --override 'blocks=[4,8]'
-            --override 'dense_units=8' --override 'input_shape=[8,8,3]')
+            --override 'dense_units=8')
         groups=1,2
     else
         small=(--images 8192 --batch-size 128 --epochs 2)
