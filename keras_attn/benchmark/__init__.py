@@ -1,6 +1,8 @@
 """Speed of the variants against their arithmetic: whole models, gates alone, packed runs.
 
 The command line is ``python scripts/benchmark.py``; measurements are in docs/performance.md.
+The trainers side by side: ``python -m keras_attn.benchmark.trainers`` (its own module,
+`keras_attn.benchmark.trainers`, not imported here so that it runs as ``-m``).
 """
 
 import importlib
@@ -13,7 +15,6 @@ from keras_attn.benchmark.pipeline import benchmark_pipeline, time_fit
 from keras_attn.benchmark.probes import environment
 from keras_attn.benchmark.ratios import BASELINE, DEFAULT_TARGET, add_ratios, project_protocol
 from keras_attn.benchmark.table import format_table, write_json
-from keras_attn.benchmark.trainers import benchmark_trainers, format_trainers
 
 __all__ = [
     "BASELINE",
@@ -23,12 +24,10 @@ __all__ = [
     "benchmark_gates",
     "benchmark_packing",
     "benchmark_pipeline",
-    "benchmark_trainers",
     "environment",
     "format_gates",
     "format_packing",
     "format_table",
-    "format_trainers",
     "project_protocol",
     "run_benchmark",
     "time_fit",
