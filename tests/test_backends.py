@@ -25,6 +25,8 @@ BACKEND_TESTS = {
         "test_benchmark.py::test_fast_path_matches_eager_step",
         # packed copies train as each copy alone
         "test_parallel.py::test_packed_training_matches_separate_runs",
+        # the JAX trainer: fit's steps, records alone, SIGKILL resume, out-of-memory split
+        "test_jax_trainer.py",
         # Grad-CAM takes the backend's own gradient
         "test_gradcam.py::test_the_map_follows_the_class_asked_for",
         "test_gradcam.py::test_grayscale_input_and_another_size",

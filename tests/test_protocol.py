@@ -230,9 +230,14 @@ class _DivergeAfter(keras.optimizers.schedules.LearningRateSchedule):
 @pytest.mark.parametrize("good_steps, best_epoch", [(0, None), (4, 1)])
 def test_diverged_run_is_recorded_and_reported(npz, tmp_path, monkeypatch, good_steps, best_epoch):
     # 64 training images / batch 16 = 4 steps per epoch: 4 good steps = one good epoch.
-    monkeypatch.setattr(
-        protocol.loop, "make_optimizer", lambda s: keras.optimizers.SGD(_DivergeAfter(good_steps))
-    )
+    from keras_attn.protocol import fit_trainers, jax_trainer
+
+    for trainer_module in (fit_trainers, jax_trainer):  # whichever trainer runs
+        monkeypatch.setattr(
+            trainer_module,
+            "make_optimizer",
+            lambda s: keras.optimizers.SGD(_DivergeAfter(good_steps)),
+        )
     settings = _settings(npz, runs=1, epochs=3)
     rec = protocol.run_protocol(["cnn"], settings, str(tmp_path), log=None)[0]
     assert rec["diverged"] and rec["status"] == "diverged"

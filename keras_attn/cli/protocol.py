@@ -186,6 +186,16 @@ def build_parser(presets, models, prog=None):
         help="runs of one model trained at once, packed in one model (default: 1 on a CPU, "
         "8 on a GPU; 1 turns packing off); results equal unpacked runs within float tolerance",
     )
+    from keras_attn.precision import PRECISION_HELP, PRECISIONS
+    from keras_attn.protocol.settings import TRAINERS
+
+    f.add_argument("--precision", choices=PRECISIONS, help=PRECISION_HELP)
+    f.add_argument(
+        "--trainer",
+        choices=TRAINERS,
+        help="training loop: fit (model.fit) or jax (fused, vectorised epochs; the default on "
+        "the JAX backend); not part of the settings id",
+    )
     return ap
 
 
@@ -208,6 +218,8 @@ def settings_from_args(args, ap, preset):
         ("jit", "jit_compile"),
         ("mixed_precision", "mixed_precision"),
         ("copies", "copies"),
+        ("precision", "precision"),
+        ("trainer", "trainer"),
     ):
         if getattr(args, flag) is not None:
             values[key] = getattr(args, flag)

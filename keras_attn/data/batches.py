@@ -10,7 +10,20 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-__all__ = ["ArrayBatches"]
+__all__ = ["ArrayBatches", "epoch_order"]
+
+
+def epoch_order(n, seed, epoch):
+    """The order in which `ArrayBatches` with ``shuffle=True`` visits ``n`` images in an epoch.
+
+    ``default_rng([seed, epoch]).permutation(n)``: a function of the seed and the
+    epoch alone (the JAX trainer sends the same indices to the device).
+
+    Example:
+        >>> epoch_order(5, seed=0, epoch=0).tolist()
+        [2, 4, 3, 0, 1]
+    """
+    return np.random.default_rng([int(seed), int(epoch)]).permutation(int(n))
 
 
 class ArrayBatches(keras.utils.PyDataset):
@@ -58,7 +71,7 @@ class ArrayBatches(keras.utils.PyDataset):
         """Select the order of epoch ``epoch`` (0-based); no effect without shuffle."""
         self.epoch = int(epoch)
         if self.shuffle:
-            self._order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
+            self._order = epoch_order(len(self.x), self.seed, self.epoch)
         else:
             self._order = None
 

@@ -3,29 +3,32 @@ group of one.
 
 For every run: seed it (`run_seed`), build the model as a single run would, train epoch by
 epoch with a validation pass after each, keep the best-validation weights, and finish it
-(`keras_attn.protocol.finish`). Several runs train at once packed in one model
-(`keras_attn.parallel`); one run trains its own model. Either way resume, divergence and
-checkpoints are handled here, once.
+(`keras_attn.protocol.finish`). The trainer (`keras_attn.protocol.fit_trainers`) is
+``model.fit`` on one model or on several runs packed in one (`keras_attn.parallel`), or
+on the JAX backend the fused, vectorised epochs of `keras_attn.protocol.jax_trainer`.
+Whichever it is, resume, divergence, checkpoints and a group too big for the device are
+handled here, once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import time
 
-import keras
 import numpy as np
 
 from keras_attn import _files as files
-from keras_attn.data import ArrayBatches
+from keras_attn.precision import apply_precision, precision_in_use
 from keras_attn.protocol import records
 from keras_attn.protocol.finish import finish_run
+from keras_attn.protocol.fit_trainers import make_trainer
+from keras_attn.protocol.jax_trainer import is_out_of_memory
 from keras_attn.protocol.models import ModelSpec, resolve_models
 from keras_attn.protocol.preemption import exit_if_preempted
 from keras_attn.protocol.progress import EpochProgress, diverged_line, epoch_line
-from keras_attn.protocol.settings import make_optimizer, resolve_training, run_seed
+from keras_attn.protocol.settings import resolve_training, run_seed
 from keras_attn.runtime import configure_runtime, runtime_settings
-from keras_attn.training import compile_for_training, loss_and_accuracy
 
 __all__ = ["run_group", "run_one"]
 
@@ -68,6 +71,7 @@ def ensure_runtime(settings):
     current = runtime_settings()
     if not current or current.get("deterministic") != bool(settings.deterministic):
         configure_runtime(settings.threads, settings.deterministic)
+    apply_precision(settings.precision)  # process-wide; the default restores the backend's
 
 
 def _new_state():
@@ -115,72 +119,6 @@ def _record_epoch(state, epoch, train, val, seconds, cpu_seconds):
     return None
 
 
-class _Single:
-    """One run: its own model, trained on `ArrayBatches` shuffled with its seed."""
-
-    def __init__(self, job, runs, seeds):
-        keras.utils.set_random_seed(seeds[0])
-        self.model = job.spec.build(job.build_kwargs, job.settings.mixed_precision)
-        compile_for_training(
-            self.model,
-            optimizer=make_optimizer(job.settings),
-            jit_compile=job.training["jit_compile"],
-        )
-        self.members = [self.model]
-        s, d = job.settings, job.data
-        self.batches = ArrayBatches(d.x_train, d.y_train, s.batch_size, shuffle=True, seed=seeds[0])
-        # Keras stops an epoch whose loss turns NaN; packed runs go on (see _Packed).
-        self.callbacks = [keras.callbacks.TerminateOnNaN()]
-
-    def fit_epoch(self, callbacks):
-        # shuffle=False: Keras would otherwise reorder the batches with Python's global RNG,
-        # whose state a resumed process cannot reproduce. ArrayBatches shuffles instead.
-        hist = self.model.fit(
-            self.batches, epochs=1, shuffle=False, verbose=0, callbacks=self.callbacks + callbacks
-        ).history
-        return [(float(hist["loss"][-1]), float(hist.get("accuracy", [np.nan])[-1]))]
-
-    def validate(self, x, y, batch_size):
-        probs = self.model.predict(ArrayBatches(x, None, batch_size), verbose=0)
-        return [loss_and_accuracy(probs, y)]
-
-
-class _Packed:
-    """Several runs packed in one model (`keras_attn.parallel`), each on its own batches.
-
-    A run that diverges keeps stepping (its NaNs cannot reach the others' disjoint
-    weights) but is no longer recorded.
-    """
-
-    def __init__(self, job, runs, seeds):
-        from keras_attn.parallel import PackedBatches, build_copies, compile_packed, pack_models
-        from keras_attn.training import dtype_policy
-
-        with dtype_policy(job.settings.mixed_precision):
-            self.members = build_copies(job.spec.source, seeds, **job.build_kwargs)
-        self.model = pack_models(self.members)
-        compile_packed(
-            self.model, make_optimizer(job.settings), jit_compile=job.training["jit_compile"]
-        )
-        s, d = job.settings, job.data
-        self.batches = PackedBatches(d.x_train, d.y_train, s.batch_size, seeds)
-        self.callbacks = []
-
-    def fit_epoch(self, callbacks):
-        hist = self.model.fit(
-            self.batches, epochs=1, shuffle=False, verbose=0, callbacks=callbacks
-        ).history
-        return [
-            (float(hist[f"copy{i}_loss"][-1]), float(hist.get(f"copy{i}_accuracy", [np.nan])[-1]))
-            for i in range(len(self.members))
-        ]
-
-    def validate(self, x, y, batch_size):
-        from keras_attn.parallel import evaluate_copies
-
-        return [(e["loss"], e["accuracy"]) for e in evaluate_copies(self.model, x, y, batch_size)]
-
-
 def _check_runs(run_indices):
     runs = list(run_indices)
     for r in runs:
@@ -191,8 +129,49 @@ def _check_runs(run_indices):
     return [int(r) for r in runs]
 
 
+def _prefix(name, runs):
+    if len(runs) == 1:
+        return f"[{name} run {runs[0]}]"
+    if runs == list(range(runs[0], runs[-1] + 1)):
+        return f"[{name} runs {runs[0]}-{runs[-1]}]"
+    return f"[{name} runs {','.join(map(str, runs))}]"
+
+
 def train_group(job, runs, *, on_epoch=None, eta=None, progress_every=60.0):
-    """Train ``runs`` of ``job.spec`` (resuming a checkpoint), finish each, return the records."""
+    """Train ``runs`` of ``job.spec`` (resuming a checkpoint), finish each, return the records.
+
+    A group that does not fit in the device's memory (XLA's ``RESOURCE_EXHAUSTED``)
+    is split in two halves, each trained as a group of its own, and the log says so.
+    """
+    try:
+        return _train_group(job, runs, on_epoch, eta, progress_every)
+    except Exception as e:  # noqa: BLE001 - only out-of-memory errors are handled
+        if len(runs) < 2 or not is_out_of_memory(e):
+            raise
+        reason = str(e).strip().splitlines()[0][:200]
+        e.__traceback__ = None  # frees the failed group's device buffers
+    gc.collect()
+    half = len(runs) // 2
+    parts = [runs[:half], runs[half:]]
+    name = job.spec.name
+    job.log(
+        f"{_prefix(name, runs)} does not fit in device memory ({reason}); splitting into "
+        f"groups of {len(parts[0])} and {len(parts[1])}: runs {parts[0]} and {parts[1]}"
+    )
+    files.remove(records.checkpoint_path(job.out_dir, job.sid, name, runs))
+    out = []
+    for part in parts:
+        training = {
+            **job.training,
+            "copies": len(part),
+            "packed_runs": part if len(part) > 1 else None,
+        }
+        sub = dataclasses.replace(job, training=training)
+        out += train_group(sub, part, on_epoch=on_epoch, eta=eta, progress_every=progress_every)
+    return out
+
+
+def _train_group(job, runs, on_epoch, eta, progress_every):
     settings, data, out_dir, sid, log = job.settings, job.data, job.out_dir, job.sid, job.log
     name = job.spec.name
     record_paths = [records.record_path(out_dir, sid, name, r) for r in runs]
@@ -206,27 +185,20 @@ def train_group(job, runs, *, on_epoch=None, eta=None, progress_every=60.0):
         files.remove_stale_temps(p)
     ensure_runtime(settings)
     seeds = [run_seed(settings.base_seed, r) for r in runs]
-    trainer = (_Single if len(runs) == 1 else _Packed)(job, runs, seeds)
-    # What Keras runs: it turns XLA off where the model or TF op determinism forbids it.
-    job = dataclasses.replace(
-        job, training={**job.training, "jit_compile": bool(trainer.model.jit_compile)}
-    )
-    trainer.model.optimizer.build(trainer.model.trainable_variables)
+    if "trainer" not in job.training:  # a Job made before trainers were chosen
+        job = dataclasses.replace(job, training={**job.training, "trainer": "fit"})
+    trainer = make_trainer(job, runs, seeds)
+    # What ran: XLA or not (Keras may turn it off), the trainer, the backend's precision switch.
+    switch = precision_in_use(settings.precision)["backend_switch"]
+    training = {**job.training, **trainer.training, "precision_switch": switch}
+    job = dataclasses.replace(job, training=training)
 
     n = len(runs)
     group = {"runs": runs, "epochs_done": 0, "states": [_new_state() for _ in runs]}
-    bests = [None] * n
-    if len(runs) == 1:
-        prefix = f"[{name} run {runs[0]}]"
-    elif runs == list(range(runs[0], runs[-1] + 1)):
-        prefix = f"[{name} runs {runs[0]}-{runs[-1]}]"
-    else:
-        prefix = f"[{name} runs {','.join(map(str, runs))}]"
+    prefix = _prefix(name, runs)
     if files.exists(ckpt_path):
         group, arrays = records.load_checkpoint(ckpt_path)
-        records.assign(trainer.model.variables, arrays["model"], "model")
-        records.assign(trainer.model.optimizer.variables, arrays["optimizer"], "optimizer")
-        bests = [arrays.get(f"best{i}") or None for i in range(n)]
+        trainer.load(arrays)
         for state in group["states"]:
             if not state["diverged"]:
                 state["resumed_at_epochs"].append(group["epochs_done"])
@@ -238,13 +210,11 @@ def train_group(job, runs, *, on_epoch=None, eta=None, progress_every=60.0):
         if not active:
             break
         t0, cpu0 = time.perf_counter(), time.process_time()
-        trainer.batches.set_epoch(epoch)
+        trainer.set_epoch(epoch)
         callbacks = []
         if progress_every:
             callbacks.append(
-                EpochProgress(
-                    log, f"{prefix} epoch {epoch + 1}", len(trainer.batches), progress_every, n
-                )
+                EpochProgress(log, f"{prefix} epoch {epoch + 1}", trainer.steps, progress_every, n)
             )
         train = trainer.fit_epoch(callbacks)
         val = trainer.validate(data.x_val, data.y_val, settings.batch_size)
@@ -260,18 +230,21 @@ def train_group(job, runs, *, on_epoch=None, eta=None, progress_every=60.0):
                 log(diverged_line(f"[{name} run {run}]", state))
                 continue
             if outcome == "best":
-                bests[i] = records.values(trainer.members[i].variables)
+                trainer.keep_best(i)
             log(epoch_line(f"[{name} run {run}]", settings, state, eta))
         group["epochs_done"] = epoch + 1
-        records.save_checkpoint(ckpt_path, trainer.model, bests, group)
+        records.save_checkpoint_values(ckpt_path, *trainer.checkpoint(), group)
         exit_if_preempted()  # a preempted job (keras_attn.protocol.launch) stops here
 
-    out = []
+    out, tests = [], None
     for i, run in enumerate(runs):
         if files.exists(record_paths[i]):  # written before a kill that left the checkpoint
             out.append(files.read_json(record_paths[i]))
             continue
-        out.append(finish_run(job, run, trainer.members[i], bests[i], states[i]))
+        if tests is None:
+            tests = trainer.test(data.x_test, data.y_test, settings.batch_size)
+        model, best = trainer.finished(i)
+        out.append(finish_run(job, run, model, best, states[i], test=tests[i]))
     files.remove(ckpt_path)
     files.prune_empty_dirs(out_dir, "checkpoints", sid, name)
     return out

@@ -9,7 +9,13 @@ from keras_attn._checks import check_int
 from keras_attn.protocol import records
 from keras_attn.protocol.models import resolve_models
 
-__all__ = ["parse_shard", "plan_groups", "plan_tasks", "shard_from_environment"]
+__all__ = [
+    "balanced_order",
+    "parse_shard",
+    "plan_groups",
+    "plan_tasks",
+    "shard_from_environment",
+]
 
 
 def parse_shard(spec):
@@ -170,18 +176,57 @@ def plan_tasks(models, runs, shard=None):
     return tasks[i - 1 :: n]
 
 
-def plan_groups(pending, copies, out_dir, sid):
+def balanced_order(runs, study=None):
+    """The order a time budget fills the table in: a key for `plan_groups`.
+
+    Every model to half its runs first (8 of the study's 16), then to all of them;
+    within each stage the study's variants before the others (the ablations). So an
+    interrupted lease leaves the table balanced. A group never spans two stages.
+
+    Args:
+        runs: runs per model (``settings.runs``).
+        study: the models that come first in each stage (default: the study's
+            variants, `keras_attn.zoo.STUDY_VARIANTS`).
+
+    Returns:
+        A function of a ``(model, run)`` task: ``(stage, not a study variant)``.
+
+    Example:
+        >>> key = balanced_order(16)
+        >>> key(("cnn", 3)), key(("cnn", 8)), key(("cnn_conv_ae_const", 3))
+        ((0, False), (1, False), (0, True))
+    """
+    from keras_attn import zoo
+
+    runs = check_int("runs", runs, 1)
+    stages = sorted({max(runs // 2, 1), runs})
+    first = set(zoo.STUDY_VARIANTS if study is None else study)
+
+    def key(task):
+        model, run = task
+        stage = next((i for i, end in enumerate(stages) if run < end), len(stages))
+        return (stage, model not in first)
+
+    return key
+
+
+def plan_groups(pending, copies, out_dir, sid, key=None):
     """The pending ``(model, run)`` tasks as ``(model, [runs])`` groups of at most ``copies``.
 
     Interrupted work resumes as it was started: a run or packed group with a
     checkpoint resumes as it was (when every unfinished run of it is pending
     here). Other runs of a model are packed in task order. Groups come in the
-    order of their first task.
+    order of their first task; with ``key`` (a function of a task, such as
+    `balanced_order`'s) groups hold tasks of one key only, and come in key order first.
 
     Example:
         >>> plan_groups([("cnn", 0), ("cnn_eca", 0), ("cnn", 1)], 2, "/nowhere", "ab12")
         [('cnn', [0, 1]), ('cnn_eca', [0])]
+        >>> plan_groups([("cnn", r) for r in range(4)], 4, "/nowhere", "ab12",
+        ...             key=balanced_order(4))
+        [('cnn', [0, 1]), ('cnn', [2, 3])]
     """
+    key = key or (lambda task: 0)
     pending_set = set(pending)
     position = {t: i for i, t in enumerate(pending)}
     taken, groups = set(), []
@@ -202,7 +247,12 @@ def plan_groups(pending, copies, out_dir, sid):
                 groups.append((model, list(runs)))
                 taken |= members
         rest = [r for m, r in pending if m == model and (m, r) not in taken]
-        groups += [(model, rest[i : i + copies]) for i in range(0, len(rest), copies)]
-    return sorted(
-        groups, key=lambda g: min(position[(g[0], r)] for r in g[1] if (g[0], r) in position)
-    )
+        for k in dict.fromkeys(key((model, r)) for r in rest):
+            part = [r for r in rest if key((model, r)) == k]
+            groups += [(model, part[i : i + copies]) for i in range(0, len(part), copies)]
+
+    def order(group):
+        tasks = [(group[0], r) for r in group[1] if (group[0], r) in position]
+        return min(key(t) for t in tasks), min(position[t] for t in tasks)
+
+    return sorted(groups, key=order)

@@ -98,10 +98,17 @@ def assign(variables, arrays, what):
 def save_checkpoint(path, model, bests, group):
     """One ``.npz``: the group's JSON state, the model's and optimizer's variables, each
     run's best-validation values (``bests[i]``, or ``None`` before its first epoch)."""
+    save_checkpoint_values(
+        path, values(model.variables), values(model.optimizer.variables), bests, group
+    )
+
+
+def save_checkpoint_values(path, model_values, optimizer_values, bests, group):
+    """`save_checkpoint` from the values themselves (NumPy arrays), in the model's order."""
     arrays = {"state": np.frombuffer(files.json_line(group), dtype=np.uint8)}
-    for i, a in enumerate(values(model.variables)):
+    for i, a in enumerate(model_values):
         arrays[f"model_{i:04d}"] = a
-    for i, a in enumerate(values(model.optimizer.variables)):
+    for i, a in enumerate(optimizer_values):
         arrays[f"optimizer_{i:04d}"] = a
     for k, best in enumerate(bests):
         for i, a in enumerate(best or []):

@@ -9,7 +9,7 @@ from keras_attn.protocol import records
 from keras_attn.protocol.budget import TimeBudget, parse_duration
 from keras_attn.protocol.loop import Job, build_kwargs, ensure_runtime, train_group
 from keras_attn.protocol.models import resolve_models
-from keras_attn.protocol.plan import parse_shard, plan_groups, plan_tasks
+from keras_attn.protocol.plan import balanced_order, parse_shard, plan_groups, plan_tasks
 from keras_attn.protocol.progress import eta_seconds, fmt_duration
 from keras_attn.protocol.settings import resolve_training, run_seed
 from keras_attn.runtime import device_description
@@ -82,7 +82,9 @@ def run_protocol(
             `keras_attn.protocol.parse_duration`) after which no new run or packed
             group is started: one starts only when its estimated time fits in
             what is left. A started run is never cut by the budget. Rerunning
-            continues with the runs left.
+            continues with the runs left. Under a budget the table fills
+            balanced (`keras_attn.protocol.plan.balanced_order`): every model to
+            half its runs, then to all; the study's variants before the others.
         groups: train only these ``(model, [runs])`` groups (as a launcher's job
             does); ``None``: every pending task, grouped by ``settings.copies``.
 
@@ -128,13 +130,15 @@ def run_protocol(
         f"{len(pending)} to go; {settings.epochs} epochs each; settings id {sid}; output {out_dir}"
     )
     training = resolve_training(settings)
-    if groups is None:
-        groups = plan_groups(pending, training["copies"], out_dir, sid)
+    if groups is None:  # a budget fills the table balanced (plan.balanced_order)
+        key = balanced_order(settings.runs) if budget_seconds else None
+        groups = plan_groups(pending, training["copies"], out_dir, sid, key=key)
     why = f" (fast path: {training['fast_path_reason']})" if settings.jit_compile is None else ""
     log(
-        f"training: {training['backend']}, jit {'on' if training['jit_compile'] else 'off'}{why}"
-        f", {training['mixed_precision'] or 'float32'}, up to {training['copies']} run(s) of a "
-        f"model at once ({len(groups)} group(s))"
+        f"training: {training['backend']} ({training['trainer']} trainer), jit "
+        f"{'on' if training['jit_compile'] else 'off'}{why}, "
+        f"{training['mixed_precision'] or 'float32'}, up to {training['copies']} run(s) of a "
+        f"model at once ({len(groups)} group(s)); precision {training['precision']}"
     )
     kwargs = build_kwargs(settings, data)
     budget = None

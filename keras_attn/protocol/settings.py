@@ -10,6 +10,7 @@ import keras
 
 from keras_attn._checks import check_int
 from keras_attn.data import DataSettings
+from keras_attn.precision import check_precision
 from keras_attn.training import check_jit_compile, check_mixed_precision, fast_path
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "OPTIMIZERS",
     "PREPROCESSING",
     "PRESETS",
+    "TRAINERS",
     "ProtocolSettings",
     "make_optimizer",
     "resolve_training",
@@ -27,6 +29,9 @@ RECORD_FORMAT = 1
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 PREPROCESSING = "none: uint8 pixels cast to float32, 0..255; the model rescales by 1/255"
 AUGMENTATION = "none"
+#: The training loops: ``"fit"`` (Keras' ``model.fit``, every backend) and ``"jax"``
+#: (`keras_attn.protocol.jax_trainer`: fused epochs, a group's runs vectorised).
+TRAINERS = ("fit", "jax")
 
 # Settings that decide whether two results may be pooled. Everything else in
 # ProtocolSettings (paths, threads, how data is fetched) is recorded but is not
@@ -92,6 +97,14 @@ class ProtocolSettings:
             on a CPU, 8 on a GPU). Each run's arithmetic is its own, so results
             equal unpacked runs within float tolerance, and ``copies`` is not
             part of the settings id.
+        precision: ``None`` (default: the backend's own arithmetic, float32 on
+            a CPU, TF32 under JAX on Ampere/Hopper GPUs), ``"float32"``,
+            ``"tf32"`` or ``"bf16"`` (the same as ``mixed_precision=
+            "mixed_bfloat16"``); see `keras_attn.precision`. Part of the
+            settings id when given.
+        trainer: ``None`` (default: ``"jax"`` on the JAX backend, else
+            ``"fit"``), ``"fit"`` or ``"jax"`` (`TRAINERS`). Not part of the
+            settings id: both compute the same steps (tested).
 
     Example:
         >>> s = ProtocolSettings(runs=4, epochs=2, data="/data/cifar10-folder")
@@ -121,6 +134,8 @@ class ProtocolSettings:
     jit_compile: bool | None = None
     mixed_precision: str | None = None
     copies: int | None = None
+    precision: str | None = None
+    trainer: str | None = None
 
     def __post_init__(self):
         def _int(name, low, allow_none=False):
@@ -136,6 +151,21 @@ class ProtocolSettings:
             _int(name, 1, allow_none=True)
         self.jit_compile = check_jit_compile(self.jit_compile)
         self.mixed_precision = check_mixed_precision(self.mixed_precision)
+        self.precision = check_precision(self.precision)
+        if self.precision == "bf16" or self.mixed_precision == "mixed_bfloat16":
+            if self.precision not in (None, "bf16") or self.mixed_precision == "mixed_float16":
+                raise ValueError(
+                    f"`precision={self.precision!r}` contradicts "
+                    f"`mixed_precision={self.mixed_precision!r}`; give one of them."
+                )
+            self.precision, self.mixed_precision = "bf16", "mixed_bfloat16"
+        elif self.precision and self.mixed_precision:
+            raise ValueError(
+                f"`precision={self.precision!r}` contradicts "
+                f"`mixed_precision={self.mixed_precision!r}`; give one of them."
+            )
+        if self.trainer is not None and self.trainer not in TRAINERS:
+            raise ValueError(f"`trainer` must be None or one of {TRAINERS}, got {self.trainer!r}.")
         if self.mixed_precision == "mixed_float16" and (self.copies or 1) > 1:
             raise ValueError(
                 "`mixed_precision='mixed_float16'` cannot pack runs (copies="
@@ -195,6 +225,8 @@ class ProtocolSettings:
         d = {k: getattr(self, k) for k in _COMPARABLE}
         if self.mixed_precision:  # only when set: float32 ids stay what they always were
             d["mixed_precision"] = self.mixed_precision
+        if self.precision in ("float32", "tf32"):  # bf16 is mixed_precision above
+            d["precision"] = self.precision
         d["data_fingerprint"] = data_fingerprint
         d["preprocessing"] = PREPROCESSING
         d["augmentation"] = AUGMENTATION
@@ -257,24 +289,38 @@ def resolve_training(settings):
 
     Returns:
         dict with ``jit_compile`` (bool), ``mixed_precision`` (str or None),
-        ``copies`` (int), ``backend`` and ``fast_path_reason``.
+        ``copies`` (int), ``backend``, ``fast_path_reason``, ``trainer``
+        (``"fit"`` or ``"jax"``) and ``precision`` (the setting, or ``"default"``).
 
     Example:
-        >>> t = resolve_training(ProtocolSettings(jit_compile=False, copies=2))
-        >>> t["jit_compile"], t["copies"], t["mixed_precision"]
-        (False, 2, None)
+        >>> t = resolve_training(ProtocolSettings(jit_compile=False, copies=2, trainer="fit"))
+        >>> t["jit_compile"], t["copies"], t["mixed_precision"], t["trainer"]
+        (False, 2, None, 'fit')
     """
     fast = fast_path()
     jit = fast["jit_compile"] if settings.jit_compile is None else settings.jit_compile
     copies = fast["copies"] if settings.copies is None else settings.copies
     if settings.mixed_precision == "mixed_float16":
         copies = 1  # a shared loss scale would couple packed runs (see ProtocolSettings)
+    backend = keras.backend.backend()
+    trainer = settings.trainer
+    if trainer is None:  # mixed_float16 needs Keras' loss scaling: model.fit
+        jax_ok = backend == "jax" and settings.mixed_precision != "mixed_float16"
+        trainer = "jax" if jax_ok else "fit"
+    elif trainer == "jax" and backend != "jax":
+        raise ValueError(f"trainer='jax' needs the JAX backend; this is {backend!r}: use 'fit'.")
+    elif trainer == "jax" and settings.mixed_precision == "mixed_float16":
+        raise ValueError("trainer='jax' has no loss scaling for mixed_float16; use 'fit'.")
+    if trainer == "jax":
+        jit = True  # the JAX trainer compiles whole epochs
     return {
         "jit_compile": bool(jit),
         "mixed_precision": settings.mixed_precision,
         "copies": int(copies),
-        "backend": keras.backend.backend(),
+        "backend": backend,
         "fast_path_reason": fast["reason"],
+        "trainer": trainer,
+        "precision": settings.precision or "default",
     }
 
 

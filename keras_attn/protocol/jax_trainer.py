@@ -1,0 +1,344 @@
+"""The protocol's JAX trainer: a group's runs vectorised, an epoch one compiled call.
+
+The pattern of the Keras guide "Writing a training loop from scratch in JAX": the
+Keras models stay the models, and their states (trainable, non-trainable and
+optimizer variables) are handed to `keras.Model.stateless_call` and
+`keras.optimizers.Optimizer.stateless_apply`. Here the states of a group's runs
+are stacked, and one training step is `jax.vmap`-ed over them:
+
+- the data set goes to the device once per group, as uint8;
+- each run's batches are those `keras_attn.data.ArrayBatches` gives its seed
+  (`keras_attn.data.batches.epoch_order`, computed on the host and sent as an
+  index array of shape (steps, runs, batch));
+- an epoch is one jitted call: `jax.lax.scan` over the full batches, then the
+  last, smaller batch (its own step, so BatchNorm sees exactly its images);
+- validation and test passes are compiled scans over zero-padded batches
+  (inference is per image, so the padding changes nothing; it is cut off);
+- the best epoch's values stay on the device until the checkpoint or the end.
+
+Checkpoints hold what the ``model.fit`` path's hold, in its order (a packed
+group's variables copy by copy, its optimizer's shared variables once, then each
+copy's slots), so either trainer resumes the other's. Before a run is finished its
+states are assigned back to its Keras model, so records, mask statistics, export
+and the report are those of the ``model.fit`` path.
+
+Example (`run_one` on the JAX backend uses it by default):
+    >>> from keras_attn.protocol.settings import TRAINERS
+    >>> "jax" in TRAINERS
+    True
+"""
+
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+
+from keras_attn.data.batches import epoch_order
+from keras_attn.protocol.settings import make_optimizer
+from keras_attn.training import loss_and_accuracy
+
+# ScanTrainer is driven by keras_attn.protocol.loop (fit_trainers.trainer_class picks it).
+__all__ = ["is_out_of_memory"]
+
+
+def is_out_of_memory(error):
+    """Whether ``error`` is XLA's out-of-device-memory error (``RESOURCE_EXHAUSTED``).
+
+    Example:
+        >>> is_out_of_memory(RuntimeError("RESOURCE_EXHAUSTED: Out of memory")), is_out_of_memory(
+        ...     ValueError("bad"))
+        (True, False)
+    """
+    text = str(error)
+    return "RESOURCE_EXHAUSTED" in text or "Out of memory while trying to allocate" in text
+
+
+def _stack(values_per_run):
+    import jax.numpy as jnp
+
+    return [jnp.stack(vs) for vs in zip(*values_per_run)]
+
+
+def _padded_batches(x, batch_size):
+    """``x`` as ``(steps, batch_size, ...)`` with zero images at the end, on the device."""
+    import jax.numpy as jnp
+
+    steps = -(-len(x) // batch_size)
+    padded = np.zeros((steps * batch_size, *x.shape[1:]), dtype=x.dtype)
+    padded[: len(x)] = x
+    return jnp.asarray(padded.reshape(steps, batch_size, *x.shape[1:]))
+
+
+class ScanTrainer:
+    """A group of runs of one model trained by compiled, vectorised JAX epochs.
+
+    The interface `keras_attn.protocol.loop` drives (shared with the ``model.fit``
+    trainers of `keras_attn.protocol.fit_trainers`): ``set_epoch``,
+    ``fit_epoch``, ``validate``, ``keep_best``, ``checkpoint``, ``load``,
+    ``test`` and ``finished``.
+
+    Args:
+        job: the group's `keras_attn.protocol.loop.Job`.
+        runs: the run numbers.
+        seeds: their seeds; run ``i``'s model is built as a single run builds it.
+    """
+
+    name = "jax"
+
+    def __init__(self, job, runs, seeds):
+        import jax
+        import jax.numpy as jnp
+
+        settings, data = job.settings, job.data
+        self.members = []
+        for seed in seeds:  # exactly the calls of a single run (keras_attn.parallel)
+            keras.utils.set_random_seed(seed)
+            self.members.append(job.spec.build(job.build_kwargs, settings.mixed_precision))
+        self.training = {"jit_compile": True, "trainer": self.name}
+        self.seeds, self.batch_size = list(seeds), int(settings.batch_size)
+        self.n_train = len(data.x_train)
+        self.steps = -(-self.n_train // self.batch_size)
+        model = self.members[0]
+        self.optimizer = make_optimizer(settings)
+        self.optimizer.build(model.trainable_variables)
+        shared = make_optimizer(settings)
+        shared.build([])
+        self.n_shared = len(shared.variables)  # iterations, learning rate: before the slots
+        # Where each of model.variables sits in (trainable, non-trainable).
+        where = {id(v): ("t", j) for j, v in enumerate(model.trainable_variables)}
+        where.update({id(v): ("n", j) for j, v in enumerate(model.non_trainable_variables)})
+        self.layout = [where[id(v)] for v in model.variables]
+        self.state = (
+            _stack([[v.value for v in m.trainable_variables] for m in self.members]),
+            _stack([[v.value for v in m.non_trainable_variables] for m in self.members]),
+            _stack([[jnp.asarray(v.value) for v in self.optimizer.variables]] * len(seeds)),
+        )
+        self.best = (list(self.state[0]), list(self.state[1]))
+        self.has_best, self._marked = [False] * len(seeds), set()
+        self.x = jnp.asarray(data.x_train)  # uint8, once per group
+        self.y = jnp.asarray(np.asarray(data.y_train, dtype=np.int32))
+        self.epoch, self._host = 0, None
+        donate = (0,) if jax.default_backend() != "cpu" else ()
+        self._epoch_fn = jax.jit(self._epoch, donate_argnums=donate)
+        self._predict_fn = jax.jit(self._predict)
+        self._keep_fn = jax.jit(
+            lambda mask, new, old: jax.tree.map(
+                lambda a, b: jnp.where(mask.reshape((-1,) + (1,) * (a.ndim - 1)), a, b), new, old
+            )
+        )
+
+    # ------------------------------------------------------------------ compiled parts
+
+    def _step(self, state, idx, x_all, y_all):
+        """One run's training step on the images ``idx`` (vmapped over the runs)."""
+        import jax
+        import jax.numpy as jnp
+
+        model, optimizer = self.members[0], self.optimizer
+        trainable, non_trainable, opt = state
+        x, y = x_all[idx].astype("float32"), y_all[idx]
+
+        def loss_fn(trainable, non_trainable):
+            probs, non_trainable, losses = model.stateless_call(
+                trainable, non_trainable, x, training=True, return_losses=True
+            )
+            loss = keras.losses.sparse_categorical_crossentropy(y, probs)
+            loss = jnp.mean(loss)
+            if losses:
+                loss = loss + sum(losses)
+            return loss, (probs, non_trainable)
+
+        (loss, (probs, non_trainable)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            trainable, non_trainable
+        )
+        trainable, opt = optimizer.stateless_apply(opt, grads, trainable)
+        correct = jnp.sum(jnp.argmax(probs, axis=-1) == y)
+        return (trainable, non_trainable, opt), (loss * len(idx), correct)
+
+    def _epoch(self, state, idx_full, idx_rest, x_all, y_all):
+        """One epoch of every run: a scan over the full batches, then the smaller last one."""
+        import jax
+        import jax.numpy as jnp
+
+        step = jax.vmap(self._step, in_axes=(0, 0, None, None))
+        loss = jnp.zeros(len(self.members), "float32")
+        correct = jnp.zeros(len(self.members), "int32")
+        if idx_full is not None:
+
+            def body(state, idx):
+                state, out = step(state, idx, x_all, y_all)
+                return state, out
+
+            state, (losses, hits) = jax.lax.scan(body, state, idx_full)
+            loss, correct = loss + losses.sum(0), correct + hits.sum(0)
+        if idx_rest is not None:
+            state, (last_loss, last_hits) = step(state, idx_rest, x_all, y_all)
+            loss, correct = loss + last_loss, correct + last_hits
+        return state, loss, correct
+
+    def _predict(self, trainable, non_trainable, batches):
+        """Every run's probabilities on ``batches`` (steps, batch, ...): (runs, steps, batch, k)."""
+        import jax
+
+        model = self.members[0]
+
+        def one_run(trainable, non_trainable, x):
+            probs, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+            return probs
+
+        def body(carry, xb):
+            x = xb.astype("float32")
+            return carry, jax.vmap(one_run, in_axes=(0, 0, None))(trainable, non_trainable, x)
+
+        _, probs = jax.lax.scan(body, None, batches)
+        return probs.swapaxes(0, 1)
+
+    # ------------------------------------------------------------------ the loop's interface
+
+    def set_epoch(self, epoch):
+        """Select every run's batch order for epoch ``epoch`` (0-based)."""
+        self.epoch = int(epoch)
+
+    def _indices(self):
+        order = np.stack([epoch_order(self.n_train, s, self.epoch) for s in self.seeds])
+        full = (self.n_train // self.batch_size) * self.batch_size
+        idx_full = idx_rest = None
+        if full:
+            idx_full = order[:, :full].reshape(len(self.seeds), -1, self.batch_size)
+            idx_full = idx_full.swapaxes(0, 1).astype(np.int32)
+        if full < self.n_train:
+            idx_rest = order[:, full:].astype(np.int32)
+        return idx_full, idx_rest
+
+    def fit_epoch(self, callbacks=None):
+        """Train one epoch of every run; ``[(loss, accuracy)]`` per run (as ``model.fit``)."""
+        self._flush_bests()
+        self._host = None
+        idx_full, idx_rest = self._indices()
+        self.state, loss, correct = self._epoch_fn(self.state, idx_full, idx_rest, self.x, self.y)
+        loss, correct = np.asarray(loss, np.float64), np.asarray(correct, np.float64)
+        return [(float(lo / self.n_train), float(c / self.n_train)) for lo, c in zip(loss, correct)]
+
+    def _probabilities(self, trainable, non_trainable, x, batch_size):
+        probs = self._predict_fn(trainable, non_trainable, _padded_batches(x, batch_size))
+        probs = np.asarray(probs)
+        return probs.reshape(len(self.seeds), -1, probs.shape[-1])[:, : len(x)]
+
+    def validate(self, x, y, batch_size):
+        """Every run's ``(loss, accuracy)`` on ``x, y`` (inference mode, one compiled pass)."""
+        probs = self._probabilities(self.state[0], self.state[1], x, batch_size)
+        return [loss_and_accuracy(p, y) for p in probs]
+
+    def keep_best(self, i):
+        """Run ``i``'s current values become its best (copied on the device)."""
+        self._marked.add(i)
+
+    def _flush_bests(self):
+        if not self._marked:
+            return
+        mask = np.array([i in self._marked for i in range(len(self.seeds))])
+        self.best = self._keep_fn(mask, (self.state[0], self.state[1]), self.best)
+        for i in self._marked:
+            self.has_best[i] = True
+        self._marked = set()
+
+    def _model_values(self, trainable, non_trainable, i):
+        parts = {"t": trainable, "n": non_trainable}
+        return [np.asarray(parts[kind][j][i]) for kind, j in self.layout]
+
+    def checkpoint(self):
+        """``(model values, optimizer values, bests)`` in the ``model.fit`` path's layout."""
+        import jax
+
+        self._flush_bests()
+        trainable, non_trainable, opt = jax.device_get(self.state)
+        best_t, best_n = jax.device_get(self.best)
+        n = len(self.seeds)
+        model_values = []
+        for i in range(n):
+            model_values += self._model_values(trainable, non_trainable, i)
+        opt_values = [np.asarray(a[0]) for a in opt[: self.n_shared]]
+        opt_values += [np.asarray(a[i]) for i in range(n) for a in opt[self.n_shared :]]
+        bests = [
+            self._model_values(best_t, best_n, i) if self.has_best[i] else None for i in range(n)
+        ]
+        return model_values, opt_values, bests
+
+    def _from_values(self, values, what):
+        """(trainable, non-trainable) stacks from ``values``: each run's model.variables."""
+        import jax.numpy as jnp
+
+        n, per = len(self.seeds), len(self.layout)
+        if len(values) != n * per:
+            raise ValueError(
+                f"Checkpoint holds {len(values)} {what} variables but {n} run(s) of this "
+                f"model have {n * per}: it belongs to another model or Keras version."
+            )
+        t = [[None] * n for _ in self.state[0]]
+        nt = [[None] * n for _ in self.state[1]]
+        for i in range(n):
+            for (kind, j), a in zip(self.layout, values[i * per : (i + 1) * per]):
+                expected = tuple(self.state[0 if kind == "t" else 1][j].shape[1:])
+                if tuple(a.shape) != expected:
+                    raise ValueError(
+                        f"Checkpoint {what} variable has shape {a.shape}, the model expects "
+                        f"{expected}."
+                    )
+                (t if kind == "t" else nt)[j][i] = a
+        return [jnp.asarray(np.stack(v)) for v in t], [jnp.asarray(np.stack(v)) for v in nt]
+
+    def load(self, arrays):
+        """Resume from `keras_attn.protocol.records.load_checkpoint`'s arrays."""
+        import jax.numpy as jnp
+
+        n = len(self.seeds)
+        trainable, non_trainable = self._from_values(arrays["model"], "model")
+        opt = arrays["optimizer"]
+        slots = len(self.state[2]) - self.n_shared
+        if len(opt) != self.n_shared + n * slots:
+            raise ValueError(
+                f"Checkpoint holds {len(opt)} optimizer variables but {n} run(s) need "
+                f"{self.n_shared + n * slots}: it belongs to another optimizer."
+            )
+        stacked = [jnp.asarray(np.stack([a] * n)) for a in opt[: self.n_shared]]
+        for j in range(slots):
+            per_run = [opt[self.n_shared + i * slots + j] for i in range(n)]
+            stacked.append(jnp.asarray(np.stack(per_run)))
+        self.state, self._host = (trainable, non_trainable, stacked), None
+        self.best = (list(trainable), list(non_trainable))
+        bests = [arrays.get(f"best{i}") or None for i in range(n)]
+        self.has_best = [b is not None for b in bests]
+        if any(self.has_best):
+            filled = [b if b is not None else v for b, v in zip(bests, self._split(arrays))]
+            self.best = self._from_values([a for b in filled for a in b], "best")
+
+    def _split(self, arrays):
+        per = len(self.layout)
+        return [arrays["model"][i * per : (i + 1) * per] for i in range(len(self.seeds))]
+
+    def test(self, x, y, batch_size):
+        """Each run's best values on the test set, one compiled pass for the group.
+
+        Returns ``[(probabilities or None, seconds)]`` per run; the seconds are each
+        run's share of the pass.
+        """
+        self._flush_bests()
+        t0 = time.perf_counter()
+        probs = self._probabilities(self.best[0], self.best[1], x, batch_size)
+        seconds = (time.perf_counter() - t0) / len(self.seeds)
+        return [(p if has else None, seconds) for p, has in zip(probs, self.has_best)]
+
+    def finished(self, i):
+        """Run ``i``'s Keras model holding its last values, and its best values (or None)."""
+        import jax
+
+        if self._host is None:
+            self._host = jax.device_get((self.state[0], self.state[1])), jax.device_get(self.best)
+        (trainable, non_trainable), best_values = self._host
+        model = self.members[i]
+        for v, a in zip(model.variables, self._model_values(trainable, non_trainable, i)):
+            v.assign(a)
+        best = self._model_values(*best_values, i) if self.has_best[i] else None
+        return model, best
