@@ -2,8 +2,10 @@
 
 Each backend runs in its own process, since Keras picks its backend at import: one
 process per backend runs every test listed in `BACKEND_TESTS` (one start-up, one set of
-imports and compiled initializers instead of one per file). JAX is a test dependency;
-PyTorch runs where it is installed (``pip install torch``) and is skipped otherwise.
+imports and compiled initializers instead of one per file). JAX and PyTorch are dev
+dependencies (a backend that is not installed is skipped, saying so). Under PyTorch: every
+variant builds with its exact count, the layer checks (`layer_checks.run_layer_test`, a
+training step each), the zoo's training step and ``.keras`` round trip, packed training.
 """
 
 import importlib.util

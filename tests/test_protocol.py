@@ -370,7 +370,8 @@ def test_torch_backend_runs_the_same_path(tmp_path):
     out = tmp_path / "out"
     result = _run_script(
         ["--backend", "torch", "--data-dir", npz, "--val-size", "16", "--models", "cnn",
-         "--runs", "1", "--epochs", "1", "--batch-size", "16", "--out", str(out), "--no-report"]
+         "--runs", "1", "--epochs", "1", "--batch-size", "16", "--out", str(out), "--no-report",
+         "--override", "blocks=[4,8]", "--override", "dense_units=8"]
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     [rec] = report.load_records(out)

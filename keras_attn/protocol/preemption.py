@@ -2,16 +2,18 @@
 
 submitit's handler for the preemption signal (``SIGUSR2``) checkpoints the call, requeues the
 job and ends the process by raising `SystemExit` wherever the main thread happens to be. When
-that is inside a bare ``except:`` (Keras and TensorFlow have many), the exit is swallowed
-and the job trains on after it has been requeued. Within `deferred_exit`, the handler still
-runs when the signal comes (the requeue is not delayed), but what it raises is kept and
-raised again by `exit_if_preempted`, which the training loop calls after each checkpoint.
+that is inside a ``__del__`` (TensorFlow frees its traced functions there, Python only
+prints what they raise) or under a bare ``except:`` (Keras and TensorFlow have many), the
+exit is lost and the job trains on after it has been requeued. Within `deferred_exit`, the
+handler still runs when the signal comes (the requeue is not delayed), but what it raises
+is kept and raised again by `exit_if_preempted`, which the training loop calls after each
+checkpoint.
 
 Example:
     >>> import os, signal
     >>> def handler(signum, frame):
     ...     raise SystemExit(144)
-    >>> _ = signal.signal(signal.SIGUSR2, handler)
+    >>> previous = signal.signal(signal.SIGUSR2, handler)
     >>> with deferred_exit([signal.SIGUSR2]):
     ...     os.kill(os.getpid(), signal.SIGUSR2)
     ...     preempted()
@@ -21,7 +23,7 @@ Example:
     ...         print("stopped with", stop.code)
     True
     stopped with 144
-    >>> _ = signal.signal(signal.SIGUSR2, signal.SIG_DFL)
+    >>> _ = signal.signal(signal.SIGUSR2, previous)
 """
 
 from __future__ import annotations
