@@ -100,19 +100,19 @@ def _gate_factory(gate, options):
     if not kinds or not all(isinstance(k, str) for k in kinds):
         raise ValueError(
             "`gate` must be a registered gate name, a list of them, or a function returning "
-            f"a new layer; got {gate!r}. Registered: {', '.join(gate_layers.ATTENTION_LAYERS)}."
+            f"a new layer; got {gate!r}. Registered: {', '.join(gate_layers.list_gates())}."
         )
     for kind in kinds:
-        gate_layers.check_attention_name(kind)
+        gate_layers.check_name(kind)
     if options and len(kinds) > 1:
         raise ValueError(
             "Gate options are for one named gate; for several, pass a function that builds "
-            "them (gate=lambda: keras_attn.layers.create_attention('eca', ...))."
+            "them (gate=lambda: keras_attn.layers.get('eca', ...))."
         )
-    gate_layers.create_attention(kinds[0], **options)  # bad options fail before the clone
+    gate_layers.get(kinds[0], **options)  # bad options fail before the clone
 
     def make_named(base):
-        return [gate_layers.create_attention(k, name=f"{base}_{k}", **options) for k in kinds]
+        return [gate_layers.get(k, name=f"{base}_{k}", **options) for k in kinds]
 
     return make_named
 

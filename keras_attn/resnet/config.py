@@ -73,7 +73,7 @@ def gate_names():
     >>> "eca" in gate_names()
     True
     """
-    return list(gate_layers.ATTENTION_LAYERS)
+    return list(gate_layers.list_gates())
 
 
 def make_gate(kind, **options):
@@ -83,7 +83,7 @@ def make_gate(kind, **options):
     >>> make_gate("eca", kernel_size=3).kernel_size
     3
     """
-    return gate_layers.create_attention(kind, **options)
+    return gate_layers.get(kind, **options)
 
 
 def _unknown_key(key):
@@ -293,7 +293,7 @@ def validate_config(config):
     if not isinstance(attention, (list, tuple)):
         raise ValueError(f"`attention` must be a gate name or a list of them, got {attention!r}.")
     for kind in attention:
-        gate_layers.check_attention_name(kind)
+        gate_layers.check_name(kind)
     if len(set(attention)) != len(attention):
         raise ValueError(f"`attention` lists a gate twice: {list(attention)}.")
     config["attention"] = list(attention)
