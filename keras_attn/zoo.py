@@ -83,6 +83,7 @@ for _depth in (20, 32, 44, 56, 110):
         "config": {"backbone": "resnet", "depth": _depth},
     }
 for _depth, _kind, _what in (
+    (20, "se", "squeeze-and-excitation"),
     (20, "eca", "ECA"),
     (20, "cbam", "CBAM"),
     (20, "conv_ae", "the convolutional autoencoder gate"),

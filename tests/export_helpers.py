@@ -20,10 +20,15 @@ TOL = 1e-5
 
 
 def small_model(name, **overrides):
-    """A registry variant with few filters, same structure (sites, blocks, attention)."""
-    blocks = [8, 16, 16] if name == "cnn3" else [8, 16]
-    kwargs = {"blocks": blocks, "dense_units": 16, **SPECS.get(name, {}), **overrides}
-    return keras_attn.build(name, **kwargs)
+    """A registry variant with few filters, same structure (sites, blocks, attention).
+
+    A ResNet keeps its stages and gates with one residual block per stage.
+    """
+    if keras_attn.get_config(name).get("backbone") == "resnet":
+        small = {"depth": 8, "widths": [4, 8, 8]}
+    else:
+        small = {"blocks": [8, 16, 16] if name == "cnn3" else [8, 16], "dense_units": 16}
+    return keras_attn.build(name, **{**small, **SPECS.get(name, {}), **overrides})
 
 
 def uint8_images(shape, n=3, seed=0):

@@ -21,7 +21,8 @@ from keras_attn.export import conversion, writer
 from keras_attn.export.formats import FILES, FORMATS
 from keras_attn.predict import predict
 
-VARIANTS = list(keras_attn.list_models("cnn*"))  # the ResNets: test_resnet.py
+# The CNN variants, and one ResNet per gate (their depth changes nothing an export does).
+VARIANTS = list(keras_attn.list_models("cnn*")) + list(keras_attn.list_models("resnet20*"))
 FORMATS_MISSING = [f for f in FORMATS if export.install_hint(f)]
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow" or bool(FORMATS_MISSING),
@@ -111,7 +112,7 @@ def test_every_format_runs_in_its_own_runtime_like_the_keras_model(exported, nam
     got = {}
 
     keras_model = keras.saving.load_model(ex.folder / "model.keras")
-    assert isinstance(keras_model, keras_attn.AttentionCNN)
+    assert type(keras_model) is type(ex.model)
     got["keras"] = keras.ops.convert_to_numpy(keras_model(images.astype("float32")))
 
     served = tf.saved_model.load(str(ex.folder / "saved_model"))  # keep the reference
@@ -232,3 +233,24 @@ def test_a_format_no_converter_writes_faithfully_fails_the_export_clearly(tmp_pa
     assert "These passed: keras (largest difference 0.0e+00)" in message
     assert "formats=['keras'] (--formats keras)" in message
     assert not out.exists()
+
+
+def test_a_model_with_inserted_gates_in_every_format(tmp_path):
+    """`keras_attn.insert_attention` on a plain functional model: every format, checked."""
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv_a")(x)
+    x = keras.layers.BatchNormalization(name="bn_a")(x)
+    x = keras.layers.Conv2D(8, 3, strides=2, name="conv_b")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(3, activation="softmax")(x)
+    base = keras.Model(inputs, outputs, name="mine")
+    model = keras_attn.insert_attention(base, ["se", "cbam"], after=["bn_a", "conv_b"])
+    card = export.export_model(model, tmp_path / "mine")
+    diffs = card["verified_max_abs_diff"]
+    assert set(diffs) == set(export.FORMATS) and all(d <= TOL for d in diffs.values()), diffs
+    images = uint8_images((16, 16, 3), seed=5)
+    expected = reference_predictions(model, images)
+    for fmt in export.FORMATS:
+        loaded = keras_attn.load(tmp_path / "mine", format=fmt)
+        np.testing.assert_allclose(predict(loaded, images), expected, atol=TOL, rtol=0)

@@ -42,7 +42,14 @@ def _conv_ae(c, filters=(12, 24, 48), final_kernel=3):
     return encoder + decoder + final_kernel**2 * filters[0] * c + c
 
 
-GATE_PARAMS = {"eca": _eca, "cbam": _cbam, "conv_ae": _conv_ae}
+def _se(c, reduction=16, divisor=8):
+    # Squeeze-and-excitation C -> h -> C with biases; h is timm's C / r rounded to a multiple
+    # of 8 (halves up), at least 8.
+    h = max(divisor, int(c / reduction + divisor / 2) // divisor * divisor)
+    return (c * h + h) + (h * c + c)
+
+
+GATE_PARAMS = {"se": _se, "eca": _eca, "cbam": _cbam, "conv_ae": _conv_ae}
 
 
 def resnet_params(depth, gates=(), sites="all", widths=(16, 32, 64), classes=10, channels=3):
@@ -76,7 +83,8 @@ def test_every_registered_resnet_has_its_exact_count(name):
 
 def test_the_registry_has_the_resnets():
     assert {"resnet20", "resnet32", "resnet44", "resnet56", "resnet110"} <= set(RESNETS)
-    assert {"resnet20_eca", "resnet20_cbam", "resnet20_conv_ae", "resnet56_eca"} <= set(RESNETS)
+    gated = {"resnet20_se", "resnet20_eca", "resnet20_cbam", "resnet20_conv_ae", "resnet56_eca"}
+    assert gated <= set(RESNETS)
 
 
 def test_any_gate_at_any_blocks_by_config():
@@ -178,3 +186,13 @@ def test_other_sizes_and_classes():
     probs = keras.ops.convert_to_numpy(model(images(2, (40, 24, 1)), training=False))
     assert probs.shape == (2, 7)
     assert tuple(model.get_layer("block3_out").output.shape[1:]) == (10, 6, 8)
+
+
+@pytest.mark.parametrize("gate", list(keras_attn.layers.list_gates()))
+def test_every_registered_gate_builds_in_every_block(gate):
+    model = keras_attn.build("resnet20", attention=gate, **TINY)
+    assert [(s, layer.name) for s, layer in model.attention_layers] == [
+        (s, f"site{s}_{gate}") for s in (1, 2, 3)
+    ]
+    probs = keras.ops.convert_to_numpy(model(images(2), training=False))
+    assert probs.shape == (2, 10) and np.isfinite(probs).all()

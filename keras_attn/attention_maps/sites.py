@@ -45,7 +45,8 @@ def attention_layers(model):
             continue
         prefix, _, rest = layer.name.partition("_")
         site = int(prefix[4:]) if prefix.startswith("site") and prefix[4:].isdigit() else None
-        found.append((site, rest or kind, layer))
+        # A gate named after the layer it follows (insert_attention): its registered kind.
+        found.append((site, (rest or kind) if site is not None else kind, layer))
     # Layers not named site{N}_... (a hand-built model): number them in order.
     if any(site is None for site, _, _ in found):
         found = [(i, kind, layer) for i, (_, kind, layer) in enumerate(found, start=1)]
