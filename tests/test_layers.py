@@ -193,6 +193,12 @@ def test_conv_ae_too_deep_names_the_size():
         (ConvAutoencoderGate, {"activation": "nope"}, "activation"),
         (LinearAutoencoderGate, {"units": [16, -2]}, r"bad entry -2"),
         (LinearAutoencoderGate, {"units": 12}, "units"),
+        (SqueezeExcitation, {"reduction": 0}, "reduction"),
+        (SqueezeExcitation, {"hidden": 2.5}, "hidden"),
+        (GlobalContext, {"divisor": -1}, "divisor"),
+        (GlobalContext, {"zero_init_last": "yes"}, "zero_init_last"),
+        (CoordinateAttention, {"min_hidden": 0}, "min_hidden"),
+        (SimAM, {"e_lambda": 0}, "e_lambda"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(cls, kwargs, match):
@@ -200,7 +206,19 @@ def test_bad_arguments_raise_clear_errors(cls, kwargs, match):
         cls(**kwargs)
 
 
-@pytest.mark.parametrize("cls", [ECA, CBAM, ConvAutoencoderGate, LinearAutoencoderGate])
+@pytest.mark.parametrize(
+    "cls",
+    [
+        ECA,
+        CBAM,
+        ConvAutoencoderGate,
+        LinearAutoencoderGate,
+        SqueezeExcitation,
+        GlobalContext,
+        CoordinateAttention,
+        SimAM,
+    ],
+)
 def test_rank_other_than_4_is_refused(cls):
     with pytest.raises(ValueError, match=r"rank 4.*rank 3"):
         cls()(np.zeros((2, 8, 8), "float32"))

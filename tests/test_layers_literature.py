@@ -352,6 +352,8 @@ def test_the_new_gates_build_in_the_cnn_by_config_and_leave_the_variants_unchang
     model = keras_attn.build("cnn", blocks=[8], attention=["se"], se={"reduction": 2})
     assert model.get_layer("site1_se").reduction == 2
     assert keras_attn.get_config("cnn_eca") == before
+    # No key beyond the schema's: the study's configs, settings ids and records stay the same.
+    assert set(before) == set(keras_attn.backbone.DEFAULT_CONFIG)
     with pytest.raises(ValueError, match=r"Unknown `se` option 'reductio'.*'reduction'"):
         keras_attn.build("cnn", attention=["se"], se={"reductio": 2})
 
@@ -381,3 +383,31 @@ def test_a_gate_at_every_site_adds_its_formula_at_each_sites_width(gate, per_sit
     model = keras_attn.build("cnn", attention=[gate], **blocks)
     added = keras_attn.count_trainable_params(model) - plain
     assert added == sum(per_site(c) for c in (8, 8, 24, 24))
+
+
+@pytest.mark.slow
+def test_the_new_gates_export_to_every_format(tmp_path):
+    from keras_attn import export
+
+    missing = [f for f in export.FORMATS if export.install_hint(f)]
+    if keras.backend.backend() != "tensorflow" or missing:
+        pytest.skip("exporting every format needs the TF backend and the export packages")
+    keras.utils.set_random_seed(0)
+    model = keras_attn.build(
+        "cnn",
+        blocks=[8, 16],
+        dense_units=16,
+        attention=["se", "gc", "coord", "simam"],
+        gc={"zero_init_last": False},  # GC adds something, so a wrong export would show
+    )
+    card = export.export_model(model, tmp_path / "gates", class_names=None)
+    diffs = card["verified_max_abs_diff"]
+    print(diffs, card["converters"])
+    assert set(diffs) == set(export.FORMATS) and all(d <= 1e-5 for d in diffs.values()), diffs
+    reloaded = keras_attn.load(tmp_path / "gates", format="keras")
+    images = np.random.default_rng(5).integers(0, 256, size=(2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(reloaded(images)),
+        keras.ops.convert_to_numpy(model(images)),
+        atol=1e-6,
+    )

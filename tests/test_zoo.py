@@ -185,7 +185,7 @@ def test_register_a_variant():
         (("cnn",), {"input_shape": (32, 32)}, r"rank 3, got \[32, 32\]"),
         (("cnn",), {"input_shape": (32, 32, 3, 1)}, r"rank 3, got \[32, 32, 3, 1\]"),
         (("cnn",), {"input_shape": (8, 8, 3)}, r"too small for 2 conv blocks"),
-        (("cnn",), {"attention": ["eca", "se"]}, r"Unknown attention block 'se'"),
+        (("cnn",), {"attention": ["eca", "sk"]}, r"Unknown attention block 'sk'.*Valid: .*simam"),
         (("cnn",), {"head": "logits"}, r"`head` must be one of"),
         (("cnn_conv_ae",), {"conv_ae": {"final_kernel": [3, 3]}}, r"list of 2 .* 4 sites"),
         (("cnn",), {"dropout": 1.5}, r"`dropout` must be a number in \[0, 1\), got 1.5"),
