@@ -248,9 +248,9 @@ def test_a_model_with_inserted_gates_in_every_format(tmp_path):
     model = keras_attn.insert_attention(base, ["se", "cbam"], after=["bn_a", "conv_b"])
     card = export.export_model(model, tmp_path / "mine")
     diffs = card["verified_max_abs_diff"]
-    assert set(diffs) == set(export.FORMATS) and all(d <= TOL for d in diffs.values()), diffs
+    assert set(diffs) == set(FORMATS) and all(d <= TOL for d in diffs.values()), diffs
     images = uint8_images((16, 16, 3), seed=5)
     expected = reference_predictions(model, images)
-    for fmt in export.FORMATS:
+    for fmt in FORMATS:
         loaded = keras_attn.load(tmp_path / "mine", format=fmt)
         np.testing.assert_allclose(predict(loaded, images), expected, atol=TOL, rtol=0)

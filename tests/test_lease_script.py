@@ -5,7 +5,6 @@ the JAX backend here (tiny models, a synthetic data set) and leave what a lease 
 back: the benchmark's JSON files and the records' archive.
 """
 
-import importlib.util
 import json
 import os
 import re
@@ -28,13 +27,11 @@ def _study_tokens():
 
 def test_the_script_is_valid_bash_with_real_flags_and_models():
     import keras_attn
-    from keras_attn import protocol
+    from keras_attn.cli import protocol as script
+    from keras_attn.protocol.settings import PRESETS
 
     subprocess.run(["bash", "-n", str(SCRIPT)], check=True)
-    spec = importlib.util.spec_from_file_location("protocol_script", REPO / "scripts/protocol.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    parser = script.build_parser(protocol.PRESETS, list(keras_attn.list_models()))
+    parser = script.build_parser(PRESETS, list(keras_attn.list_models()))
     known = {s for a in parser._actions for s in a.option_strings}
     flags = {t for t in _study_tokens() if t.startswith("--")}
     assert "--time-budget" in flags and not flags - known, flags - known

@@ -1,6 +1,5 @@
 """Precision as a recorded setting (keras_attn.precision, ProtocolSettings.precision)."""
 
-import importlib.util
 import json
 
 import pytest
@@ -68,14 +67,12 @@ def test_jax_matmul_precision_is_set_and_read_back():
 
 
 def test_the_protocol_script_passes_precision_and_trainer_to_the_settings():
-    spec = importlib.util.spec_from_file_location(
-        "protocol_script", REPO / "scripts" / "protocol.py"
-    )
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    ap = script.build_parser(protocol.PRESETS, ["cnn"])
+    from keras_attn.cli import protocol as script
+    from keras_attn.protocol.settings import PRESETS
+
+    ap = script.build_parser(PRESETS, ["cnn"])
     args = ap.parse_args(["--precision", "tf32", "--trainer", "fit"])
-    settings = script.settings_from_args(args, ap, protocol.PRESETS["study"])
+    settings = script.settings_from_args(args, ap, PRESETS["study"])
     assert (settings.precision, settings.trainer) == ("tf32", "fit")
     with pytest.raises(SystemExit):
         ap.parse_args(["--precision", "fp8"])
