@@ -45,7 +45,7 @@ def test_the_script_is_valid_bash_with_real_flags_and_models():
 def test_both_device_calls_run_tiny_on_a_cpu(tmp_path):
     pytest.importorskip("jax")
     out, results = tmp_path / "out", tmp_path / "results"
-    npz = write_npz(tmp_path / "syn.npz", n_train=40, n_test=8, size=8)
+    npz = write_npz(tmp_path / "syn.npz", n_train=40, n_test=8, size=32)  # 2 blocks need 32x32
     env = {**os.environ, "PYTHON": sys.executable, "TINY": "1", "OUT": str(out)}
     env.update(DATA=npz, RESULTS=str(results), BUDGET="10m", PYTHONPATH=str(REPO))
     for call in ("bench", "study"):
