@@ -61,9 +61,9 @@ bench)
         groups=1,4,8,16
     fi
     # model.fit (one model; the packed model for 8), then the JAX trainer in every precision.
-    "$PY" -m keras_attn.benchmark.trainers --models cnn --trainers fit --groups 1,${groups##*,} \
+    "$PY" -m keras_attn benchmark-trainers --models cnn --trainers fit --groups 1,${groups##*,} \
         --study-models "$MODELS" "${small[@]}" --json "$OUT/bench_fit.json" | tee "$OUT/bench.txt"
-    "$PY" -m keras_attn.benchmark.trainers --models cnn,cnn_conv_ae --trainers jax \
+    "$PY" -m keras_attn benchmark-trainers --models cnn,cnn_conv_ae --trainers jax \
         --groups "$groups" --precisions default,float32,bf16 --study-models "$MODELS" \
         "${small[@]}" --json "$OUT/bench_jax.json" | tee -a "$OUT/bench.txt"
     ;;

@@ -4,7 +4,7 @@ The command line is ``keras-attn benchmark``; measurements are in docs/performan
 The models' table is `keras_attn.benchmark.table.format_table`; the machine's description
 `keras_attn.benchmark.probes.environment`.
 The trainers side by side (the fused JAX trainer, ``model.fit``, packed runs):
-`keras_attn.benchmark.trainers`, ``keras-attn benchmark --trainers``.
+`keras_attn.benchmark.trainers`, ``keras-attn benchmark-trainers``.
 """
 
 from keras_attn.benchmark.gates import benchmark_gates, format_gates
