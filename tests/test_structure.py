@@ -231,7 +231,7 @@ def test_no_name_is_public_in_two_sub_packages():
     assert not clashes, clashes
 
 
-def test_the_top_level_keeps_its_nine_names():
+def test_the_top_level_keeps_its_ten_names():
     import keras_attn
 
     assert sorted(keras_attn.__all__) == [
@@ -240,6 +240,7 @@ def test_the_top_level_keeps_its_nine_names():
         "build",
         "count_trainable_params",
         "get_config",
+        "insert_attention",
         "layers",
         "list_models",
         "load",
