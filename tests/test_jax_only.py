@@ -186,6 +186,7 @@ def test_from_an_empty_folder_the_command_runs_the_protocol_its_report_export_an
     assert len(records) == 2
     rec = json.loads(records[0].read_text())
     assert rec["environment"]["backend"] == "jax" and rec["training"]["packed_runs"] == [0, 1]
+    assert rec["training"]["trainer"] == "jax"  # the fused JAX trainer is the default on JAX
     done = _run(python, ["keras-attn", "report", "out", "--no-plot"], cwd=work)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (work / "out" / "report.md").exists() and "| `cnn` | 2/2 |" in done.stdout
