@@ -3,7 +3,7 @@
 A variant is data: a description and the config keys where it differs from
 the defaults of its backbone: the study's CNN (`keras_attn.backbone.DEFAULT_CONFIG`,
 configs without a ``"backbone"`` key) or a CIFAR ResNet
-(`keras_attn.resnet.DEFAULT_CONFIG`, ``"backbone": "resnet"``). `build` turns a
+(`keras_attn.resnet.config.DEFAULT_CONFIG`, ``"backbone": "resnet"``). `build` turns a
 name (plus overrides) or a full config into a model, so the protocol, the tuner
 and export never special-case a variant. Registering a new variant is one
 `register` call.
@@ -14,6 +14,7 @@ import fnmatch
 
 from keras_attn import backbone, resnet
 from keras_attn._checks import did_you_mean
+from keras_attn.resnet.config import DEFAULT_CONFIG as RESNET_DEFAULTS
 
 # The study fixed the last transposed convolution per site: kernel 3 at sites 1-3, 2 at site 4.
 _STUDY_CONV_AE = {"final_kernel": [3, 3, 3, 2]}
@@ -116,7 +117,7 @@ def _validate(config):
     if _backbone_of(config) == "resnet":
         return resnet.validate_config(config)
     config = {k: v for k, v in config.items() if k != "backbone"}
-    only = [k for k in config if k in resnet.DEFAULT_CONFIG and k not in backbone.DEFAULT_CONFIG]
+    only = [k for k in config if k in RESNET_DEFAULTS and k not in backbone.DEFAULT_CONFIG]
     if only:
         raise ValueError(
             f"{', '.join(f'`{k}`' for k in only)}: a key of the ResNet configs, not of the "
@@ -135,7 +136,7 @@ def _merge(config, overrides):
     overrides = {k: v for k, v in overrides.items() if k != "backbone"}
     if _backbone_of(config) == "resnet":
         return resnet.merge_config(config, overrides)
-    only = [k for k in overrides if k in resnet.DEFAULT_CONFIG and k not in backbone.DEFAULT_CONFIG]
+    only = [k for k in overrides if k in RESNET_DEFAULTS and k not in backbone.DEFAULT_CONFIG]
     if only:
         raise ValueError(
             f"{', '.join(f'`{k}`' for k in only)}: a key of the ResNet configs, not of the "
@@ -230,7 +231,7 @@ def build(name_or_config="cnn", input_shape=None, num_classes=None, **overrides)
         **overrides: config keys to change (see
             `keras_attn.backbone.DEFAULT_CONFIG` for the CNN: ``sites``,
             ``attention``, ``attention_position``, ``blocks``, ``head``,
-            ``conv_ae={...}``...; `keras_attn.resnet.DEFAULT_CONFIG` for a
+            ``conv_ae={...}``...; `keras_attn.resnet.config.DEFAULT_CONFIG` for a
             ResNet: ``depth``, ``widths``, ``attention`` (a gate name or a
             list), ``sites`` (residual blocks), a gate's options under its name).
 

@@ -11,8 +11,6 @@ Example:
 """
 
 from keras_attn.resnet.config import (
-    CNN_ONLY_KEYS,
-    DEFAULT_CONFIG,
     attention_sites,
     block_sizes,
     merge_config,
@@ -23,8 +21,6 @@ from keras_attn.resnet.model import AttentionResNet
 from keras_attn.resnet.shortcut import ZeroPadShortcut
 
 __all__ = [
-    "CNN_ONLY_KEYS",
-    "DEFAULT_CONFIG",
     "AttentionResNet",
     "ZeroPadShortcut",
     "attention_sites",

@@ -32,7 +32,7 @@ class AttentionResNet(keras.Model):
     """A CIFAR ResNet (option A shortcuts) with attention gates, built from a config.
 
     A functional ``keras.Model``: ``model.model_config`` is the complete config
-    it was built from (see `keras_attn.resnet.DEFAULT_CONFIG`) and
+    it was built from (see `keras_attn.resnet.config.DEFAULT_CONFIG`) and
     ``get_config`` returns it, so ``.keras`` files reload as this class. Prefer
     `keras_attn.build` (``build("resnet56_eca")``).
 
