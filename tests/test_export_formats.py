@@ -21,8 +21,21 @@ from keras_attn.export import conversion, writer
 from keras_attn.export.formats import FILES, FORMATS
 from keras_attn.predict import predict
 
-# The CNN variants, and one ResNet per gate (their depth changes nothing an export does).
-VARIANTS = list(keras_attn.list_models("cnn*")) + list(keras_attn.list_models("resnet20*"))
+# Every gate and both backbones, each once: the CNN's three-block form, each study gate (ECA,
+# CBAM, CBAM's spatial gate, the conv-AE with and without its logit scale, the linear AE, the
+# constant gate) and the ResNet with a channel and a spatial gate. The other registered
+# variants combine these; the literature gates are exported in test_layers_literature.py.
+VARIANTS = [
+    "cnn3",
+    "cnn_cbam",
+    "cnn_cbam_spatial_eca",
+    "cnn_conv_ae_eca",
+    "cnn_conv_ae_he",
+    "cnn_linear_ae",
+    "cnn_conv_ae_const",
+    "resnet20_cbam",
+    "resnet20_conv_ae",
+]
 FORMATS_MISSING = [f for f in FORMATS if export.install_hint(f)]
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow" or bool(FORMATS_MISSING),

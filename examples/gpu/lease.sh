@@ -55,16 +55,16 @@ bench)
     if [ "${TINY:-}" = 1 ]; then
         small=(--images 32 --batch-size 8 --epochs 1 --override 'blocks=[4,8]'
             --override 'dense_units=8')
-        groups=1,2
+        groups=1,2 models=cnn precisions=default,bf16 study=cnn,cnn_conv_ae_const
     else
         small=(--images 8192 --batch-size 128 --epochs 2)
-        groups=1,4,8,16
+        groups=1,4,8,16 models=cnn,cnn_conv_ae precisions=default,float32,bf16 study=$MODELS
     fi
     # model.fit (one model; the packed model for 8), then the JAX trainer in every precision.
     "$PY" -m keras_attn benchmark-trainers --models cnn --trainers fit --groups 1,${groups##*,} \
-        --study-models "$MODELS" "${small[@]}" --json "$OUT/bench_fit.json" | tee "$OUT/bench.txt"
-    "$PY" -m keras_attn benchmark-trainers --models cnn,cnn_conv_ae --trainers jax \
-        --groups "$groups" --precisions default,float32,bf16 --study-models "$MODELS" \
+        --study-models "$study" "${small[@]}" --json "$OUT/bench_fit.json" | tee "$OUT/bench.txt"
+    "$PY" -m keras_attn benchmark-trainers --models "$models" --trainers jax \
+        --groups "$groups" --precisions "$precisions" --study-models "$study" \
         "${small[@]}" --json "$OUT/bench_jax.json" | tee -a "$OUT/bench.txt"
     ;;
 study)
