@@ -54,3 +54,25 @@ def check_positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
     return value
+
+
+def check_sites(sites, count, *, noun, scope):
+    """``sites`` as a sorted list of distinct numbers in 1..``count``; a clear error otherwise.
+
+    ``noun`` names one site ("site", "block") and ``scope`` the network, in the messages.
+
+    >>> check_sites([3, 1], 4, noun="site", scope="this network (2 blocks)")
+    [1, 3]
+    """
+    if isinstance(sites, int) and not isinstance(sites, bool):
+        sites = [sites]
+    if not isinstance(sites, (list, tuple)) or not sites:
+        raise ValueError(
+            f'`sites` must be "all" or a non-empty list of {noun} numbers, got {sites!r}.'
+        )
+    for s in sites:
+        if isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= count:
+            raise ValueError(f"Site {s!r} is out of range: {scope} has {noun}s 1 to {count}.")
+    if len(set(sites)) != len(sites):
+        raise ValueError(f"`sites` lists a {noun} twice: {list(sites)}.")
+    return sorted(sites)

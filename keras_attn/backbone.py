@@ -23,7 +23,7 @@ import math
 
 import keras
 
-from keras_attn._checks import check_positive_int, did_you_mean
+from keras_attn._checks import check_positive_int, check_sites, did_you_mean
 from keras_attn.layers import max_depth
 from keras_attn.layers import registry as gates
 
@@ -233,19 +233,8 @@ def validate_config(config):
     n_sites = len(sizes)
     sites = config["sites"]
     if sites != "all":
-        if not isinstance(sites, (list, tuple)) or not sites:
-            raise ValueError(
-                f'`sites` must be "all" or a non-empty list of site numbers, got {sites!r}.'
-            )
-        for s in sites:
-            if isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= n_sites:
-                raise ValueError(
-                    f"Site {s!r} is out of range: this network ({len(config['blocks'])} blocks) "
-                    f"has sites 1 to {n_sites}."
-                )
-        if len(set(sites)) != len(sites):
-            raise ValueError(f"`sites` lists a site twice: {list(sites)}.")
-        config["sites"] = sorted(sites)
+        scope = f"this network ({len(config['blocks'])} blocks)"
+        config["sites"] = check_sites(sites, n_sites, noun="site", scope=scope)
 
     conv_ae = config["conv_ae"]
     k = conv_ae["final_kernel"]

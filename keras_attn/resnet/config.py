@@ -16,7 +16,7 @@ Example:
 import copy
 
 from keras_attn import layers as gate_layers
-from keras_attn._checks import check_positive_int, did_you_mean
+from keras_attn._checks import check_positive_int, check_sites, did_you_mean
 
 #: Every key of a ResNet config and its default (gate options come under the gate's name).
 DEFAULT_CONFIG = {
@@ -203,21 +203,8 @@ def _check_sites(config, n_blocks):
     sites = config["sites"]
     if sites == "all":
         return
-    if isinstance(sites, int) and not isinstance(sites, bool):
-        sites = [sites]
-    if not isinstance(sites, (list, tuple)) or not sites:
-        raise ValueError(
-            f'`sites` must be "all" or a non-empty list of block numbers, got {sites!r}.'
-        )
-    for s in sites:
-        if isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= n_blocks:
-            raise ValueError(
-                f"Site {s!r} is out of range: this ResNet (depth {config['depth']}) has "
-                f"residual blocks 1 to {n_blocks}."
-            )
-    if len(set(sites)) != len(sites):
-        raise ValueError(f"`sites` lists a block twice: {list(sites)}.")
-    config["sites"] = sorted(sites)
+    scope = f"this ResNet (depth {config['depth']})"
+    config["sites"] = check_sites(sites, n_blocks, noun="residual block", scope=scope)
 
 
 def _check_conv_ae_fits(config, sizes):
