@@ -76,3 +76,16 @@ def check_sites(sites, count, *, noun, scope):
     if len(set(sites)) != len(sites):
         raise ValueError(f"`sites` lists a {noun} twice: {list(sites)}.")
     return sorted(sites)
+
+
+def check_input_shape(shape):
+    """``shape`` as a ``[height, width, channels]`` list of positive ints; a clear error otherwise.
+
+    >>> check_input_shape((32, 32, 3))
+    [32, 32, 3]
+    """
+    if not isinstance(shape, (list, tuple)) or len(shape) != 3:
+        raise ValueError(f"`input_shape` must be (height, width, channels), rank 3, got {shape!r}.")
+    for v in shape:
+        check_positive_int("input_shape entries", v)
+    return list(shape)

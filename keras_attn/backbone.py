@@ -23,7 +23,8 @@ import math
 
 import keras
 
-from keras_attn._checks import check_positive_int, check_sites, did_you_mean
+from keras_attn._checks import check_input_shape, check_positive_int, check_sites, did_you_mean
+from keras_attn._config_model import ConfigModel
 from keras_attn.layers import max_depth
 from keras_attn.layers import registry as gates
 
@@ -189,12 +190,7 @@ def validate_config(config):
     if not isinstance(config, dict):
         raise ValueError(f"A model config must be a dict, got {type(config).__name__}.")
     config = merge_config(DEFAULT_CONFIG, config)
-    shape = config["input_shape"]
-    if not isinstance(shape, (list, tuple)) or len(shape) != 3:
-        raise ValueError(f"`input_shape` must be (height, width, channels), rank 3, got {shape!r}.")
-    for v in shape:
-        check_positive_int("input_shape entries", v)
-    config["input_shape"] = list(shape)
+    config["input_shape"] = check_input_shape(config["input_shape"])
     check_positive_int("num_classes", config["num_classes"])
     if not isinstance(config["blocks"], (list, tuple)) or not config["blocks"]:
         raise ValueError(
@@ -289,7 +285,7 @@ def _layer_kwargs(config, kind, site):
 
 
 @keras.saving.register_keras_serializable(package="keras_attn")
-class AttentionCNN(keras.Model):
+class AttentionCNN(ConfigModel):
     """The study's CNN with attention blocks, built from a config.
 
     A functional ``keras.Model``: ``model.config`` is the complete config it was
@@ -364,17 +360,6 @@ class AttentionCNN(keras.Model):
             if isinstance(layer, tuple(gates.GATES.values())):
                 found.append((int(layer.name.split("_")[0][4:]), layer))
         return found
-
-    def get_config(self):
-        return {
-            "config": copy.deepcopy(self.model_config),
-            "name": self.name,
-            "trainable": self.trainable,
-        }
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        return cls(**config)
 
 
 def count_trainable_params(model):

@@ -16,7 +16,7 @@ Example:
 import copy
 
 from keras_attn import layers as gate_layers
-from keras_attn._checks import check_positive_int, check_sites, did_you_mean
+from keras_attn._checks import check_input_shape, check_positive_int, check_sites, did_you_mean
 
 #: Every key of a ResNet config and its default (gate options come under the gate's name).
 DEFAULT_CONFIG = {
@@ -251,12 +251,7 @@ def validate_config(config):
         raise ValueError(f"A ResNet config has backbone 'resnet', got {config['backbone']!r}.")
     if not isinstance(config["name"], str) or not config["name"]:
         raise ValueError(f"`name` must be a non-empty string, got {config['name']!r}.")
-    shape = config["input_shape"]
-    if not isinstance(shape, (list, tuple)) or len(shape) != 3:
-        raise ValueError(f"`input_shape` must be (height, width, channels), rank 3, got {shape!r}.")
-    for v in shape:
-        check_positive_int("input_shape entries", v)
-    config["input_shape"] = list(shape)
+    config["input_shape"] = check_input_shape(config["input_shape"])
     check_positive_int("num_classes", config["num_classes"])
     widths = config["widths"]
     if not isinstance(widths, (list, tuple)) or not widths:

@@ -13,10 +13,9 @@ the residual branch after its last BatchNorm, before the add (timm's place for
 ``attn_layer``), in the order ``attention`` gives.
 """
 
-import copy
-
 import keras
 
+from keras_attn._config_model import ConfigModel
 from keras_attn.resnet.config import (
     attention_sites,
     gate_names,
@@ -28,7 +27,7 @@ from keras_attn.resnet.shortcut import ZeroPadShortcut
 
 
 @keras.saving.register_keras_serializable(package="keras_attn")
-class AttentionResNet(keras.Model):
+class AttentionResNet(ConfigModel):
     """A CIFAR ResNet (option A shortcuts) with attention gates, built from a config.
 
     A functional ``keras.Model``: ``model.model_config`` is the complete config
@@ -113,14 +112,3 @@ class AttentionResNet(keras.Model):
             for layer in self.layers
             if layer.name.startswith("site") and layer.name.partition("_")[2] in kinds
         ]
-
-    def get_config(self):
-        return {
-            "config": copy.deepcopy(self.model_config),
-            "name": self.name,
-            "trainable": self.trainable,
-        }
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        return cls(**config)
