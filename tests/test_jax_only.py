@@ -147,7 +147,8 @@ def test_from_an_empty_folder_the_command_runs_the_protocol_its_report_export_an
     jax_env, tmp_path
 ):
     """The install path as a new user takes it: the wheel's ``keras-attn``, an empty
-    folder, mock data made there, no KERAS_BACKEND (``--backend jax`` picks it)."""
+    folder, mock data made there, no KERAS_BACKEND (``--backend jax`` picks it). A
+    two-block ``cnn`` (``--override``): the full one spends minutes in XLA on a CPU."""
     python, _, setup_seconds = jax_env
     work = tmp_path / "work"
     work.mkdir()
@@ -177,6 +178,10 @@ def test_from_an_empty_folder_the_command_runs_the_protocol_its_report_export_an
             "--out",
             "out",
             "--no-report",
+            "--override",
+            "blocks=[4,8]",
+            "--override",
+            "dense_units=8",
         ],  # fmt: skip
         cwd=work,
         backend=None,

@@ -323,7 +323,10 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
 
 
 def test_smoke_preset_on_real_images_under_jax(cifar_folder, tmp_path):
-    """The smoke preset's path with the real folder loader on real JPEGs, JAX backend."""
+    """The smoke preset's path with the real folder loader on real JPEGs, JAX backend.
+
+    A two-block ``cnn`` (``--override``): on a 2-core CPU the full one spends minutes in
+    XLA; its size is the TensorFlow path's (``test_readme.py`` runs the preset's models)."""
     pytest.importorskip("jax")
     root = copy_cifar_subset(cifar_folder, tmp_path / "cifar", n_train=12, n_test=6)
     out = tmp_path / "out"
@@ -351,11 +354,16 @@ def test_smoke_preset_on_real_images_under_jax(cifar_folder, tmp_path):
             "60",
             "--out",
             str(out),
+            "--override",
+            "blocks=[4,8]",
+            "--override",
+            "dense_units=8",
         ]  # fmt: skip
     )
     assert result.returncode == 0, result.stderr[-3000:]
     [rec] = report.load_records(out)
     assert rec["environment"]["backend"] == "jax"
+    assert rec["model_config"]["blocks"] == [4, 8]
     assert rec["data"]["source"]["kind"] == "folder"
     assert rec["data"]["class_names"][0] == "airplane"
     assert rec["data"]["counts"] == {"train": 100, "val": 20, "test": 60}
