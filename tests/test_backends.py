@@ -5,7 +5,8 @@ process per backend runs every test listed in `BACKEND_TESTS` (one start-up, one
 imports and compiled initializers instead of one per file). JAX and PyTorch are dev
 dependencies (a backend that is not installed is skipped, saying so). Under PyTorch: every
 variant builds with its exact count, the layer checks (`layer_checks.run_layer_test`, a
-training step each), the zoo's training step and ``.keras`` round trip, packed training.
+training step each), the zoo's training step and ``.keras`` round trip, packed training,
+the protocol's command.
 """
 
 import importlib.util
@@ -42,6 +43,8 @@ BACKEND_TESTS = {
         "test_parallel.py::test_packed_training_matches_separate_runs",
         "test_resnet.py::test_forward_backward_and_save_load",
         "test_insert_attention.py::test_several_gates_a_callable_a_sequential_and_a_shared_layer",
+        # the protocol's command, last: it turns deterministic algorithms on for the process
+        "test_protocol.py::test_the_command_runs_on_the_backend_keras_has",
     ],
 }
 

@@ -28,16 +28,6 @@ def test_parse_args():
             parse_args(bad)
 
 
-def test_main_tiny_writes_json(tmp_path, capsys):
-    out = tmp_path / "bench.json"
-    assert script.main(["--tiny", "--no-fit-check", "--copies", "2", "--output", str(out)]) == 0
-    result = json.loads(out.read_text())
-    assert result["settings"]["batch_size"] == 4
-    assert result["packing"]["rows"][-1]["copies"] == 2
-    printed = capsys.readouterr().out
-    assert "cnn_eca" in printed and "packed training" in printed
-
-
 def test_gates_on_the_command_line(tmp_path, capsys):
     """--gates with --tiny times ECA's gate and writes JSON."""
     out = tmp_path / "gates.json"
@@ -49,29 +39,36 @@ def test_gates_on_the_command_line(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_script_runs_in_ci_configuration(tmp_path):
-    """The CI smoke check: ``python -m keras_attn benchmark --tiny`` in a fresh process."""
+    """The CI smoke check: ``python -m keras_attn benchmark --tiny`` in a fresh process,
+    with two packed copies."""
     out = tmp_path / "bench.json"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "keras_attn", "benchmark", "--tiny", "--output", str(out)]
+    args = ["benchmark", "--tiny", "--copies", "2", "--output", str(out)]
+    cmd = [sys.executable, "-m", "keras_attn", *args]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert {r["model"] for r in result["results"]} == {"cnn", "cnn_eca"}
-    assert "cnn_eca" in done.stdout and "[benchmark]" in done.stderr
-    assert result["command"] == ["keras-attn", "benchmark", "--tiny", "--output", str(out)]
+    assert result["settings"]["batch_size"] == 4
+    assert result["packing"]["rows"][-1]["copies"] == 2
+    assert "cnn_eca" in done.stdout and "packed training" in done.stdout
+    assert "[benchmark]" in done.stderr
+    assert result["command"] == ["keras-attn", *args]
 
 
-@pytest.mark.slow
-def test_backend_flag_reruns_under_that_backend(tmp_path):
-    """Keras is already loaded (TensorFlow here): --backend jax re-runs in a fresh process."""
+def test_backend_flag_reruns_under_that_backend(tmp_path, capfd):
+    """Keras is already loaded (TensorFlow here): --backend jax re-runs in a fresh process.
+
+    ``--threads`` is TensorFlow's, so the new process stops at once, saying so under JAX;
+    test_jax_only.py runs the benchmark itself under JAX."""
     if keras.backend.backend() == "jax":
         pytest.skip("already under JAX")
-    out = tmp_path / "bench.json"
-    argv = ["--tiny", "--models", "cnn", "--no-fit-check", "--no-pipeline"]
-    assert script.main([*argv, "--backend", "jax", "--output", str(out)]) == 0
-    result = json.loads(out.read_text())
-    assert result["environment"]["backend"] == "jax"
-    assert result["results"][0]["jit_compile"] is True  # JAX's fast path
+    pytest.importorskip("jax")
+    argv = ["--tiny", "--models", "cnn", "--threads", "1", "--output", str(tmp_path / "b.json")]
+    assert script.main([*argv, "--backend", "jax"]) == 1
+    err = capfd.readouterr().err
+    assert "--threads and --deterministic apply to the TensorFlow backend only" in err
+    assert not (tmp_path / "b.json").exists()
 
 
 def test_the_package_has_no_other_command_line():

@@ -2,7 +2,8 @@
 
 - ``keras-attn --help`` lists every subcommand, and each one's ``--help`` exits 0;
 - a wrong subcommand is a usage error naming the valid ones; importing the package
-  and dispatching load no Keras before the subcommand runs;
+  and dispatching load no Keras before the subcommand runs, and the top-level names load
+  on first use;
 - scripts/*.py are wrappers of the same command;
 - the shared pieces' examples run; the data flags are the ones ``protocol`` and
   ``tune`` have (names, defaults, help), and give the settings the protocol takes;
@@ -68,12 +69,21 @@ def test_importing_the_package_and_its_help_load_no_keras():
         "try:\n    keras_attn.cli.main(['--help'])\nexcept SystemExit as e:\n"
         "    assert e.code == 0\n"
         "assert 'keras' not in sys.modules, 'keras-attn --help loaded keras'\n"
-        "print(keras_attn.build.__module__)"
     )
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().endswith("keras_attn.zoo")  # the names load on first use
+
+
+def test_the_top_level_names_load_on_first_use(monkeypatch):
+    """What `import keras_attn` leaves out comes from its module when first used."""
+    import keras_attn
+
+    monkeypatch.delitem(vars(keras_attn), "build")
+    assert "build" in dir(keras_attn)
+    assert keras_attn.build.__module__ == "keras_attn.zoo"  # keras_attn.__getattr__
+    with pytest.raises(AttributeError, match="has no attribute 'biuld'"):
+        keras_attn.biuld  # noqa: B018
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "scripts").glob("*.py")), ids=lambda p: p.name)

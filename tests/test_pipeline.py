@@ -25,10 +25,12 @@ def tuned_config(tmp_path):
 
 
 def test_config_file_runs_in_the_protocol_and_its_best_run_exports(tmp_path, tuned_config):
+    """On a slim backbone (``--override``, which applies to a config file's model too)."""
     path, config = tuned_config
     npz = write_npz(tmp_path / "data.npz", n_train=48, n_test=16)
+    slim = {"blocks": [8, 16], "dense_units": 16}
     settings = protocol.ProtocolSettings(
-        runs=2, epochs=1, batch_size=16, data=npz, val_size=16, threads=2
+        runs=2, epochs=1, batch_size=16, data=npz, val_size=16, threads=2, model_overrides=slim
     )
     out = tmp_path / "results"
     records = protocol.run_protocol(f"{path},cnn", settings, str(out), log=None)
@@ -40,8 +42,9 @@ def test_config_file_runs_in_the_protocol_and_its_best_run_exports(tmp_path, tun
     ]
     tuned = [r for r in records if r["model"] == "tuned_test_config"]
     assert tuned[0]["model_config"]["conv_ae"]["filters"] == [4, 8]
+    assert tuned[0]["model_config"]["blocks"] == [8, 16]
     assert tuned[0]["trainable_params"] == keras_attn.count_trainable_params(
-        keras_attn.build(config)
+        keras_attn.build(config, **slim)
     )
 
     record, weights = protocol.best_run(str(out), "tuned_test_config")
@@ -83,10 +86,12 @@ def test_protocol_script_with_export_flag(tmp_path):
         sys.executable, str(REPO / "scripts" / "protocol.py"),
         "--models", "cnn", "--runs", "1", "--epochs", "1", "--batch-size", "16",
         "--data-dir", npz, "--val-size", "8", "--out", str(out), "--export", str(exports),
-        "--quiet", "--no-report",
+        "--quiet", "--no-report", "--override", "blocks=[8,16]", "--override", "dense_units=16",
     ]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "exported cnn (run 0" in result.stdout
     card = json.loads((exports / "cnn" / "model.json").read_text())
-    assert card["record"]["model"] == "cnn" and card["trainable_params"] == 2_625_866
+    slim = keras_attn.build("cnn", blocks=[8, 16], dense_units=16)  # what --override built
+    assert card["record"]["model"] == "cnn" and card["config"] == slim.model_config
+    assert card["trainable_params"] == keras_attn.count_trainable_params(slim)

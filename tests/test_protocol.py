@@ -372,18 +372,19 @@ def test_smoke_preset_on_real_images_under_jax(cifar_folder, tmp_path):
     assert (out / "report.md").exists() and (out / "report.png").exists()
 
 
-def test_torch_backend_runs_the_same_path(tmp_path):
-    pytest.importorskip("torch")
+def test_the_command_runs_on_the_backend_keras_has(tmp_path):
+    """``keras-attn protocol`` in this process; test_backends.py runs it again under PyTorch."""
+    backend = keras.backend.backend()
     npz = write_npz(tmp_path / "syn.npz", n_train=48, n_test=16)
     out = tmp_path / "out"
-    result = _run_script(
-        ["--backend", "torch", "--data-dir", npz, "--val-size", "16", "--models", "cnn",
+    code = _script_main()(
+        ["--backend", backend, "--data-dir", npz, "--val-size", "16", "--models", "cnn",
          "--runs", "1", "--epochs", "1", "--batch-size", "16", "--out", str(out), "--no-report",
-         "--override", "blocks=[4,8]", "--override", "dense_units=8"]
+         "--override", "blocks=[4,8]", "--override", "dense_units=8", "--quiet"]
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert code == 0
     [rec] = report.load_records(out)
-    assert rec["environment"]["backend"] == "torch" and rec["test_accuracy"] is not None
+    assert rec["environment"]["backend"] == backend and rec["test_accuracy"] is not None
 
 
 # --------------------------------------------------------------------------- command line

@@ -109,6 +109,28 @@ def test_no_import_cycle():
     assert not cycles, cycles
 
 
+def _loaded_with(name, graph):
+    """The keras_attn modules that ``import name`` runs: its module-level imports, followed
+    through, with the packages each one sits in."""
+    seen, todo = set(), [name]
+    while todo:
+        parts = todo.pop().split(".")
+        for mod in (".".join(parts[:i]) for i in range(1, len(parts) + 1)):
+            if mod in MODULES and mod not in seen:
+                seen.add(mod)
+                todo.extend(graph[mod])
+    return seen
+
+
+def test_packed_training_loads_without_the_benchmark():
+    """``keras_attn.parallel`` is the library; the benchmark times it, not the reverse."""
+    graph = _graph()
+    assert "keras_attn.parallel" in _loaded_with("keras_attn.benchmark", graph)
+    loaded = _loaded_with("keras_attn.parallel", graph)
+    assert {"keras_attn", "keras_attn.parallel"} <= loaded
+    assert not {m for m in loaded if m.startswith("keras_attn.benchmark")}, loaded
+
+
 def _package_init_only(cycle):
     """A package's __init__ and its own submodules (parent imports child, child imports
     a sibling through the package path without running the cycle at import time)."""

@@ -10,7 +10,7 @@ import keras
 import keras_tuner
 import numpy as np
 import pytest
-from tuning_helpers import FAST_SPACE, tiny
+from tuning_helpers import FAST_SPACE, TINY_BASE, tiny
 
 import keras_attn
 from keras_attn import tuning
@@ -50,7 +50,10 @@ def test_defaults_are_the_study_values():
 
 @pytest.mark.slow
 def test_sampled_deepest_and_widest_configs_build_and_run():
-    hm = tuning.ConvAutoencoderHyperModel()
+    """The study's space on a slim backbone (the gate's geometry is the sites' sizes, which
+    the backbone's widths leave alone)."""
+    hm = tuning.ConvAutoencoderHyperModel(TINY_BASE)
+    assert hm.depths == tuning.ConvAutoencoderHyperModel().depths
     space = hm.hyperparameters().space
     rng = np.random.default_rng(0)
     points = [_sample(space, rng) for _ in range(8)]
@@ -78,7 +81,7 @@ def test_sampled_deepest_and_widest_configs_build_and_run():
         filters.append(model.model_config["conv_ae"]["filters"])
     assert [32, 64, 128, 256] in filters  # the widest: deepest block-1 gate, 32 doubling
     # A non-CIFAR input: the deepest of each placement still builds.
-    hm = tuning.ConvAutoencoderHyperModel(input_shape=(48, 40, 1), num_classes=3)
+    hm = tuning.ConvAutoencoderHyperModel(TINY_BASE, input_shape=(48, 40, 1), num_classes=3)
     for placement, depths in hm.depths.items():
         keras.backend.clear_session()
         model = hm.build({"sites": placement, f"depth_{placement}": depths[-1]})
