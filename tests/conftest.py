@@ -29,20 +29,6 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 CIFAR10 = os.environ.get("KERAS_ATTN_CIFAR10")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_xdist_auto_num_workers(config):
-    """``-n auto``: one worker more than the usable cores (pyproject's addopts cap it at 4).
-
-    Many tests wait on a subprocess, a file or a polled job: one worker per core leaves
-    cores idle (docs/development.md, "Workers").
-    ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still sets the number.
-    """
-    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
-        return None  # pytest-xdist's own hook reads it
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (cores or 1) + 1
-
-
 @pytest.fixture(autouse=True)
 def _seed():
     """Every test starts from the same random state."""
