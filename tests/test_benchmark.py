@@ -38,15 +38,19 @@ def _one_step(seed, x, y, overrides, **compile_kwargs):
     return model, logs
 
 
+# The fast-path check's one batch, and its eager steps by overrides.
+_RNG = np.random.default_rng(0)
+X = _RNG.integers(0, 256, (8, 12, 12, 3)).astype("float32")
+Y = _RNG.integers(0, 10, 8)
 _EAGER = {}
 
 
-def _eager_step(x, y, overrides):
-    """`_one_step` run eagerly, once per set of overrides: both parametrizations compare
-    with it (under JAX an eager step compiles every operation on its own)."""
+def _eager_step(overrides):
+    """`_one_step` on ``X, Y`` run eagerly, once per set of overrides: both parametrizations
+    compare with it (under JAX an eager step compiles every operation on its own)."""
     key = repr(sorted(overrides.items()))
     if key not in _EAGER:
-        _EAGER[key] = _one_step(5, x, y, overrides, run_eagerly=True)
+        _EAGER[key] = _one_step(5, X, Y, overrides, run_eagerly=True)
     return _EAGER[key]
 
 
@@ -65,11 +69,8 @@ def test_fast_path_matches_eager_step(jit):
         overrides = {"dropout": 0.0, "spatial_dropout": 0.0}
     if keras.backend.backend() == "jax":
         overrides = {"sites": [1]}
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (8, 12, 12, 3)).astype("float32")
-    y = rng.integers(0, 10, 8)
-    eager, eager_logs = _eager_step(x, y, overrides)
-    model, logs = _one_step(5, x, y, overrides, jit_compile=jit)
+    eager, eager_logs = _eager_step(overrides)
+    model, logs = _one_step(5, X, Y, overrides, jit_compile=jit)
     assert model.jit_compile is jit and not model.run_eagerly
     assert logs["loss"] == pytest.approx(eager_logs["loss"], rel=1e-5)
     for v, ref in zip(model.variables, eager.variables):
