@@ -49,21 +49,6 @@ BACKEND_TESTS = {
 }
 
 
-# XLA's newer CPU fusion emitters take about twice as long to compile, and under JAX these
-# tests are mostly compiling (every eager op, every weight initializer, once per shape).
-# The classic emitters compute the same operations; used where the installed XLA knows the
-# flag (an unknown flag in XLA_FLAGS aborts the process), for the JAX run only.
-FAST_COMPILE_FLAG = "--xla_cpu_use_fusion_emitters=false"
-
-
-def _with_fast_compile(env):
-    flags = f"{env.get('XLA_FLAGS', '')} {FAST_COMPILE_FLAG}".strip()
-    probe_env = {**env, "XLA_FLAGS": flags}
-    probe = [sys.executable, "-c", "import jax; jax.jit(lambda x: x + 1)(1)"]
-    known = subprocess.run(probe, env=probe_env, capture_output=True, timeout=300).returncode == 0
-    return probe_env if known else env
-
-
 def _summary_counts(stdout):
     """{'passed': n, 'skipped': m, ...} from pytest's last summary line."""
     lines = [line for line in stdout.strip().splitlines() if line.strip()]
@@ -78,8 +63,6 @@ def test_backend_neutral_tests_under_backend(backend):
         pytest.skip(f"{backend} is not installed (pip install {backend})")
     env = {**os.environ, "KERAS_BACKEND": backend}
     env = {k: v for k, v in env.items() if not k.startswith("PYTEST_XDIST")}
-    if backend == "jax":
-        env = _with_fast_compile(env)
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs"]
     # This repository's addopts (pyproject.toml) may spread tests over worker processes;
     # this run is one process of its own.

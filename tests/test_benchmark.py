@@ -3,9 +3,7 @@
 The command line (keras-attn benchmark) is tested in test_benchmark_script.py.
 """
 
-import ast
 import json
-import pathlib
 
 import keras
 import numpy as np
@@ -17,8 +15,6 @@ from keras_attn.benchmark import run_benchmark, write_json
 from keras_attn.benchmark.table import format_table
 from keras_attn.training import compile_for_training, fast_path
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-PACKAGE = REPO / "keras_attn" / "benchmark"
 # A small network with every kind of attention layer, so one step takes milliseconds.
 SMALL = {
     "input_shape": [12, 12, 3],
@@ -255,32 +251,3 @@ def test_a_custom_baseline_gives_the_macs_and_input_of_its_own_model():
     (row,) = result["results"]
     assert row["mac_ratio"] == 1.0 and row["train_step_ratio"] == 1.0
     assert result["fit_check"]["images_per_s"] > 0
-
-
-def _imports(path):
-    tree = ast.parse(path.read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            yield node.module, [alias.name for alias in node.names]
-        elif isinstance(node, ast.Import):
-            yield from ((alias.name, []) for alias in node.names)
-
-
-def test_package_layout():
-    """Small files, no module reaching into another's private names, no cycle with parallel
-    (the benchmark imports keras_attn.parallel; parallel imports nothing of the benchmark)."""
-    files = sorted(PACKAGE.glob("*.py"))
-    assert {f.stem for f in files} >= {"models", "gates", "packing", "probes", "timing"}
-    for path in files:
-        assert len(path.read_text().splitlines()) <= 400, path.name
-        for module, names in _imports(path):
-            if module.startswith("keras_attn"):
-                folder = REPO.joinpath(*module.split("."))
-                private = [  # a private module (keras_attn._files) is shared; its names are not
-                    n for n in names if n.startswith("_") and not (folder / f"{n}.py").exists()
-                ]
-                assert not private, f"{path.name} imports {private} from {module}"
-    parallel = REPO / "keras_attn" / "parallel.py"
-    imported = [module for module, _ in _imports(parallel)]  # at any level, lazy ones too
-    assert not [m for m in imported if m.startswith("keras_attn.benchmark")]
-    assert "keras_attn.parallel" in [m for m, _ in _imports(PACKAGE / "packing.py")]

@@ -38,7 +38,7 @@ def _same(a, b):
 
 @pytest.fixture(scope="module")
 def npz(tmp_path_factory):
-    return write_npz(tmp_path_factory.mktemp("data") / "syn.npz", n_train=80, n_test=16)
+    return write_npz(tmp_path_factory.mktemp("data") / "syn.npz", n_train=224, n_test=32)
 
 
 def _in_a_fresh_process(out, **settings):
@@ -55,10 +55,15 @@ def _in_a_fresh_process(out, **settings):
     return report.load_records(out)
 
 
+def _launched(npz, **kw):
+    """The launcher tests' settings: three epochs, so that a preempted job has epochs left."""
+    return _settings(npz, epochs=3, batch_size=32, val_size=32, copies=1, **kw)
+
+
 @pytest.fixture(scope="module")
 def one_process(npz, tmp_path_factory):
-    settings = _settings(npz, copies=1).to_dict()
-    return _in_a_fresh_process(tmp_path_factory.mktemp("one"), **settings)
+    """Both runs of `_launched` in one fresh process: what the launchers' jobs must give."""
+    return _in_a_fresh_process(tmp_path_factory.mktemp("one"), **_launched(npz).to_dict())
 
 
 # --------------------------------------------------------------------------- shard auto
@@ -149,9 +154,7 @@ def test_unknown_launcher_is_refused(npz, tmp_path):
 @pytest.mark.slow
 def test_local_launcher_two_jobs_equal_one_process(npz, one_process, tmp_path):
     lines = []
-    done = protocol.launch(
-        "cnn", _settings(npz, copies=1), str(tmp_path), launcher="local", log=lines.append
-    )
+    done = protocol.launch("cnn", _launched(npz), str(tmp_path), launcher="local", log=lines.append)
     assert sorted(done) == [("cnn", 0), ("cnn", 1)]
     assert any("2 job(s) submitted (local)" in line for line in lines)
     jobs = report.load_records(tmp_path)
@@ -159,7 +162,7 @@ def test_local_launcher_two_jobs_equal_one_process(npz, one_process, tmp_path):
     assert all(_same(a, b) for a, b in zip(jobs, one_process, strict=True))
     # Launching again submits nothing: every run has its record.
     again = []
-    assert protocol.launch("cnn", _settings(npz, copies=1), str(tmp_path), launcher="local",
+    assert protocol.launch("cnn", _launched(npz), str(tmp_path), launcher="local",
                            log=again.append) == []  # fmt: skip
     assert again == [f"launch: nothing pending in {tmp_path}"]
 
@@ -183,14 +186,12 @@ def _wait_for(job, text, seconds):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc (Linux)")
-def test_preempted_local_job_stops_after_its_checkpoint_and_resumes(tmp_path):
+def test_preempted_local_job_stops_after_its_checkpoint_and_resumes(npz, one_process, tmp_path):
     """submitit's preemption signal: the job checkpoints, is requeued, stops after its epoch
     checkpoint (whatever Keras was running when the signal came), and the requeued call
     resumes the group from there. The signal is sent as soon as the job says it will obey
     it, before its first epoch: any epoch end may then stop it."""
-    npz = write_npz(tmp_path / "syn.npz", n_train=224, n_test=32)
-    settings = _settings(npz, runs=1, epochs=3, batch_size=32, val_size=32, copies=1)
-    [ref] = _in_a_fresh_process(tmp_path / "reference", **settings.to_dict())
+    settings, ref = _launched(npz, runs=1), one_process[0]
     out = tmp_path / "out"
     [job] = protocol.launch("cnn", settings, str(out), launcher="local", wait=False, log=None)
     _wait_for(job, "SIGUSR2 stops this job after its next checkpoint", 600)

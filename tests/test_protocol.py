@@ -387,6 +387,18 @@ def test_the_command_runs_on_the_backend_keras_has(tmp_path):
     assert rec["environment"]["backend"] == backend and rec["test_accuracy"] is not None
 
 
+def test_another_backend_than_the_loaded_one_is_refused(tmp_path, capsys):
+    """From Python, Keras' backend is already fixed: the command says so, trains nothing."""
+    other = "jax" if keras.backend.backend() != "jax" else "tensorflow"
+    before = os.environ.get("KERAS_BACKEND")
+    with pytest.raises(SystemExit) as stop:
+        _script_main()(["--backend", other, "--out", str(tmp_path / "out")])
+    assert stop.value.code == 2 and os.environ.get("KERAS_BACKEND") == before
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"--backend {other}: Keras is already loaded on {keras.backend.backend()}" in err
+    assert not (tmp_path / "out").exists()
+
+
 # --------------------------------------------------------------------------- command line
 
 

@@ -129,6 +129,8 @@ def test_packed_training_loads_without_the_benchmark():
     loaded = _loaded_with("keras_attn.parallel", graph)
     assert {"keras_attn", "keras_attn.parallel"} <= loaded
     assert not {m for m in loaded if m.startswith("keras_attn.benchmark")}, loaded
+    lazy = _imports("keras_attn.parallel", MODULES["keras_attn.parallel"], top_level_only=False)
+    assert not [m for m, _ in lazy if m.startswith("keras_attn.benchmark")], lazy
 
 
 def _package_init_only(cycle):

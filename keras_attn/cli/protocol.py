@@ -23,11 +23,11 @@ __all__ = ["main"]
 
 
 def _pre_parse_backend(argv):
-    """Set KERAS_BACKEND from --backend before keras is imported."""
+    """Set KERAS_BACKEND from --backend, if keras is not imported yet."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--backend", choices=("tensorflow", "jax", "torch"))
     known, _ = pre.parse_known_args(argv)
-    if known.backend:
+    if known.backend and "keras" not in sys.modules:
         os.environ["KERAS_BACKEND"] = known.backend
 
 
@@ -283,8 +283,8 @@ def main(argv=None, prog=None):
     """Run ``keras-attn protocol ARGS``; return the exit status.
 
     Args:
-        argv: list of str, the arguments (default ``sys.argv[1:]``); ``--backend``
-            takes effect when Keras is not yet imported.
+        argv: list of str, the arguments (default ``sys.argv[1:]``). ``--backend`` needs
+            Keras not yet imported, or imported on that backend (otherwise exit status 2).
         prog: str, the program name usage lines show.
 
     Returns:
@@ -303,6 +303,13 @@ def main(argv=None, prog=None):
 
     ap = build_parser(PRESETS, list(keras_attn.list_models()), prog=prog)
     args = ap.parse_args(argv)
+    loaded = sys.modules["keras"].backend.backend()
+    if args.backend and args.backend != loaded:
+        ap.error(
+            f"--backend {args.backend}: Keras is already loaded on {loaded} in this process "
+            "(a backend is fixed when Keras is first imported); run the command in a fresh "
+            "process, or set KERAS_BACKEND before importing Keras"
+        )
     if args.export and args.no_weights:
         ap.error("--export needs the runs' weights; drop --no-weights")
     preset = PRESETS[args.preset]
