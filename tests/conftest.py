@@ -6,6 +6,15 @@ image folder ``train/<class>/*.jpg``, ``test/<class>/*.jpg``). Without it they s
 """
 
 import os
+import sys
+
+# The test command installs with `pip install --no-compile`, leaving byte-compiling to each
+# module's first import, and the suite starts about 60 Python processes, most importing
+# TensorFlow. Where PYTHONDONTWRITEBYTECODE is set (this project's machines set it), no
+# process would keep what it compiled: each compiled TensorFlow, Keras, JAX and PyTorch
+# from source again (docs/development.md). The suite's processes write the cache.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # One inter-op thread, as `keras_attn.runtime.configure_runtime` sets in a fresh process.
@@ -31,7 +40,6 @@ _PROBES = {
 def _probe_fast_compile():
     import importlib.util
     import subprocess
-    import sys
 
     flags = os.environ["XLA_FLAGS"]
     if FAST_COMPILE_FLAG in flags or os.environ.get("PYTEST_XDIST_WORKER"):
