@@ -60,6 +60,8 @@ def test_fast_path_matches_eager_step(jit):
     this test again under JAX, with every gate at one site: JAX's eager step compiles
     each operation on its own, and all four sites took 40 s of a 2-core CPU.
     """
+    if not jit and keras.backend.backend() == "jax":
+        pytest.skip("on JAX, a step without jit_compile is the eager step itself")
     overrides = {}
     if jit and keras.backend.backend() == "tensorflow":
         overrides = {"dropout": 0.0, "spatial_dropout": 0.0}
