@@ -253,3 +253,22 @@ def test_a_custom_baseline_gives_the_macs_and_input_of_its_own_model():
     (row,) = result["results"]
     assert row["mac_ratio"] == 1.0 and row["train_step_ratio"] == 1.0
     assert result["fit_check"]["images_per_s"] > 0
+
+
+def test_package_layout():
+    """Small files, no benchmark module importing a private name (even its own package's),
+    and the benchmark's packing built on keras_attn.parallel (the reverse import is checked
+    in test_structure.py)."""
+    from test_structure import MODULES, _imports
+
+    files = {n: p for n, p in MODULES.items() if n.split(".")[:2] == ["keras_attn", "benchmark"]}
+    expected = {"models", "gates", "packing", "probes", "timing"}
+    assert {n.rsplit(".", 1)[1] for n in files} >= expected
+    for name, path in files.items():
+        assert len(path.read_text().splitlines()) <= 400, path.name
+        for module, names in _imports(name, path, top_level_only=False):
+            # a private module (keras_attn._files) is shared; its names are not
+            private = [n for n in names if n.startswith("_") and f"{module}.{n}" not in MODULES]
+            assert not private, f"{path.name} imports {private} from {module}"
+    packing = _imports("keras_attn.benchmark.packing", files["keras_attn.benchmark.packing"], False)
+    assert "keras_attn.parallel" in [m for m, _ in packing]
