@@ -28,8 +28,8 @@ os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 # XLA's newer CPU fusion emitters take about twice as long to compile; the classic ones
 # compute the same operations. The flag is used where both installed XLAs (JAX's and
 # TensorFlow's) know it, since an unknown flag in XLA_FLAGS aborts the process: probed
-# once in pytest's first process (about 6 s); workers and test subprocesses inherit it.
-# The lease-script check took 53 s with it, 70 s without.
+# once in pytest's first process (about 6 s); workers and test subprocesses inherit it
+# (docs/development.md, "XLA").
 FAST_COMPILE_FLAG = "--xla_cpu_use_fusion_emitters=false"
 _PROBES = {
     "jax": "import jax; jax.jit(lambda x: x + 1)(1)",

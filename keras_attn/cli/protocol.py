@@ -296,6 +296,8 @@ def main(argv=None, prog=None):
     """
     argv = sys.argv[1:] if argv is None else argv
     _pre_parse_backend(argv)
+    import keras
+
     import keras_attn
     from keras_attn import protocol, report
     from keras_attn.protocol.settings import PRESETS
@@ -303,7 +305,7 @@ def main(argv=None, prog=None):
 
     ap = build_parser(PRESETS, list(keras_attn.list_models()), prog=prog)
     args = ap.parse_args(argv)
-    loaded = sys.modules["keras"].backend.backend()
+    loaded = keras.backend.backend()
     if args.backend and args.backend != loaded:
         ap.error(
             f"--backend {args.backend}: Keras is already loaded on {loaded} in this process "
