@@ -67,6 +67,22 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 CIFAR10 = os.environ.get("KERAS_ATTN_CIFAR10")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _temporary_files_under_basetemp(tmp_path_factory):
+    """`tempfile`'s folders go under pytest's temporary folder, which pytest prunes.
+
+    The docstring examples write to ``tempfile.mkdtemp()``, and TensorFlow Datasets
+    makes its own under ``tfds.testing.mock_data``: about 60 folders a run would
+    otherwise stay in the system's temporary folder.
+    """
+    import tempfile
+
+    before = tempfile.tempdir
+    tempfile.tempdir = str(tmp_path_factory.mktemp("tempfile"))
+    yield
+    tempfile.tempdir = before
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     """Every test starts from the same random state."""
