@@ -27,6 +27,9 @@ __all__ = [
     "load_export",
 ]
 
+#: The Keras backends ``--backend`` accepts.
+BACKENDS = ("tensorflow", "jax", "torch")
+
 #: Data flags copied into the settings when given: argparse dest -> settings key
 #: (the names `keras_attn.protocol.ProtocolSettings` uses).
 DATA_FLAG_KEYS = {

@@ -21,6 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from keras_attn.cli import arguments
+
 __all__ = ["main"]
 
 
@@ -48,7 +50,7 @@ def parse_args(argv=None, prog=None):
     )
     p.add_argument(
         "--backend",
-        choices=("tensorflow", "jax", "torch"),
+        choices=arguments.BACKENDS,
         default=None,
         help="Keras backend (default: KERAS_BACKEND or tensorflow); the benchmark "
         "re-runs itself in a subprocess when Keras is already loaded with another",

@@ -19,13 +19,15 @@ import sys
 import time
 from pathlib import Path
 
+from keras_attn.cli import arguments
+
 __all__ = ["main"]
 
 
 def _pre_parse_backend(argv):
     """Set KERAS_BACKEND from --backend, if keras is not imported yet."""
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--backend", choices=("tensorflow", "jax", "torch"))
+    pre.add_argument("--backend", choices=arguments.BACKENDS)
     known, _ = pre.parse_known_args(argv)
     if known.backend and "keras" not in sys.modules:
         os.environ["KERAS_BACKEND"] = known.backend
@@ -42,8 +44,6 @@ def _override(text):
 
 
 def build_parser(presets, models, prog=None):
-    from keras_attn.cli import arguments
-
     epilog = ["presets (flags given on the command line override them):"]
     for name, p in presets.items():
         epilog.append(f"  {name}: {p['description']}")
@@ -111,7 +111,7 @@ def build_parser(presets, models, prog=None):
     )
     r.add_argument(
         "--backend",
-        choices=("tensorflow", "jax", "torch"),
+        choices=arguments.BACKENDS,
         help="Keras backend (default: KERAS_BACKEND or tensorflow)",
     )
     r.add_argument(
@@ -202,7 +202,6 @@ def build_parser(presets, models, prog=None):
 def settings_from_args(args, ap, preset):
     """The `ProtocolSettings` a preset and the flags given make (flags win)."""
     from keras_attn import protocol
-    from keras_attn.cli import arguments
 
     values = dict(preset["settings"])
     values.update(arguments.data_settings(args, ap))
