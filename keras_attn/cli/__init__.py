@@ -31,8 +31,8 @@ COMMANDS = {
     "attention-maps": "draw Grad-CAM and each attention gate's mask on one image",
     "report": "re-create the protocol's report from its records",
     "benchmark": "training and inference speed, MACs and memory of the variants",
-    "benchmark-trainers": "the protocol's trainers side by side: the fused JAX trainer, "
-    "model.fit, packed runs",
+    "benchmark-trainers": "the protocol's trainers side by side (the JAX trainer's forms, "
+    "model.fit): the GPU preflight",
 }
 
 
