@@ -186,7 +186,12 @@ def run_leaderboard(
     stopped = False
     for k in rounds:
         for s, p in enumerate(prepared):
-            groups = [(m, r) for kk, ss, m, r in pending if kk == k and ss == s]
+            # A group's finished runs stay out (a group planned with other packing).
+            groups = [
+                (m, [r for r in runs if not _finished(p, m, [r])])
+                for kk, ss, m, runs in pending
+                if kk == k and ss == s
+            ]
             if not groups or stopped:
                 continue
             left = None if budget is None else budget - (time.monotonic() - t0)
