@@ -22,6 +22,7 @@ SMALL = [
     "predict.py",
     "attention_maps",
     "cli",
+    "leaderboard",
 ]
 MAX_LINES = 420
 
