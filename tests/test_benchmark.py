@@ -13,7 +13,7 @@ import keras_attn
 from keras_attn import benchmark
 from keras_attn.benchmark import run_benchmark, write_json
 from keras_attn.benchmark.table import format_table
-from keras_attn.training import compile_for_training, fast_path
+from keras_attn.protocol.training import compile_for_training, fast_path
 
 # A small network with every kind of attention layer, so one step takes milliseconds.
 SMALL = {

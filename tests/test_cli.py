@@ -122,9 +122,9 @@ def test_data_flags_are_those_of_the_protocol_and_tune_commands():
     _cli.add_data_arguments(ours)
     expected = _group_actions(ours, "data")
     assert [a[0] for a in expected] == [
-        ("--data-dir",), ("--dataset",), ("--tfds-dir",), ("--download",), ("--val-size",),
-        ("--split-seed",), ("--train-limit",), ("--val-limit",), ("--test-limit",),
-        ("--cache-dir",),
+        ("--data-dir",), ("--dataset",), ("--val-size",), ("--split-seed",),
+        ("--train-limit",), ("--val-limit",), ("--test-limit",), ("--tfds-dir",),
+        ("--download",), ("--cache-dir",),
     ]  # fmt: skip
     proto = _script("protocol").build_parser(PRESETS, list(keras_attn.list_models()))
     assert _group_actions(proto, "data") == expected

@@ -1,34 +1,39 @@
-"""Precision as a recorded setting (keras_attn.precision, ProtocolSettings.precision)."""
+"""Precision as a recorded setting (keras_attn.protocol.precision, ProtocolSettings.precision)."""
 
 import json
 
 import pytest
 from data_helpers import REPO
 
-from keras_attn import precision, protocol
+from keras_attn import protocol
+from keras_attn.protocol import precision
 
 CIFAR_RECORDS = sorted((REPO / "results" / "cifar10" / "records").glob("*/*/run-*.json"))
 
 
 @pytest.mark.skipif(not CIFAR_RECORDS, reason="no CIFAR-10 records in results/cifar10")
 def test_the_default_keeps_the_settings_id_of_the_existing_records():
-    record = json.loads(CIFAR_RECORDS[0].read_text())
-    settings = protocol.ProtocolSettings(**record["settings"])
-    fingerprint = record["comparable_settings"]["data_fingerprint"]
-    assert settings.precision is None and settings.trainer is None
-    assert settings.settings_id(fingerprint) == record["settings_id"]
-    assert settings.comparable(fingerprint) == record["comparable_settings"]
+    for path in CIFAR_RECORDS:
+        record = json.loads(path.read_text())
+        settings = protocol.ProtocolSettings.from_dict(record["settings"])
+        fingerprint = record["comparable_settings"]["data_fingerprint"]
+        assert settings.precision is None and settings.trainer is None
+        assert settings.settings_id(fingerprint) == record["settings_id"], path
+        assert settings.comparable(fingerprint) == record["comparable_settings"]
 
 
 def test_precision_enters_the_settings_id_when_given_and_bf16_is_mixed_bfloat16():
     ids = {
         p: protocol.ProtocolSettings(precision=p).settings_id("abc")
-        for p in (None, "float32", "tf32", "bf16")
+        for p in (None, "float32", "tf32", "bf16", "fp16")
     }
-    assert len(set(ids.values())) == 4
-    bf16 = protocol.ProtocolSettings(mixed_precision="mixed_bfloat16")
-    assert bf16.precision == "bf16" and bf16.settings_id("abc") == ids["bf16"]
-    assert protocol.ProtocolSettings(precision="bf16").mixed_precision == "mixed_bfloat16"
+    assert len(set(ids.values())) == 5
+    bf16 = protocol.ProtocolSettings(precision="bf16")
+    assert bf16.mixed_precision == "mixed_bfloat16"
+    assert bf16.comparable("abc")["mixed_precision"] == "mixed_bfloat16"  # as ids always had it
+    assert "precision" not in bf16.comparable("abc")
+    old = protocol.ProtocolSettings.from_dict({"mixed_precision": "mixed_bfloat16", "copies": 8})
+    assert old.settings_id("abc") == ids["bf16"]
     # The trainer is not part of the id: both compute the same steps.
     assert protocol.ProtocolSettings(trainer="fit").settings_id("abc") == ids[None]
 
@@ -36,9 +41,7 @@ def test_precision_enters_the_settings_id_when_given_and_bf16_is_mixed_bfloat16(
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"precision": "fp16"}, r"`precision` must be None .* got 'fp16'"),
-        ({"precision": "tf32", "mixed_precision": "mixed_bfloat16"}, "contradicts"),
-        ({"precision": "bf16", "mixed_precision": "mixed_float16"}, "contradicts"),
+        ({"precision": "fp8"}, r"`precision` must be None or one of .* got 'fp8'"),
         ({"trainer": "torch"}, r"`trainer` must be None or one of \('fit', 'jax'\)"),
     ],
 )

@@ -87,11 +87,11 @@ def test_planner_keeps_single_run_checkpoints_alone(tmp_path):
     [
         ({"group_size": 0}, r"`group_size` must be an integer >= 1"),
         ({"grad_form": "inside"}, r"`grad_form` must be None .* \('per_run', 'summed'\)"),
-        ({"checkpoint_every": -1}, r"`checkpoint_every` must be seconds >= 0"),
+        ({"checkpoint_every": -1}, r"`checkpoint_every` must be a number >= 0"),
         ({"jit_compile": "yes"}, r"`jit_compile` must be True, False or None"),
         (
-            {"mixed_precision": "float16"},
-            r"`mixed_precision` must be None \(float32\) or one of .* got 'float16'",
+            {"precision": "float16"},
+            r"`precision` must be None or one of \('float32', .*\), got 'float16'",
         ),
     ],
 )
@@ -108,13 +108,13 @@ def test_mixed_precision_enters_the_settings_id_only_when_set():
         protocol.ProtocolSettings(jit_compile=False, group_size=4, checkpoint_every=5),
     ):
         assert other.settings_id("abc") == plain.settings_id("abc")
-    bf16 = protocol.ProtocolSettings(mixed_precision="mixed_bfloat16")
+    bf16 = protocol.ProtocolSettings(precision="bf16")
     assert bf16.comparable("abc")["mixed_precision"] == "mixed_bfloat16"
     assert bf16.settings_id("abc") != plain.settings_id("abc")
 
 
 def test_resolve_training_follows_the_fast_path_unless_set():
-    from keras_attn.training import fast_path
+    from keras_attn.protocol.training import fast_path
 
     default = protocol.resolve_training(protocol.ProtocolSettings())
     assert default["jit_compile"] is fast_path()["jit_compile"]
@@ -129,7 +129,7 @@ def test_resolve_training_follows_the_fast_path_unless_set():
 
 
 def test_mixed_bfloat16_and_jit_runs_record_what_they_used(npz, tmp_path):
-    settings = _settings(npz, runs=1, epochs=1, mixed_precision="mixed_bfloat16", jit_compile=True)
+    settings = _settings(npz, runs=1, epochs=1, precision="bf16", jit_compile=True)
     (record,) = protocol.run_protocol(["cnn_eca"], settings, str(tmp_path), log=None)
     assert record["training"]["mixed_precision"] == "mixed_bfloat16"
     assert record["comparable_settings"]["mixed_precision"] == "mixed_bfloat16"

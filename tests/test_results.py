@@ -28,7 +28,7 @@ def test_each_record_is_as_the_protocol_writes_it(path):
     assert record["settings_id"] == sid and record["model"] == path.parent.name
     assert path.name == f"run-{record['run']:04d}.json" and record["format"] == 1
     # The settings id is the hash of the record's own comparable settings.
-    settings = ProtocolSettings(**record["settings"])
+    settings = ProtocolSettings.from_dict(record["settings"])
     assert settings.settings_id(record["comparable_settings"]["data_fingerprint"]) == sid
     assert record["status"] in ("finished", "diverged")
 

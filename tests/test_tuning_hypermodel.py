@@ -14,7 +14,7 @@ from tuning_helpers import FAST_SPACE, TINY_BASE, tiny
 
 import keras_attn
 from keras_attn import tuning
-from keras_attn.training import fast_path
+from keras_attn.protocol.training import fast_path
 from keras_attn.tuning import hypermodel as hypermodel_module
 
 

@@ -1,7 +1,7 @@
 """keras-attn tune, examples/slurm/tune.sbatch, and the tuner where KerasTuner is missing.
 
 - help shows presets; bad flags fail with a clear message;
-- --jit / --no-jit and --mixed-precision reach the HyperModel;
+- --jit / --no-jit and --precision reach the HyperModel;
 - the printed protocol command runs the protocol on the search's data (its source
   and split, without the search's limits), the best config and learning rate;
 - the sbatch example passes the script only flags it has, and its chief and worker on
@@ -65,7 +65,7 @@ def test_script_help_shows_presets_and_bad_flags_fail(capsys):
     [
         ([], None, None),
         (["--no-jit"], False, None),
-        (["--jit", "--mixed-precision", "mixed_bfloat16"], True, "mixed_bfloat16"),
+        (["--jit", "--precision", "bf16"], True, "mixed_bfloat16"),
     ],
 )
 def test_script_passes_jit_and_mixed_precision(tmp_path, monkeypatch, capsys, flags, jit, policy):
@@ -103,7 +103,7 @@ def test_script_jit_flags_exclude_each_other(capsys):
         tune.main(["--jit", "--no-jit"])
     assert "not allowed with argument" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        tune.main(["--mixed-precision", "float16"])
+        tune.main(["--precision", "float16"])
     assert "invalid choice: 'float16'" in capsys.readouterr().err
 
 
@@ -132,7 +132,7 @@ def test_the_printed_protocol_command_trains_on_the_search_data(tmp_path, monkey
     project = tmp_path / "tuning" / "cmd"
     best = json.loads((project / "best_trial.json").read_text())
     assert parsed.models == f"{project / 'best_config.json'},cnn"
-    assert (parsed.runs, parsed.lr, parsed.batch_size) == (16, best["learning_rate"], 8)
+    assert (parsed.runs, parsed.learning_rate, parsed.batch_size) == (16, best["learning_rate"], 8)
     searched = DataSettings(
         data=str(tmp_path / "tiny.npz"),
         val_size=16,

@@ -18,7 +18,7 @@ from tuning_helpers import FAST_SPACE, random_data, tiny
 
 import keras_attn
 from keras_attn import tuning
-from keras_attn.training import fast_path
+from keras_attn.protocol.training import fast_path
 from keras_attn.tuning.project import RECORD_FILE
 from keras_attn.tuning.settings import SEARCH_DEFAULTS
 
@@ -239,4 +239,4 @@ def test_a_mixed_bfloat16_trial_completes(tmp_path):
     assert "dtype policy mixed_bfloat16 (as asked)" in summary[0]
     # The protocol command trains the best config under the policy it was tuned with.
     report = tuning.write_results(tuner.project_dir, tuner.hypermodel, k=1)
-    assert report["command"].endswith("--mixed-precision mixed_bfloat16")
+    assert report["command"].endswith("--precision bf16")

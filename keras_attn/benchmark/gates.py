@@ -7,7 +7,7 @@ import statistics
 from keras_attn._checks import check_positive_int
 from keras_attn.benchmark.probes import environment
 from keras_attn.benchmark.timing import time_window
-from keras_attn.training import fast_path
+from keras_attn.protocol.training import fast_path
 
 __all__ = ["GATE_VARIANTS", "benchmark_gates", "format_gates"]
 

@@ -19,7 +19,7 @@ from keras_attn.benchmark.probes import (
 from keras_attn.benchmark.ratios import BASELINE, DEFAULT_TARGET, add_ratios, project_protocol
 from keras_attn.benchmark.specs import model_specs, setting_specs
 from keras_attn.benchmark.timing import sync, time_window
-from keras_attn.training import compile_for_training
+from keras_attn.protocol.training import compile_for_training
 
 __all__ = ["run_benchmark"]
 
@@ -192,7 +192,7 @@ def run_benchmark(
     """Time training and inference of the variants side by side; return a JSON-able dict.
 
     Each variant is built, compiled the way the protocol trains
-    (`keras_attn.training.compile_for_training`) and timed on random images:
+    (`keras_attn.protocol.training.compile_for_training`) and timed on random images:
     training steps (``train_on_batch``) and inference (``predict_on_batch``).
     After the warm-up, timed windows go round-robin over the variants, so a
     change in machine load hits every variant alike; a variant's figure is the

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from keras_attn.benchmark.ratios import BASELINE
+from keras_attn.protocol.training import MIXED_PRECISION_POLICIES, fast_path
 from keras_attn.runtime import backend
-from keras_attn.training import MIXED_PRECISION_POLICIES, fast_path
 
 __all__ = ["model_specs", "setting_specs"]
 
@@ -61,7 +61,7 @@ def setting_specs(settings=None, jit_compile=None, mixed_precision=None, run_eag
     Args:
         settings: list of dicts with keys ``jit_compile``, ``mixed_precision``,
             ``eager``; or None: one setting from the three other arguments.
-        jit_compile: bool or None (`keras_attn.training.fast_path`'s choice).
+        jit_compile: bool or None (`keras_attn.protocol.training.fast_path`'s choice).
         mixed_precision: None, ``"mixed_bfloat16"`` or ``"mixed_float16"``.
         run_eagerly: bool.
 

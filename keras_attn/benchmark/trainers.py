@@ -77,7 +77,7 @@ def project_study(images_per_s, macs, measured, runs=16, epochs=10, images=(4500
 def _job(model, settings, x, y, runs):
     from keras_attn.protocol.loop import Job, group_training
     from keras_attn.protocol.models import resolve_models
-    from keras_attn.protocol.settings import resolve_training
+    from keras_attn.protocol.training import resolve_training
 
     data = types.SimpleNamespace(
         x_train=x, y_train=y, input_shape=x.shape[1:], num_classes=int(y.max()) + 1
@@ -160,7 +160,7 @@ def benchmark_trainers(
         grad_forms, epoch_forms: the JAX trainer's forms
             (`keras_attn.protocol.jax_program.GRAD_FORMS`, ``EPOCH_FORMS``; ``None``:
             the device's default).
-        precisions: `keras_attn.precision` settings (``None``: the backend's default).
+        precisions: `keras_attn.protocol.precision` settings (``None``: the backend's default).
         trainers: ``"jax"`` (the JAX trainer, JAX backend only) and ``"fit"``.
         images: random training images per run and epoch.
         batch_size: images per step and run.

@@ -1,14 +1,14 @@
 """Command-line pieces the subcommands share, so a flag means one thing everywhere.
 
 Subcommands stay thin: they build their parser from these pieces and print.
-Nothing here imports Keras at module level (``keras-attn protocol`` picks the
-backend before Keras is loaded).
+Nothing here imports Keras at module level: a command checks its arguments first,
+then loads the backend (`load_backend`).
 
 - `add_data_arguments` / `data_settings`: the data flags of ``keras-attn protocol``
-  and ``keras-attn tune`` (``--data-dir``, ``--dataset``, ``--tfds-dir``,
-  ``--download``, ``--val-size``, ``--split-seed``, the limits, ``--cache-dir``)
+  and ``keras-attn tune``, made from `keras_attn.data.DataSettings`' declarations,
   and the settings they give.
-- `add_fast_path_arguments`: ``--jit`` / ``--no-jit`` and ``--mixed-precision``.
+- `load_backend`: Keras (and TensorFlow where installed), its start-up log lines
+  hidden unless ``--verbose``.
 - `image_parser`, `add_resize_argument`, `load_export`: the export and image
   arguments of ``keras-attn predict`` and ``keras-attn attention-maps``, and the
   model with the image shape it takes.
@@ -17,34 +17,42 @@ backend before Keras is loaded).
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import sys
+
+from keras_attn import _fields
 
 __all__ = [
     "add_data_arguments",
-    "add_fast_path_arguments",
     "add_resize_argument",
     "data_settings",
     "image_parser",
+    "load_backend",
     "load_export",
 ]
 
 #: The Keras backends ``--backend`` accepts.
 BACKENDS = ("tensorflow", "jax", "torch")
 
-#: Data flags copied into the settings when given: argparse dest -> settings key
-#: (the names `keras_attn.protocol.ProtocolSettings` uses).
-DATA_FLAG_KEYS = {
-    "val_size": "val_size",
-    "split_seed": "split_seed",
-    "train_limit": "train_limit",
-    "val_limit": "val_limit",
-    "test_limit": "test_limit",
-    "tfds_dir": "tfds_data_dir",
-    "cache_dir": "cache_dir",
-}
+#: The data settings a search takes (it never looks at the test set).
+SEARCH_DATA = ("val_size", "split_seed", "train_limit", "val_limit", "tfds_data_dir",
+               "download", "cache_dir")  # fmt: skip
+
+#: The start-up lines of TensorFlow's and XLA's native logging (before they read
+#: TF_CPP_MIN_LOG_LEVEL), hidden unless a command has ``--verbose``.
+_NOISE = re.compile(
+    rb"absl::InitializeLog|\] oneDNN custom operations|cpu_feature_guard|To enable the "
+    rb"following instructions|rebuild TensorFlow with the appropriate|Unable to register "
+    rb"cu(DNN|FFT|BLAS) factory|computation placer already registered"
+)
 
 
 def add_data_arguments(parser, *, title="data", test_limit=True):
     """Add the data flags to ``parser`` in their own group; return the group.
+
+    ``--data-dir PATH`` and ``--dataset NAME`` give the ``data`` setting; the other
+    flags come from `keras_attn.data.DataSettings`' declarations.
 
     Args:
         parser: an ``argparse.ArgumentParser``.
@@ -58,37 +66,28 @@ def add_data_arguments(parser, *, title="data", test_limit=True):
     >>> ap.parse_args(["--dataset", "mnist", "--val-size", "100"]).val_size
     100
     """
+    from keras_attn.data.settings import DataSettings
+
     d = parser.add_argument_group(title)
     d.add_argument(
         "--data-dir",
-        help="image folder (train/<class>/*, test/<class>/*), a .tar.gz / .zip of one, or an "
-        ".npz file, instead of tensorflow-datasets",
+        help="image folder (train/<class>/*, test/<class>/*; PNG, JPEG, ...), a .tar.gz of "
+        "one, or an .npz file, instead of tensorflow-datasets",
     )
     d.add_argument("--dataset", help="tensorflow-datasets name (default cifar10)")
-    d.add_argument("--tfds-dir", help="tensorflow-datasets data folder")
-    d.add_argument(
-        "--download",
-        action="store_true",
-        help="let tensorflow-datasets download missing data (never by default)",
-    )
-    d.add_argument("--val-size", type=int, help="validation images (study: 5000)")
-    d.add_argument("--split-seed", type=int, help="seed of the train/val split (default 0)")
-    d.add_argument("--train-limit", type=int, help="use only this many training images")
-    d.add_argument("--val-limit", type=int, help="use only this many validation images")
+    names = list(SEARCH_DATA)
     if test_limit:
-        d.add_argument("--test-limit", type=int, help="use only this many test images")
-    d.add_argument("--cache-dir", help="cache decoded image folders as .npz here")
+        names.insert(names.index("val_limit") + 1, "test_limit")
+    _fields.add_arguments(d, DataSettings, names)
     return d
 
 
 def data_settings(args, parser):
     """The data settings the flags of `add_data_arguments` give: only the flags given.
 
-    Keys are those of `keras_attn.protocol.ProtocolSettings`: ``data``
-    (``--data-dir`` as given, or ``"tfds:<--dataset>"``), ``download`` (only
-    when ``--download``), ``val_size``, ``split_seed``, ``train_limit``,
-    ``val_limit``, ``test_limit``, ``tfds_data_dir`` and ``cache_dir``. Merge
-    them over a preset's settings: a flag given wins.
+    Keys are those of `keras_attn.data.DataSettings`: ``data`` (``--data-dir`` as
+    given, or ``"tfds:<--dataset>"``) and every data flag given. Merge them over a
+    preset's settings: a flag given wins.
 
     Args:
         args: the parsed ``argparse.Namespace``.
@@ -103,6 +102,8 @@ def data_settings(args, parser):
     >>> data_settings(ap.parse_args(["--dataset", "mnist", "--tfds-dir", "/d"]), ap)
     {'data': 'tfds:mnist', 'tfds_data_dir': '/d'}
     """
+    from keras_attn.data.settings import DataSettings
+
     if args.data_dir and args.dataset:
         parser.error("give either --data-dir or --dataset, not both")
     settings = {}
@@ -110,52 +111,66 @@ def data_settings(args, parser):
         settings["data"] = args.data_dir
     elif args.dataset:
         settings["data"] = f"tfds:{args.dataset}"
-    for flag, key in DATA_FLAG_KEYS.items():
-        if getattr(args, flag, None) is not None:
-            settings[key] = getattr(args, flag)
-    if args.download:
-        settings["download"] = True
+    names = [n for n in (*SEARCH_DATA, "test_limit") if hasattr(args, n)]
+    settings.update(_fields.given(args, DataSettings, names))
     return settings
 
 
-def add_fast_path_arguments(
-    parser,
-    *,
-    mixed_precision_help="build the models under this dtype policy (default: float32); "
-    "changes results",
-):
-    """Add ``--jit`` / ``--no-jit`` (dest ``jit``, default None) and ``--mixed-precision``.
+def load_backend(verbose=False):
+    """Import Keras, and TensorFlow where it is installed; return the ``keras`` module.
 
-    ``args.jit`` is None (the fast path, `keras_attn.training.fast_path`), True
-    or False; ``args.mixed_precision`` is None (float32) or one of
-    `keras_attn.training.MIXED_PRECISION_POLICIES`.
-
-    Args:
-        parser: an ``argparse.ArgumentParser`` or argument group.
-        mixed_precision_help: str, the help of ``--mixed-precision`` (say what
-            a different policy means for resuming).
+    The backends' native start-up log lines (absl's, oneDNN's, the CPU feature
+    notes) are held back and dropped unless ``verbose``; every other line printed
+    while importing is passed on, and all of them when an import fails. TensorFlow
+    is imported here even under another backend, since Keras imports it later for
+    random seeds anyway, and would print its lines then.
 
     Example:
-    >>> ap = argparse.ArgumentParser()
-    >>> add_fast_path_arguments(ap)
-    >>> args = ap.parse_args(["--no-jit"])
-    >>> args.jit, args.mixed_precision
-    (False, None)
+    >>> keras = load_backend()
+    >>> keras.backend.backend() in BACKENDS
+    True
     """
-    from keras_attn.training import MIXED_PRECISION_POLICIES
+    import importlib.util
+    import tempfile
 
-    jit = parser.add_mutually_exclusive_group()
-    jit.add_argument(
-        "--jit",
-        dest="jit",
-        action="store_true",
-        default=None,
-        help="jit-compile training steps with XLA (default: on for JAX and TF GPU, "
-        "off on TF CPU where it measured slower)",
-    )
-    jit.add_argument("--no-jit", dest="jit", action="store_false", help="do not jit-compile")
+    if verbose:
+        import keras
+
+        return keras
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's later info and warnings
+    sys.stderr.flush()
+    saved, failed = os.dup(2), False
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            import keras
+
+            if importlib.util.find_spec("tensorflow") is not None:
+                import tensorflow  # noqa: F401
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines = held.read().splitlines(keepends=True)
+            kept = lines if failed else [line for line in lines if not _NOISE.search(line)]
+            os.write(2, b"".join(kept))
+    try:
+        from absl import logging as absl_logging  # tensorflow-datasets' warnings
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:
+        pass
+    return keras
+
+
+def add_verbose_argument(parser):
+    """Add ``--verbose``: show the backends' start-up log lines (`load_backend`)."""
     parser.add_argument(
-        "--mixed-precision", choices=MIXED_PRECISION_POLICIES, help=mixed_precision_help
+        "--verbose", action="store_true", help="show the backends' start-up log lines"
     )
 
 

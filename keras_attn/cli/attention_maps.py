@@ -25,6 +25,8 @@ import os
 import sys
 from pathlib import Path
 
+from keras_attn.cli import arguments
+
 __all__ = ["main"]
 
 
@@ -62,6 +64,7 @@ def build_parser(prog=None):
     ap.add_argument(
         "--stats", action="store_true", help="also print each mask's statistics on this image"
     )
+    arguments.add_verbose_argument(ap)
     return ap
 
 
@@ -89,6 +92,7 @@ def main(argv=None, prog=None):
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser(prog).parse_args(argv)
+    arguments.load_backend(args.verbose)
     from keras_attn import attention_maps
     from keras_attn import predict as prediction
     from keras_attn.cli.arguments import load_export

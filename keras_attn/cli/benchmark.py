@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from keras_attn.cli import arguments
+from keras_attn.protocol.settings import POLICIES
 
 __all__ = ["main"]
 
@@ -71,15 +72,15 @@ def parse_args(argv=None, prog=None):
     p.set_defaults(jit=None)
     p.add_argument("--eager", action="store_true", help="run eagerly (op by op)")
     p.add_argument(
-        "--mixed-precision",
-        choices=("mixed_bfloat16", "mixed_float16"),
+        "--precision",
+        choices=tuple(POLICIES),
         default=None,
-        help="dtype policy to build the models under (default float32)",
+        help="build the models under Keras' mixed bfloat16 / float16 policy (default float32)",
     )
     p.add_argument(
-        "--compare-mixed-precision",
+        "--compare-precision",
         action="store_true",
-        help="measure float32 and --mixed-precision (default mixed_bfloat16) side by side",
+        help="measure float32 and --precision (default bf16) side by side",
     )
     p.add_argument("--batch", type=_positive_int_arg, default=128, help="training batch (128)")
     p.add_argument(
@@ -128,9 +129,9 @@ def parse_args(argv=None, prog=None):
 
 
 def _settings_from_args(args):
-    policy = args.mixed_precision
-    if args.compare_mixed_precision:
-        policy = policy or "mixed_bfloat16"
+    policy = POLICIES.get(args.precision)
+    if args.compare_precision:
+        policy = policy or POLICIES["bf16"]
         return [
             {"jit_compile": args.jit, "eager": args.eager, "mixed_precision": None},
             {"jit_compile": args.jit, "eager": args.eager, "mixed_precision": policy},

@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from keras_attn.cli import arguments
+
 __all__ = ["main"]
 
 
@@ -98,6 +100,7 @@ def build_parser(prog=None):
         action="store_true",
         help="skip loading each format to check its predictions (a few seconds per model)",
     )
+    arguments.add_verbose_argument(ap)
     return ap
 
 
@@ -177,6 +180,7 @@ def main(argv=None, prog=None):
     backend_note = _choose_backend()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser(prog).parse_args(argv)
+    arguments.load_backend(args.verbose)
     if backend_note:
         print(backend_note, file=sys.stderr)
     from keras_attn import export

@@ -17,6 +17,8 @@ import argparse
 import json
 import sys
 
+from keras_attn.cli import arguments
+
 __all__ = ["main"]
 
 
@@ -104,6 +106,7 @@ def _parser(prog):
         "--report-only", action="store_true", help="only re-create the report from --out's records"
     )
     r.add_argument("--quiet", action="store_true", help="print only the report's file names")
+    arguments.add_verbose_argument(ap)
     return ap
 
 
@@ -123,6 +126,7 @@ def main(argv=None, prog=None):
     2
     """
     args = _parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
+    arguments.load_backend(args.verbose)
     log = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
     from keras_attn import _files as files
     from keras_attn import leaderboard

@@ -18,6 +18,8 @@ import json
 import os
 import sys
 
+from keras_attn.cli import arguments
+
 __all__ = ["main"]
 
 
@@ -43,6 +45,7 @@ def build_parser(prog=None):
         help="artifact to use (default: %(default)s)",
     )
     ap.add_argument("--json", action="store_true", help="print one JSON object per image")
+    arguments.add_verbose_argument(ap)
     return ap
 
 
@@ -72,6 +75,7 @@ def main(argv=None, prog=None):
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser(prog).parse_args(argv)
+    arguments.load_backend(args.verbose)
     from keras_attn import predict
     from keras_attn.cli.arguments import load_export
 

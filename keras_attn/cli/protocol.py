@@ -33,17 +33,19 @@ def _pre_parse_backend(argv):
         os.environ["KERAS_BACKEND"] = known.backend
 
 
-def _override(text):
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"--override needs KEY=VALUE, got {text!r}")
-    key, value = text.split("=", 1)
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
+#: The training settings of `keras_attn.protocol.ProtocolSettings`, in --help's order.
+TRAINING = ("runs", "epochs", "optimizer", "learning_rate", "momentum", "batch_size",
+            "base_seed", "model_overrides", "precision")  # fmt: skip
+#: The settings of how a run executes (not part of the settings id).
+EXECUTION = ("threads", "deterministic", "jit_compile", "trainer", "group_size", "grad_form",
+             "epoch_form", "checkpoint_every", "compile_cache")  # fmt: skip
 
 
-def build_parser(presets, models, prog=None):
+def build_parser(presets, models=None, prog=None):
+    """The parser of ``keras-attn protocol``; ``models`` (names) are listed in its epilog."""
+    from keras_attn import _fields
+    from keras_attn.protocol.settings import ProtocolSettings
+
     epilog = ["presets (flags given on the command line override them):"]
     for name, p in presets.items():
         epilog.append(f"  {name}: {p['description']}")
@@ -55,11 +57,14 @@ def build_parser(presets, models, prog=None):
         "  data: CIFAR-10 through tensorflow-datasets (add --download the first time), or "
         "--data-dir with an image folder, an .npz file or a .tar.gz of an image folder."
     )
-    epilog.append("models: " + ", ".join(models))
+    if models:
+        epilog.append("models: " + ", ".join(models))
     epilog.append(
         "assumptions where the study is silent: plain SGD (momentum 0), batch size 128, "
         "no augmentation, no preprocessing beyond the model's 1/255 rescaling, seeds "
-        "base_seed + run, validation = a seeded random 5,000 of the 50,000 training images."
+        "base_seed + run, validation = a seeded random 5,000 of the 50,000 training images. "
+        "Every setting, with its default and whether it is part of the settings id: "
+        "docs/protocol.md."
     )
     ap = argparse.ArgumentParser(
         prog=prog,
@@ -78,25 +83,8 @@ def build_parser(presets, models, prog=None):
     ap.add_argument(
         "--out", help="output folder, local or tf.io.gfile path (default: results/<preset>)"
     )
-    g = ap.add_argument_group("training (defaults: the preset's, else the study's)")
-    g.add_argument("--runs", type=int, help="runs per model (study: 16)")
-    g.add_argument("--epochs", type=int, help="epochs per run (study: 10)")
-    g.add_argument(
-        "--optimizer", choices=("sgd", "adam", "adamw", "rmsprop"), help="optimizer (assumed: sgd)"
-    )
-    g.add_argument("--lr", type=float, help="learning rate (study: 0.1)")
-    g.add_argument("--momentum", type=float, help="SGD momentum (assumed: 0)")
-    g.add_argument("--batch-size", type=int, help="batch size (assumed: 128)")
-    g.add_argument("--seed", type=int, help="base seed; run r uses seed + r (default 0)")
-    g.add_argument(
-        "--override",
-        type=_override,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="model config override for every model, VALUE as JSON "
-        "(e.g. --override 'sites=[1,3]'); repeatable",
-    )
+    titles = {"training (defaults: the preset's, else the study's)": TRAINING}
+    _fields.add_arguments(ap, ProtocolSettings, TRAINING, titles=titles)
     arguments.add_data_arguments(ap)
     r = ap.add_argument_group("execution")
     r.add_argument(
@@ -117,16 +105,11 @@ def build_parser(presets, models, prog=None):
     r.add_argument(
         "--time-budget",
         metavar="DURATION",
-        help="start no run or group that would not finish within this time "
+        help="start no run or group that would not finish within this time from the start "
         "(seconds, or e.g. 8m, 2h, 1h30m; estimated from measured epoch times), write the "
         "report of what is done and exit 0; rerun the same command to continue",
     )
-    r.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    r.add_argument(
-        "--no-deterministic",
-        action="store_true",
-        help="do not enable deterministic ops (faster on some GPUs)",
-    )
+    _fields.add_arguments(r, ProtocolSettings, EXECUTION)
     r.add_argument(
         "--progress-every",
         type=float,
@@ -149,6 +132,7 @@ def build_parser(presets, models, prog=None):
         "(default DIR: saved_models)",
     )
     r.add_argument("--quiet", action="store_true", help="print only the final summary")
+    arguments.add_verbose_argument(r)
     j = ap.add_argument_group(
         "launcher (submit the pending runs as a job array through submitit, one job per "
         "group of runs; every job writes into the one --out)"
@@ -172,91 +156,18 @@ def build_parser(presets, models, prog=None):
         action="store_true",
         help="return once the jobs are submitted (make the report later with keras-attn report)",
     )
-    f = ap.add_argument_group(
-        "speed (defaults: keras_attn.training.fast_path for this backend and device)"
-    )
-    arguments.add_fast_path_arguments(
-        f,
-        mixed_precision_help="build the models under this dtype policy (default: float32); "
-        "changes results, so it is part of the settings id",
-    )
-    f.add_argument(
-        "--group-size",
-        type=int,
-        help="runs of one model the JAX trainer trains at once, vectorised (default: 1 on a "
-        "CPU, 16 on a GPU); results equal runs trained alone within float tolerance",
-    )
-    from keras_attn.precision import PRECISION_HELP, PRECISIONS
-    from keras_attn.protocol.jax_program import EPOCH_FORMS, GRAD_FORMS
-    from keras_attn.protocol.settings import TRAINERS
-
-    f.add_argument(
-        "--grad-form",
-        choices=GRAD_FORMS,
-        help="JAX trainer: each run's gradient inside the vmap (per_run, fast on a CPU) or the "
-        "summed losses' gradient outside it (summed, cuDNN's kernels on a GPU); default: the "
-        "device's fast form",
-    )
-    f.add_argument(
-        "--epoch-form",
-        choices=EPOCH_FORMS,
-        help="JAX trainer: an epoch as one compiled scan (a GPU) or one compiled step per "
-        "batch (a CPU); default: the device's fast form",
-    )
-    f.add_argument(
-        "--checkpoint-every",
-        type=float,
-        metavar="SECONDS",
-        help="seconds between a group's checkpoints, taken after an epoch (0: every epoch; "
-        "default 60)",
-    )
-    f.add_argument(
-        "--compile-cache",
-        metavar="DIR",
-        help="keep XLA's compiled programs in DIR (JAX), so a later process skips compiling",
-    )
-    f.add_argument("--precision", choices=PRECISIONS, help=PRECISION_HELP)
-    f.add_argument(
-        "--trainer",
-        choices=TRAINERS,
-        help="training loop: fit (model.fit) or jax (compiled, vectorised groups of runs; the "
-        "default on the JAX backend); not part of the settings id",
-    )
     return ap
 
 
 def settings_from_args(args, ap, preset):
     """The `ProtocolSettings` a preset and the flags given make (flags win)."""
-    from keras_attn import protocol
+    from keras_attn import _fields
+    from keras_attn.protocol.settings import ProtocolSettings
 
     values = dict(preset["settings"])
     values.update(arguments.data_settings(args, ap))
-    for flag, key in (
-        ("runs", "runs"),
-        ("epochs", "epochs"),
-        ("optimizer", "optimizer"),
-        ("lr", "learning_rate"),
-        ("momentum", "momentum"),
-        ("batch_size", "batch_size"),
-        ("seed", "base_seed"),
-        ("threads", "threads"),
-        ("jit", "jit_compile"),
-        ("mixed_precision", "mixed_precision"),
-        ("group_size", "group_size"),
-        ("precision", "precision"),
-        ("trainer", "trainer"),
-        ("grad_form", "grad_form"),
-        ("epoch_form", "epoch_form"),
-        ("checkpoint_every", "checkpoint_every"),
-        ("compile_cache", "compile_cache"),
-    ):
-        if getattr(args, flag) is not None:
-            values[key] = getattr(args, flag)
-    if args.no_deterministic:
-        values["deterministic"] = False
-    if args.override:
-        values["model_overrides"] = dict(args.override)
-    return protocol.ProtocolSettings(**values)
+    values.update(_fields.given(args, ProtocolSettings, TRAINING + EXECUTION))
+    return ProtocolSettings(**values)
 
 
 def _shard(args, log):
@@ -325,15 +236,30 @@ def main(argv=None, prog=None):
     """
     argv = sys.argv[1:] if argv is None else argv
     _pre_parse_backend(argv)
-    import keras
-
-    import keras_attn
-    from keras_attn import protocol, report
+    from keras_attn.protocol.budget import parse_duration
+    from keras_attn.protocol.plan import parse_shard
     from keras_attn.protocol.settings import PRESETS
+
+    listed = None
+    if "-h" in argv or "--help" in argv:  # the help lists the models: the zoo needs Keras
+        arguments.load_backend("--verbose" in argv)
+        import keras_attn
+
+        listed = list(keras_attn.list_models())
+    ap = build_parser(PRESETS, listed, prog=prog)
+    args = ap.parse_args(argv)
+    try:  # every check that needs no backend, before one loads
+        settings = settings_from_args(args, ap, PRESETS[args.preset])
+        parse_duration(args.time_budget)
+        if args.shard not in (None, "auto"):
+            parse_shard(args.shard)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    keras = arguments.load_backend(args.verbose)
+    from keras_attn import protocol, report
     from keras_attn.runtime import configure_runtime
 
-    ap = build_parser(PRESETS, list(keras_attn.list_models()), prog=prog)
-    args = ap.parse_args(argv)
     loaded = keras.backend.backend()
     if args.backend and args.backend != loaded:
         ap.error(
@@ -348,7 +274,6 @@ def main(argv=None, prog=None):
     log = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
     t0 = time.perf_counter()
     try:
-        settings = settings_from_args(args, ap, preset)
         protocol.resolve_training(settings)  # a setting this backend's trainer refuses
         models = args.models if args.models is not None else preset["models"]
         shard = _shard(args, log) if not args.launcher else None

@@ -4,17 +4,17 @@
     keras-attn tune --tuner bayesian --max-trials 40 --data-dir ~/cifar10-folder \
         --project ae_search
     keras-attn tune --preset smoke   # a few minutes on a laptop CPU
-    keras-attn tune --preset smoke --no-jit --mixed-precision mixed_bfloat16
+    keras-attn tune --preset smoke --no-jit --precision bf16
 
-Trials train on the fast path of keras_attn.training.fast_path: XLA (--jit) where
+Trials train on the fast path of keras_attn.protocol.training.fast_path: XLA (--jit) where
 it is faster (JAX, TensorFlow on a GPU), not on a TensorFlow CPU; --jit / --no-jit
-override it. --mixed-precision mixed_bfloat16 (or mixed_float16) builds the models
-under that dtype policy; it is off by default. The start-up lines say which jit
+override it. --precision bf16 (or fp16) builds the models under Keras' mixed
+bfloat16 (float16) policy; it is off by default. The start-up lines say which jit
 setting and dtype policy are used, and why.
 
 Rerunning the same command resumes the search: finished trials are never run
 again. A search resumes with or without --jit (it changes results only within
-float tolerance), but not with another --mixed-precision (it changes results: the
+float tolerance), but not with another --precision (it changes results: the
 folder is refused with the difference listed).
 
 Distributed: start the same command once with KERASTUNER_TUNER_ID=chief and once
@@ -34,6 +34,10 @@ import time
 from pathlib import Path
 
 __all__ = ["main"]
+
+#: The execution settings a search shares with the protocol (their declarations); a
+#: precision other than the backend's changes results, so a project resumes only with it.
+EXECUTION = ("threads", "deterministic", "jit_compile", "precision")
 
 
 def _json_arg(text):
@@ -55,7 +59,9 @@ def _json_arg(text):
 
 
 def build_parser(presets, tuners, prog=None):
+    from keras_attn import _fields
     from keras_attn.cli import arguments
+    from keras_attn.protocol.settings import ProtocolSettings
 
     epilog = ["presets (flags given on the command line override them):"]
     for name, p in presets.items():
@@ -132,15 +138,7 @@ def build_parser(presets, tuners, prog=None):
     )
     arguments.add_data_arguments(ap, title="data (as in keras-attn protocol)", test_limit=False)
     r = ap.add_argument_group("execution")
-    r.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    r.add_argument(
-        "--no-deterministic", action="store_true", help="do not enable deterministic ops"
-    )
-    arguments.add_fast_path_arguments(
-        r,
-        mixed_precision_help="build the models under this dtype policy (default: float32); "
-        "changes results, so a project folder resumes only with the same policy",
-    )
+    _fields.add_arguments(r, ProtocolSettings, EXECUTION)
     return ap
 
 
@@ -181,14 +179,15 @@ def main(argv=None, prog=None):
     2
     """
     argv = sys.argv[1:] if argv is None else argv
+    from keras_attn.cli import arguments
+
+    arguments.load_backend("--verbose" in argv)  # KerasTuner loads the backend: quietly
     try:
         from keras_attn import tuning
         from keras_attn.tuning.settings import PRESETS, SEARCH_DEFAULTS, TUNERS
     except ImportError as e:  # keras-tuner is not installed
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from keras_attn.cli import arguments
-
     ap = build_parser(PRESETS, TUNERS, prog=prog)
     args = ap.parse_args(argv)
     preset = PRESETS[args.preset]
@@ -211,6 +210,8 @@ def main(argv=None, prog=None):
         import keras
 
         from keras_attn import runtime
+        from keras_attn.protocol.precision import apply_precision
+        from keras_attn.protocol.settings import POLICIES
 
         role = tuning.distributed_role()
         settings = tuning.check_search_settings(top_k=args.top_k, **settings)
@@ -223,7 +224,8 @@ def main(argv=None, prog=None):
             import tensorflow as tf
 
             tf.get_logger().setLevel("ERROR")  # one retracing warning per new trial
-        runtime.configure_runtime(args.threads, not args.no_deterministic)
+        runtime.configure_runtime(args.threads, args.deterministic is not False)
+        apply_precision(args.precision)
         dataset = _load_data(data, log)
         hypermodel = tuning.ConvAutoencoderHyperModel(
             model["base"],
@@ -231,8 +233,8 @@ def main(argv=None, prog=None):
             num_classes=dataset.num_classes,
             space=model["space"],
             seed=settings["seed"],
-            jit_compile=args.jit,
-            mixed_precision=args.mixed_precision,
+            jit_compile=args.jit_compile,
+            mixed_precision=POLICIES.get(args.precision),
         )
         settings["data_fingerprint"] = dataset.fingerprint()
         tuner = tuning.search(

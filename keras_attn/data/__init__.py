@@ -43,7 +43,6 @@ Example:
 """
 
 from keras_attn.data.archives import extract_archive
-from keras_attn.data.batches import ArrayBatches
 from keras_attn.data.dataset import Dataset, fingerprint_arrays, split_train_val
 from keras_attn.data.folders import load_image_folder
 from keras_attn.data.npz import load_npz, save_npz
@@ -63,3 +62,12 @@ __all__ = [
     "save_npz",
     "split_train_val",
 ]
+
+
+def __getattr__(name):
+    """`ArrayBatches` loads Keras: imported on first use, so the data settings load none."""
+    if name == "ArrayBatches":
+        from keras_attn.data.batches import ArrayBatches
+
+        return ArrayBatches
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

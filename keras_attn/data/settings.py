@@ -19,6 +19,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from keras_attn._fields import check_fields, setting
 from keras_attn.data.archives import (
     ARCHIVE_EXTENSIONS,
     _archive_folder,
@@ -37,16 +38,8 @@ __all__ = ["DataSettings", "load_dataset"]
 class DataSettings:
     """Which data, and which part of it: what the protocol, the tuner and the flags share.
 
-    Args:
-        data: ``"tfds:NAME"``, an image-folder path or an ``.npz`` path (see
-            `load_dataset`).
-        val_size: training images held out for validation (study: 5,000).
-        split_seed: seed of the train / validation split.
-        train_limit, val_limit, test_limit: keep only this many images of each
-            part (``None``: all); for quick runs.
-        tfds_data_dir: tensorflow-datasets data folder (``None``: tfds' default).
-        download: let tensorflow-datasets download missing data (never by default).
-        cache_dir: decode cache for image folders (``None``: no cache).
+    Each field is declared once with its help and flag (`keras_attn._fields.setting`):
+    ``keras-attn protocol --help`` and docs/protocol.md's table are made from it.
 
     Example:
     >>> s = DataSettings(data="/data/cifar10", train_limit=2000)
@@ -54,15 +47,30 @@ class DataSettings:
     ['--data-dir', '/data/cifar10', '--train-limit', '2000']
     """
 
-    data: str = "tfds:cifar10"
-    val_size: int = 5000
-    split_seed: int = 0
-    train_limit: int | None = None
-    val_limit: int | None = None
-    test_limit: int | None = None
-    tfds_data_dir: str | None = None
-    download: bool = False
-    cache_dir: str | None = None
+    data: str = setting(
+        "tfds:cifar10",
+        "'tfds:NAME', an image folder (train/<class>/*, test/<class>/*), a .tar.gz of one, "
+        "or an .npz file (flags --dataset NAME and --data-dir PATH)",
+        flag=False,
+        comparable="data",
+    )
+    val_size: int = setting(5000, "training images held out for validation", low=1,
+                            comparable=True)  # fmt: skip
+    split_seed: int = setting(0, "seed of the train/validation split", low=0, comparable=True)
+    train_limit: int | None = setting(None, "use only this many training images", low=1,
+                                      comparable=True)  # fmt: skip
+    val_limit: int | None = setting(None, "use only this many validation images", low=1,
+                                    comparable=True)  # fmt: skip
+    test_limit: int | None = setting(None, "use only this many test images", low=1,
+                                     comparable=True)  # fmt: skip
+    tfds_data_dir: str | None = setting(None, "tensorflow-datasets' data folder (default: "
+                                        "tfds' own)", flag="--tfds-dir")  # fmt: skip
+    download: bool = setting(False, "let tensorflow-datasets download missing data (never "
+                             "by default)")  # fmt: skip
+    cache_dir: str | None = setting(None, "cache decoded image folders as .npz here")
+
+    def __post_init__(self):
+        check_fields(self)
 
     def load(self) -> Dataset:
         """Load, split and cut the data these settings describe (see `load_dataset`).
@@ -106,18 +114,11 @@ class DataSettings:
                 out += ["--dataset", self.data[len("tfds:") :]]
             else:
                 out += ["--data-dir", self.data]
-        for name, flag in (
-            ("val_size", "--val-size"),
-            ("split_seed", "--split-seed"),
-            ("train_limit", "--train-limit"),
-            ("val_limit", "--val-limit"),
-            ("test_limit", "--test-limit"),
-            ("tfds_data_dir", "--tfds-dir"),
-            ("cache_dir", "--cache-dir"),
-        ):
-            value = getattr(self, name)
-            if value != getattr(default, name):
-                out += [flag, str(value)]
+        for field in dataclasses.fields(DataSettings):
+            value, flags = getattr(self, field.name), field.metadata.get("flag")
+            if field.name in ("data", "download") or value == getattr(default, field.name):
+                continue
+            out += [flags or "--" + field.name.replace("_", "-"), str(value)]
         if self.download:
             out.append("--download")
         return out

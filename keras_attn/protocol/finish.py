@@ -12,8 +12,8 @@ from keras_attn.backbone import count_trainable_params
 from keras_attn.data import ArrayBatches
 from keras_attn.protocol import records
 from keras_attn.protocol.settings import AUGMENTATION, PREPROCESSING, RECORD_FORMAT, run_seed
+from keras_attn.protocol.training import loss_and_accuracy
 from keras_attn.runtime import environment
-from keras_attn.training import loss_and_accuracy
 
 __all__ = ["MASK_STATISTICS_IMAGES"]
 

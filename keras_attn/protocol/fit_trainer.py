@@ -14,8 +14,7 @@ import numpy as np
 
 from keras_attn.data import ArrayBatches
 from keras_attn.protocol import records
-from keras_attn.protocol.settings import make_optimizer
-from keras_attn.training import compile_for_training, loss_and_accuracy
+from keras_attn.protocol.training import compile_for_training, loss_and_accuracy, make_optimizer
 
 # SingleRun is driven by keras_attn.protocol.loop; make_trainer chooses a group's trainer.
 __all__ = ["make_trainer"]

@@ -32,13 +32,9 @@ import keras
 import numpy as np
 
 from keras_attn.attention_maps.sites import attention_layers, call_context, call_gate, is_additive
+from keras_attn.protocol.settings import EPOCH_FORMS, GRAD_FORMS
 
-__all__ = ["EPOCH_FORMS", "GRAD_FORMS", "conv_kinds", "default_forms"]
-
-#: How a group's gradient is taken: each run's inside the vmap, or the summed loss's outside.
-GRAD_FORMS = ("per_run", "summed")
-#: How an epoch runs: one compiled scan over the batches, or one compiled step per batch.
-EPOCH_FORMS = ("scan", "steps")
+__all__ = ["conv_kinds", "default_forms"]
 
 _PROGRAMS = {}  # key -> Program, for the life of the process
 

@@ -30,8 +30,7 @@ import numpy as np
 
 from keras_attn.data.batches import epoch_order
 from keras_attn.protocol.jax_program import default_forms, padded_batches, program_for
-from keras_attn.protocol.settings import make_optimizer
-from keras_attn.training import loss_and_accuracy
+from keras_attn.protocol.training import loss_and_accuracy, make_optimizer
 
 # JaxTrainer is driven by keras_attn.protocol.loop (fit_trainer.make_trainer picks it).
 __all__ = ["is_out_of_memory"]

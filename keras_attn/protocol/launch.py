@@ -11,8 +11,7 @@ from keras_attn.protocol.loop import ensure_runtime
 from keras_attn.protocol.models import resolve_models
 from keras_attn.protocol.plan import plan_groups, plan_tasks
 from keras_attn.protocol.preemption import deferred_exit
-from keras_attn.protocol.settings import resolve_training
-from keras_attn.training import fast_path
+from keras_attn.protocol.training import fast_path, resolve_training
 
 __all__ = ["LAUNCHERS", "launch"]
 

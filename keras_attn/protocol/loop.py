@@ -19,15 +19,16 @@ import time
 import numpy as np
 
 from keras_attn import _files as files
-from keras_attn.precision import apply_precision, precision_in_use
 from keras_attn.protocol import records
 from keras_attn.protocol.finish import MASK_STATISTICS_IMAGES, finish_run
 from keras_attn.protocol.fit_trainer import make_trainer
 from keras_attn.protocol.jax_trainer import is_out_of_memory
 from keras_attn.protocol.models import ModelSpec, resolve_models
+from keras_attn.protocol.precision import apply_precision, precision_in_use
 from keras_attn.protocol.preemption import exit_if_preempted, preempted
 from keras_attn.protocol.progress import EpochProgress, diverged_line, epoch_line
-from keras_attn.protocol.settings import resolve_training, run_seed
+from keras_attn.protocol.settings import run_seed
+from keras_attn.protocol.training import resolve_training
 from keras_attn.runtime import configure_runtime, runtime_settings
 
 __all__ = ["run_group", "run_one"]

@@ -7,7 +7,7 @@ import json
 import os
 
 from keras_attn import zoo
-from keras_attn.training import dtype_policy
+from keras_attn.protocol.training import dtype_policy
 
 __all__ = ["ModelSpec", "resolve_models"]
 

@@ -7,7 +7,6 @@ import os
 from keras_attn import _files as files
 from keras_attn._checks import check_int
 from keras_attn.protocol import records
-from keras_attn.protocol.models import resolve_models
 
 __all__ = [
     "balanced_order",
@@ -169,6 +168,8 @@ def plan_tasks(models, runs, shard=None):
         >>> plan_tasks(["cnn", "cnn_eca"], 2, "1/2")
         [('cnn', 0), ('cnn', 1)]
     """
+    from keras_attn.protocol.models import resolve_models  # the zoo: Keras
+
     names = [spec.name for spec in resolve_models(models)]
     runs = check_int("runs", runs, 1)
     i, n = parse_shard(shard)

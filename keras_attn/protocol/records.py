@@ -17,7 +17,6 @@ import io
 import json
 import os
 
-import keras
 import numpy as np
 
 from keras_attn import _files as files
@@ -76,6 +75,8 @@ def checkpoints(out_dir, settings_id, model):
 
 def values(variables):
     """The variables' values as NumPy arrays."""
+    import keras
+
     return [np.asarray(keras.ops.convert_to_numpy(v)) for v in variables]
 
 

@@ -11,7 +11,8 @@ from keras_attn.protocol.loop import Job, build_kwargs, ensure_runtime, group_tr
 from keras_attn.protocol.models import resolve_models
 from keras_attn.protocol.plan import balanced_order, parse_shard, plan_groups, plan_tasks
 from keras_attn.protocol.progress import eta_seconds, fmt_duration
-from keras_attn.protocol.settings import resolve_training, run_seed
+from keras_attn.protocol.settings import run_seed
+from keras_attn.protocol.training import resolve_training
 from keras_attn.runtime import device_description
 
 __all__ = ["run_protocol"]

@@ -11,7 +11,7 @@ import keras_tuner
 
 from keras_attn._checks import check_int
 from keras_attn.data import ArrayBatches
-from keras_attn.training import (
+from keras_attn.protocol.training import (
     check_jit_compile,
     check_mixed_precision,
     compile_for_training,
@@ -54,11 +54,11 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
         name: str, default ``"conv_ae_search"`` (``"gate_search"`` when the
             space chooses the gate); the HyperModel's name.
         jit_compile: bool or ``None`` (default): jit-compile the training
-            steps (XLA); ``None`` takes `keras_attn.training.fast_path`'s choice
+            steps (XLA); ``None`` takes `keras_attn.protocol.training.fast_path`'s choice
             for this backend and device when a model is built.
         mixed_precision: ``None`` (default, float32), ``"mixed_bfloat16"`` or
             ``"mixed_float16"``: the dtype policy models are built under
-            (`keras_attn.training.dtype_policy`).
+            (`keras_attn.protocol.training.dtype_policy`).
 
     Raises:
         ValueError: an unknown space key, an empty or invalid dimension, a
@@ -269,7 +269,7 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
         Deterministic: the same ``hp`` always gives the same architecture, and
         the weights start from ``seed`` (KerasTuner rebuilds models to reload
         checkpoints). The model is built under ``mixed_precision``'s dtype
-        policy and compiled with `keras_attn.training.compile_for_training`
+        policy and compiled with `keras_attn.protocol.training.compile_for_training`
         (``jit_compile``: the fast path unless set).
 
         Args:

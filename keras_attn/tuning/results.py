@@ -15,7 +15,8 @@ import keras
 from keras_attn import _files as files
 from keras_attn._checks import check_int
 from keras_attn.backbone import count_trainable_params
-from keras_attn.training import check_mixed_precision
+from keras_attn.protocol.settings import POLICIES
+from keras_attn.protocol.training import check_mixed_precision
 from keras_attn.tuning.backbones import list_backbones
 from keras_attn.tuning.project import read_record, read_trials
 from keras_attn.tuning.settings import OBJECTIVE
@@ -350,7 +351,7 @@ def write_results(project_dir, hypermodel, k=5, *, protocol_args=()):
     extra = list(protocol_args)
     policy = check_mixed_precision(hypermodel.mixed_precision)
     if policy:  # the protocol trains the config as it was tuned
-        extra += ["--mixed-precision", policy]
+        extra += ["--precision", {v: k for k, v in POLICIES.items()}[policy]]
     batch_size = record["training"]["batch_size"]
     baseline = _baseline(hypermodel.base_config, project_dir)
     command = protocol_command(

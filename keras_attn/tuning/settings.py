@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from keras_attn._checks import check_int, did_you_mean
-from keras_attn.training import check_jit_compile, check_mixed_precision
+from keras_attn.protocol.training import check_jit_compile, check_mixed_precision
 from keras_attn.tuning import backbones
 
 __all__ = [

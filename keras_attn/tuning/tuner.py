@@ -13,7 +13,7 @@ import keras_tuner
 import numpy as np
 
 from keras_attn.data import fingerprint_arrays
-from keras_attn.training import check_mixed_precision, fast_path
+from keras_attn.protocol.training import check_mixed_precision, fast_path
 from keras_attn.tuning.hypermodel import ConvAutoencoderHyperModel
 from keras_attn.tuning.project import check_trials, prepare_project, read_trials, search_record
 from keras_attn.tuning.settings import OBJECTIVE, check_search_settings, merge_settings
@@ -95,7 +95,7 @@ def make_tuner(hypermodel, tuner="hyperband", **settings):
               single process deletes).
             - data_fingerprint: str or ``None``; identifies the training data.
             - jit_compile: bool or ``None`` (default: the hypermodel's, whose
-              default is `keras_attn.training.fast_path`'s choice). Not part of
+              default is `keras_attn.protocol.training.fast_path`'s choice). Not part of
               the fingerprint: a search may resume with another setting.
             - mixed_precision: ``None`` (default: the hypermodel's, float32
               unless set), ``"float32"``, ``"mixed_bfloat16"`` or

@@ -1,9 +1,12 @@
-"""How keras_attn trains fast: the settings per backend and device, and the compile call.
+"""How keras_attn trains: the optimizer, the training path per backend and device, the compile call.
 
 The protocol (`keras_attn.protocol`), the tuner (`keras_attn.tuning`) and the
 benchmark (`keras_attn.benchmark`) all compile through `compile_for_training`
 with `fast_path`'s choices unless told otherwise, so the speed the benchmark
 measures is the speed they train at:
+
+- `make_optimizer`: the optimizer a `keras_attn.protocol.ProtocolSettings` names.
+- `resolve_training`: the trainer, jit, dtype policy and group size a run takes here.
 
 - `fast_path`: jit compilation per backend and device, and how many runs the JAX
   trainer trains at once on one device; mixed precision is never on by default.
@@ -13,8 +16,8 @@ measures is the speed they train at:
 - `compile_for_training`: ``model.compile`` with SGD, sparse categorical
   cross-entropy and accuracy, jit from `fast_path` unless given.
 
-Every part has an off switch on the command lines: ``--no-jit``,
-``--mixed-precision`` is opt-in, ``--group-size 1``.
+Every part has an off switch on the command lines: ``--no-jit``, ``--precision``
+is opt-in, ``--group-size 1``.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ __all__ = [
     "compile_for_training",
     "dtype_policy",
     "fast_path",
+    "make_optimizer",
+    "resolve_training",
 ]
 
 #: The mixed-precision dtype policies keras_attn accepts (``None``: float32).
@@ -247,3 +252,79 @@ def loss_and_accuracy(probabilities, labels):
     p_true = np.clip(probs[np.arange(len(labels)), labels], eps, 1 - eps)
     loss = float(np.mean(-np.log(p_true))) if np.all(np.isfinite(probs)) else float("nan")
     return loss, float(np.mean(np.argmax(probs, axis=1) == labels))
+
+
+def resolve_training(settings):
+    """The training path a run takes: trainer, jit, dtype policy and group size, resolved here.
+
+    ``None`` settings take `keras_attn.protocol.training.fast_path`'s choice for the
+    current backend and device. Recorded as each record's ``training``.
+
+    Args:
+        settings: a `ProtocolSettings`.
+
+    Returns:
+        dict with ``jit_compile`` (bool), ``mixed_precision`` (str or None),
+        ``group_size`` (int: runs trained at once; 1 for ``model.fit``), ``backend``,
+        ``fast_path_reason``, ``trainer`` (``"fit"`` or ``"jax"``) and ``precision``
+        (the setting, or ``"default"``).
+
+    Example:
+        >>> from keras_attn.protocol import ProtocolSettings
+        >>> t = resolve_training(ProtocolSettings(jit_compile=False, trainer="fit"))
+        >>> t["jit_compile"], t["group_size"], t["mixed_precision"], t["trainer"]
+        (False, 1, None, 'fit')
+    """
+    fast = fast_path()
+    jit = fast["jit_compile"] if settings.jit_compile is None else settings.jit_compile
+    import keras
+
+    backend = keras.backend.backend()
+    trainer = settings.trainer
+    if trainer is None:  # mixed_float16 needs Keras' loss scaling: model.fit
+        jax_ok = backend == "jax" and settings.mixed_precision != "mixed_float16"
+        trainer = "jax" if jax_ok else "fit"
+    elif trainer == "jax" and backend != "jax":
+        raise ValueError(f"trainer='jax' needs the JAX backend; this is {backend!r}: use 'fit'.")
+    elif trainer == "jax" and settings.mixed_precision == "mixed_float16":
+        raise ValueError("trainer='jax' has no loss scaling for mixed_float16; use 'fit'.")
+    jax_only = {k: getattr(settings, k) for k in ("group_size", "grad_form", "epoch_form")}
+    if trainer != "jax" and any(v not in (None, 1) for v in jax_only.values()):
+        given = ", ".join(f"{k}={v!r}" for k, v in jax_only.items() if v not in (None, 1))
+        raise ValueError(
+            f"{given}: a setting of the JAX trainer, and this run trains with model.fit "
+            f"(trainer {trainer!r} on {backend!r}); use the JAX backend, or leave it unset."
+        )
+    group_size = 1
+    if trainer == "jax":
+        jit = True  # the JAX trainer compiles its steps
+        group_size = fast["group_size"] if settings.group_size is None else settings.group_size
+    return {
+        "jit_compile": bool(jit),
+        "mixed_precision": settings.mixed_precision,
+        "group_size": int(group_size),
+        "backend": backend,
+        "fast_path_reason": fast["reason"],
+        "trainer": trainer,
+        "precision": settings.precision or "default",
+    }
+
+
+def make_optimizer(settings):
+    """The Keras optimizer ``settings`` name, with its learning rate (and SGD momentum).
+
+    Example:
+        >>> from keras_attn.protocol import ProtocolSettings
+        >>> make_optimizer(ProtocolSettings(optimizer="adam")).name
+        'adam'
+    """
+    import keras
+
+    lr = settings.learning_rate
+    if settings.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr, momentum=settings.momentum)
+    return {
+        "adam": keras.optimizers.Adam,
+        "adamw": keras.optimizers.AdamW,
+        "rmsprop": keras.optimizers.RMSprop,
+    }[settings.optimizer](learning_rate=lr)

@@ -1,9 +1,9 @@
-"""The arithmetic precision a run computes in: float32, TF32 or mixed bfloat16, as a setting.
+"""The arithmetic precision a run computes in, applied to the backend and read back.
 
 Float32 convolutions and matrix products do not always compute in float32: on NVIDIA
 Ampere and Hopper GPUs JAX (and TensorFlow, and PyTorch's cuDNN convolutions) use
-TF32 tensor cores by default, 10 mantissa bits instead of 23. ``precision`` names
-the math explicitly:
+TF32 tensor cores by default, 10 mantissa bits instead of 23. The ``precision``
+setting (`keras_attn.protocol.ProtocolSettings`) names the math explicitly:
 
 - ``None`` (the default): the backend's own default on this device: float32 on a
   CPU; TF32 convolutions and matrix products under JAX on an Ampere or newer GPU.
@@ -11,64 +11,33 @@ the math explicitly:
   ``"float32"``, TensorFlow and PyTorch with TF32 off).
 - ``"tf32"``: TF32 convolutions and matrix products where the device has them
   (float32 elsewhere, e.g. on a CPU).
-- ``"bf16"``: the models are built under Keras' ``mixed_bfloat16`` policy
-  (bfloat16 compute, float32 weights; the softmax stays float32).
+- ``"bf16"`` / ``"fp16"``: the models are built under Keras' ``mixed_bfloat16`` /
+  ``mixed_float16`` policy (half-precision compute, float32 weights; the softmax stays
+  float32); ``fp16`` trains with ``model.fit``'s loss scaling.
 
 `apply_precision` sets the process-wide switch for the current backend;
 `precision_in_use` reads it back for the records.
-
-Example:
-    >>> check_precision("tf32"), check_precision(None)
-    ('tf32', None)
 """
 
 from __future__ import annotations
 
 from keras_attn.runtime import backend as current_backend
 
-__all__ = ["PRECISIONS", "PRECISION_HELP", "apply_precision", "check_precision", "precision_in_use"]
-
-#: The precisions a run can ask for (``None``: the backend's default).
-PRECISIONS = ("float32", "tf32", "bf16")
-
-#: Help text of the ``--precision`` flag of the command lines.
-PRECISION_HELP = (
-    "arithmetic of convolutions and matrix products: float32 (full), tf32 (TF32 tensor "
-    "cores where the GPU has them) or bf16 (mixed bfloat16); default: the backend's own "
-    "(float32 on a CPU, TF32 under JAX on Ampere/Hopper GPUs). Part of the settings id "
-    "when given"
-)
+__all__ = ["apply_precision", "precision_in_use"]
 
 # What JAX's jax_default_matmul_precision is set to for each precision (None: JAX's default).
-_JAX = {None: None, "float32": "float32", "tf32": "tensorfloat32", "bf16": None}
-
-
-def check_precision(precision):
-    """Validate a precision: ``None`` or one of `PRECISIONS`.
-
-    Example:
-        >>> check_precision("fp16")
-        Traceback (most recent call last):
-        ...
-        ValueError: `precision` must be None (the backend's default) or one of ('float32', 'tf32', 'bf16'), got 'fp16'.
-    """  # noqa: E501
-    if precision is None or precision in PRECISIONS:
-        return precision
-    raise ValueError(
-        f"`precision` must be None (the backend's default) or one of {PRECISIONS}, "
-        f"got {precision!r}."
-    )
+_JAX = {None: None, "float32": "float32", "tf32": "tensorfloat32", "bf16": None, "fp16": None}
 
 
 def apply_precision(precision, backend=None):
     """Set the current backend's process-wide matmul and convolution precision.
 
-    ``None`` and ``"bf16"`` restore the backend's default (bf16 is a dtype
-    policy, applied when the models are built). Call it before a model's step
+    ``None``, ``"bf16"`` and ``"fp16"`` restore the backend's default (a mixed
+    precision is a dtype policy, applied when the models are built). Call it before a model's step
     is compiled: compiled functions keep the precision they were traced with.
 
     Args:
-        precision: ``None`` or one of `PRECISIONS`.
+        precision: ``None`` or one of `keras_attn.protocol.settings.PRECISIONS`.
         backend: ``"jax"``, ``"tensorflow"`` or ``"torch"`` (default: Keras' current).
 
     Returns:
@@ -78,7 +47,6 @@ def apply_precision(precision, backend=None):
         >>> apply_precision(None)["precision"]
         'default'
     """
-    precision = check_precision(precision)
     backend = backend or current_backend()
     if backend == "jax":
         import jax
