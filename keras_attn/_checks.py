@@ -89,3 +89,36 @@ def check_input_shape(shape):
     for v in shape:
         check_positive_int("input_shape entries", v)
     return list(shape)
+
+
+def check_rate(name, value):
+    """``value`` if it is a number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"`{name}` must be a number in [0, 1), got {value!r}.")
+    return value
+
+
+def check_positive(name, value):
+    """``value`` if it is a number > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"`{name}` must be a positive number, got {value!r}.")
+    return value
+
+
+def check_widths(name, value):
+    """``value`` as a list if it is a non-empty list of positive integers (channel counts)."""
+    ok = isinstance(value, (list, tuple)) and value
+    if not ok or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
+        raise ValueError(f"`{name}` must be a non-empty list of positive integers, got {value!r}.")
+    return list(value)
+
+
+def one_of(*choices):
+    """A check that ``value`` is one of ``choices``."""
+
+    def check(name, value):
+        if value not in choices:
+            raise ValueError(f"`{name}` must be one of {', '.join(choices)}, got {value!r}.")
+        return value
+
+    return check

@@ -3,7 +3,7 @@
 A variant is data: a description and the config keys where it differs from
 the defaults of its backbone: the study's CNN (`keras_attn.backbone.DEFAULT_CONFIG`,
 configs without a ``"backbone"`` key) or a CIFAR ResNet
-(`keras_attn.resnet.config.DEFAULT_CONFIG`, ``"backbone": "resnet"``). `build` turns a
+(`keras_attn.resnet.model.DEFAULT_CONFIG`, ``"backbone": "resnet"``). `build` turns a
 name (plus overrides) or a full config into a model, so the protocol, the tuner
 and export never special-case a variant. Registering a new variant is one
 `register` call.
@@ -12,9 +12,9 @@ and export never special-case a variant. Registering a new variant is one
 import copy
 import fnmatch
 
-from keras_attn import backbone, resnet
 from keras_attn._checks import did_you_mean
-from keras_attn.resnet.config import DEFAULT_CONFIG as RESNET_DEFAULTS
+from keras_attn.backbone import AttentionCNN
+from keras_attn.resnet import AttentionResNet
 
 # The study fixed the last transposed convolution per site: kernel 3 at sites 1-3, 2 at site 4.
 _STUDY_CONV_AE = {"final_kernel": [3, 3, 3, 2]}
@@ -96,54 +96,44 @@ for _depth, _kind, _what in (
         "config": {"backbone": "resnet", "depth": _depth, "attention": [_kind]},
     }
 
-#: The backbones a config can name (``"backbone"``; absent means the study's CNN).
-BACKBONES = ("cnn", "resnet")
+#: The model class of each backbone a config can name (``"backbone"``; absent: ``"cnn"``).
+BACKBONES = {"cnn": AttentionCNN, "resnet": AttentionResNet}
 
 
-def _backbone_of(config):
+def _model_class(config):
+    if not isinstance(config, dict):
+        raise ValueError(f"A model config must be a dict, got {type(config).__name__}.")
     kind = config.get("backbone", "cnn")
     if kind not in BACKBONES:
         raise ValueError(
             f"Unknown backbone {kind!r}.{did_you_mean(kind, BACKBONES)} Valid: "
             f'{", ".join(BACKBONES)} (no "backbone" key: the study\'s CNN).'
         )
-    return kind
+    return BACKBONES[kind]
 
 
-def _validate(config):
-    """A complete config of either backbone; ``"backbone": "cnn"`` is dropped (the default)."""
-    if not isinstance(config, dict):
-        raise ValueError(f"A model config must be a dict, got {type(config).__name__}.")
-    if _backbone_of(config) == "resnet":
-        return resnet.validate_config(config)
-    config = {k: v for k, v in config.items() if k != "backbone"}
-    only = [k for k in config if k in RESNET_DEFAULTS and k not in backbone.DEFAULT_CONFIG]
-    if only:
+def _merged(name_or_config, overrides):
+    """The model class and the unchecked config of a name or config with ``overrides``.
+
+    A gate's options dict is merged into the one it overrides; other keys are replaced.
+    """
+    if isinstance(name_or_config, dict):
+        config = copy.deepcopy(name_or_config)
+    else:
+        name = _check_name(name_or_config)
+        config = {**copy.deepcopy(VARIANTS[name]["config"]), "name": name}
+    cls = _model_class(config)
+    backbone = config.get("backbone", "cnn")
+    if overrides.get("backbone", backbone) != backbone:
         raise ValueError(
-            f"{', '.join(f'`{k}`' for k in only)}: a key of the ResNet configs, not of the "
-            "study's CNN. Build a ResNet by name (keras_attn.build('resnet20', ...)) or give "
-            '"backbone": "resnet".'
+            f"Cannot override `backbone` ({backbone!r} -> {overrides['backbone']!r}): build "
+            "the other backbone by its own name or config."
         )
-    return backbone.validate_config(config)
-
-
-def _merge(config, overrides):
-    if "backbone" in overrides and overrides["backbone"] != config.get("backbone", "cnn"):
-        raise ValueError(
-            f"Cannot override `backbone` ({config.get('backbone', 'cnn')!r} -> "
-            f"{overrides['backbone']!r}): build the other backbone by its own name or config."
-        )
-    overrides = {k: v for k, v in overrides.items() if k != "backbone"}
-    if _backbone_of(config) == "resnet":
-        return resnet.merge_config(config, overrides)
-    only = [k for k in overrides if k in RESNET_DEFAULTS and k not in backbone.DEFAULT_CONFIG]
-    if only:
-        raise ValueError(
-            f"{', '.join(f'`{k}`' for k in only)}: a key of the ResNet configs, not of the "
-            f"study's CNN ({config.get('name', 'cnn')!r}). Build a ResNet instead, e.g. "
-            "keras_attn.build('resnet20', ...)."
-        )
-    return backbone.merge_config(config, overrides)
+    for key, value in copy.deepcopy(overrides).items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            value = {**config[key], **value}
+        config[key] = value
+    return cls, config
 
 
 def register(name, config, description):
@@ -163,7 +153,7 @@ def register(name, config, description):
     """
     if name in VARIANTS:
         raise ValueError(f"A variant named {name!r} is already registered.")
-    _validate({**config, "name": name})
+    _model_class(config).check_config({**config, "name": name})
     VARIANTS[name] = {"description": description, "config": copy.deepcopy(config)}
 
 
@@ -194,7 +184,7 @@ def list_models(pattern="*"):
 
 
 def get_config(name_or_config="cnn", **overrides):
-    """The complete, validated config of a variant, with ``overrides`` applied.
+    """The complete, checked config of a variant, with ``overrides`` applied.
 
     Args:
         name_or_config: str (a registered name) or dict (a config, complete or
@@ -209,12 +199,8 @@ def get_config(name_or_config="cnn", **overrides):
     >>> get_config("cnn_conv_ae", sites=[1, 2])["sites"]
     [1, 2]
     """
-    if isinstance(name_or_config, dict):
-        base = name_or_config
-    else:
-        name = _check_name(name_or_config)
-        base = {**copy.deepcopy(VARIANTS[name]["config"]), "name": name}
-    return _validate(_merge(_validate(base), overrides))
+    cls, config = _merged(name_or_config, overrides)
+    return cls.check_config(config)
 
 
 def build(name_or_config="cnn", input_shape=None, num_classes=None, **overrides):
@@ -231,7 +217,7 @@ def build(name_or_config="cnn", input_shape=None, num_classes=None, **overrides)
         **overrides: config keys to change (see
             `keras_attn.backbone.DEFAULT_CONFIG` for the CNN: ``sites``,
             ``attention``, ``attention_position``, ``blocks``, ``head``,
-            ``conv_ae={...}``...; `keras_attn.resnet.config.DEFAULT_CONFIG` for a
+            ``conv_ae={...}``...; `keras_attn.resnet.model.DEFAULT_CONFIG` for a
             ResNet: ``depth``, ``widths``, ``attention`` (a gate name or a
             list), ``sites`` (residual blocks), a gate's options under its name).
 
@@ -254,7 +240,5 @@ def build(name_or_config="cnn", input_shape=None, num_classes=None, **overrides)
         overrides["input_shape"] = list(input_shape)
     if num_classes is not None:
         overrides["num_classes"] = num_classes
-    config = get_config(name_or_config, **overrides)
-    if config.get("backbone") == "resnet":
-        return resnet.AttentionResNet(config)
-    return backbone.AttentionCNN(config)
+    cls, config = _merged(name_or_config, overrides)
+    return cls(config)

@@ -60,7 +60,7 @@ def test_one_mask_per_block_and_site_in_0_1_at_image_size(name):
     model = small_model(name)
     config = model.model_config
     maps = attention_maps(model, image())
-    sites = keras_attn.backbone.attention_sites(config)
+    sites = keras_attn.AttentionCNN.attention_sites(config)
     expected = [(site, kind) for site in sites for kind in config["attention"]]
     assert [(m["site"], m["kind"]) for m in maps] == expected
     for m in maps:
@@ -222,7 +222,7 @@ def test_gates_come_as_what_they_are(name):
     parts = gate_parts(model, image())
     expected = [
         (site, kind, part)
-        for site in keras_attn.backbone.attention_sites(config)
+        for site in keras_attn.AttentionCNN.attention_sites(config)
         for kind in config["attention"]
         for part, _ in PARTS_OF[kind]
     ]
@@ -282,7 +282,7 @@ def test_the_picture_is_written_for_every_variant(name, tmp_path):
     config = model.model_config
     kinds = config["attention"]
     part_rows = sum(len(PARTS_OF[kind]) for kind in kinds)
-    sites = len(keras_attn.backbone.attention_sites(config))
+    sites = len(keras_attn.AttentionCNN.attention_sites(config))
     assert (result["rows"], result["cols"]) == (1 + part_rows, max(3, sites))
     assert result["class_index"] == int(np.argmax(model(image()[None].astype("float32"))[0]))
     assert result["layer"] == f"block{len(config['blocks'])}_norm_b"

@@ -348,12 +348,12 @@ def test_the_new_gates_build_in_the_cnn_by_config_and_leave_the_variants_unchang
         assert [layer.name for _, layer in model.attention_layers] == [
             f"site{s}_{gate}" for s in (1, 2, 3, 4)
         ]
-        assert gate not in keras_attn.get_config("cnn")  # options absent unless set
+        assert gate not in keras_attn.get_config("cnn")  # options of the gates in use only
     model = keras_attn.build("cnn", blocks=[8], attention=["se"], se={"reduction": 2})
     assert model.get_layer("site1_se").reduction == 2
     assert keras_attn.get_config("cnn_eca") == before
-    # No key beyond the schema's: the study's configs, settings ids and records stay the same.
-    assert set(before) == set(keras_attn.backbone.DEFAULT_CONFIG)
+    # The schema's keys, and the options of the gate in use: no other gate's.
+    assert set(before) == {*keras_attn.backbone.DEFAULT_CONFIG, "eca"}
     with pytest.raises(ValueError, match=r"Unknown `se` option 'reductio'.*'reduction'"):
         keras_attn.build("cnn", attention=["se"], se={"reductio": 2})
 

@@ -56,11 +56,13 @@ def test_the_variant_counts_are_the_baseline_plus_their_gates():
     checked = []
     for name in VARIANTS:
         config = keras_attn.get_config(name)
-        changed = {k for k, v in config.items() if DEFAULT_CONFIG.get(k) != v} - {"name"}
-        plain = changed <= {"attention", "conv_ae"}
-        if "conv_ae" in config["attention"]:  # the table's conv-AE is the study's
-            plain = plain and config["conv_ae"] == study_conv_ae
-        if not plain or not config["attention"] or set(config["attention"]) - set(GATE_PARAMS):
+        kinds = config["attention"]
+        changed = {k for k, v in config.items() if DEFAULT_CONFIG.get(k) != v}
+        defaults = keras_attn.get_config("cnn", attention=kinds)  # each gate's own defaults
+        defaults["conv_ae"] = study_conv_ae  # the table's conv-AE is the study's
+        plain = changed <= {"name", "attention", *kinds}
+        plain = plain and all(config[kind] == defaults[kind] for kind in kinds)
+        if not plain or not kinds or set(kinds) - set(GATE_PARAMS):
             continue
         gates = sum(sum(GATE_PARAMS[kind]) for kind in config["attention"])
         assert EXACT_PARAMS[name] == EXACT_PARAMS["cnn"] + gates, name
@@ -151,6 +153,38 @@ def test_feature_map_sizes_per_site():
     ]
 
 
+def test_gates_are_made_once_per_site_and_never_to_check_a_config():
+    made = []
+
+    class Spy(keras_attn.layers.AttentionGate):
+        def __init__(self, scale=0.5, **kwargs):
+            super().__init__(**kwargs)
+            self.scale = scale
+            made.append(self.name)
+
+        def gate(self, inputs):
+            return self.scale
+
+    keras_attn.layers.register("spy", Spy)
+    try:
+        small = {"blocks": [4], "dense_units": 4, "input_shape": (8, 8, 3)}
+        config = keras_attn.get_config("cnn", attention=["spy"], spy={"scale": 0.25}, **small)
+        assert made == [] and config["spy"] == {"scale": 0.25}  # options from the signature
+        keras_attn.build(config)
+        assert made == ["site1_spy", "site2_spy"]
+    finally:
+        keras_attn.layers.unregister("spy")
+
+
+def test_options_of_gates_not_in_use_are_checked_and_left_out():
+    # A config holding every gate's options (as the records of the first runs do) is the same.
+    config = keras_attn.get_config("cnn_eca")
+    fuller = {**config, "cbam": {"reduction": 16}, "conv_ae": {"filters": [12, 24, 48]}}
+    assert keras_attn.get_config(fuller) == config and "cbam" not in config
+    with pytest.raises(ValueError, match=r"Unknown `cbam` option 'reductio'"):
+        keras_attn.get_config({**fuller, "cbam": {"reductio": 16}})
+
+
 def test_register_a_variant():
     keras_attn.register("cnn_eca_block1_test", {"attention": ["eca"], "sites": [1, 2]}, "test")
     try:
@@ -171,7 +205,7 @@ def test_register_a_variant():
             r"Unknown model 'cnn_conv_ae_ec'. Did you mean 'cnn_conv_ae_eca'",
         ),
         (("resnet50",), {}, r"Unknown model 'resnet50'.*Available: cnn, cnn3"),
-        (("cnn",), {"site": [1]}, r"Unknown config key \(override\) 'site'. Did you mean 'sites'"),
+        (("cnn",), {"site": [1]}, r"Unknown config key 'site'. Did you mean 'sites'"),
         (("cnn_conv_ae",), {"conv_ae": {"filter": [4]}}, r"Unknown `conv_ae` option 'filter'"),
         (("cnn_eca",), {"sites": [0, 5]}, r"Site 0 is out of range.*sites 1 to 4"),
         (("cnn_eca",), {"sites": [5]}, r"Site 5 is out of range.*sites 1 to 4"),
@@ -186,13 +220,17 @@ def test_register_a_variant():
         (
             ("cnn",),
             {"blocks": [64, 0]},
-            r"`blocks entries \(filters per block\)` must be a positive",
+            r"`blocks` must be a non-empty list of positive integers, got \[64, 0\]",
         ),
         (("cnn",), {"dense_units": 0}, "`dense_units` must be a positive integer, got 0"),
         (("cnn",), {"input_shape": (32, 32)}, r"rank 3, got \[32, 32\]"),
         (("cnn",), {"input_shape": (32, 32, 3, 1)}, r"rank 3, got \[32, 32, 3, 1\]"),
         (("cnn",), {"input_shape": (8, 8, 3)}, r"too small for 2 conv blocks"),
-        (("cnn",), {"attention": ["eca", "sk"]}, r"Unknown attention block 'sk'.*Valid: .*simam"),
+        (
+            ("cnn",),
+            {"attention": ["eca", "sk"]},
+            r"Unknown attention gate 'sk'.*Valid gates: .*simam",
+        ),
         (("cnn",), {"head": "logits"}, r"`head` must be one of"),
         (("cnn_conv_ae",), {"conv_ae": {"final_kernel": [3, 3]}}, r"list of 2 .* 4 sites"),
         (("cnn",), {"dropout": 1.5}, r"`dropout` must be a number in \[0, 1\), got 1.5"),
