@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import import_or_skip
 
 import keras_attn
 
@@ -54,19 +55,9 @@ def _runs_an_example(doc):
     return any(not ex.options.get(doctest.SKIP) for ex in examples)
 
 
-def _import(module):
-    """The module, or a skip where it needs what is not installed (KerasTuner)."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        if str(error).startswith(f"{module} needs"):
-            pytest.skip(str(error))
-        raise
-
-
 @pytest.mark.parametrize("module", USER_FACING)
 def test_the_user_facing_api_has_examples_that_run(module):
-    mod = _import(module)
+    mod = import_or_skip(module)
     missing = [
         f"{module}.{name}"
         for name in mod.__all__

@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from conftest import import_or_skip
 
 PACKAGE = Path(__file__).resolve().parents[1] / "keras_attn"
 
@@ -201,12 +202,7 @@ def test_the_deprecation_check_can_fail(tmp_path):
 
 def _sub_package(name):
     """The imported sub-package, or a skip where it needs what is not installed (KerasTuner)."""
-    try:
-        return importlib.import_module(f"keras_attn.{name}")
-    except ImportError as error:
-        if str(error).startswith(f"keras_attn.{name} needs"):
-            pytest.skip(str(error))
-        raise
+    return import_or_skip(f"keras_attn.{name}")
 
 
 @pytest.mark.parametrize("name", SUB_PACKAGES)
