@@ -145,6 +145,19 @@ def _extract_cifar_subset(archive, root):
         tar.extractall(root, members=members, **safe)
 
 
+def import_or_skip(module):
+    """The imported keras_attn module, or a skip where it needs what is not installed
+    (``keras_attn.tuning`` without KerasTuner says "keras_attn.tuning needs ...")."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        if str(error).startswith(f"{module} needs"):
+            pytest.skip(str(error))
+        raise
+
+
 @pytest.fixture(scope="session")
 def cifar_folder(tmp_path_factory):
     """The first images (by name) of each class of the shared CIFAR-10 JPEG copy, unpacked

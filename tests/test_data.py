@@ -1,6 +1,7 @@
 """Tests of keras_attn.data: the three sources, the split, the batches, the errors."""
 
 import json
+import logging
 import os
 import tarfile
 import time
@@ -185,8 +186,10 @@ def test_a_long_list_of_unreadable_images_is_cut_with_a_count(tmp_path):
 
 def test_unknown_source_kinds_are_rejected(tmp_path):
     (tmp_path / "x.csv").write_text("1,2")
-    with pytest.raises(ValueError, match="not an .npz file"):
+    with pytest.raises(ValueError, match=r"neither an .npz file nor an archive \(.tar.gz, "):
         data.load_dataset(tmp_path / "x.csv")
+    with pytest.raises(FileNotFoundError, match=r"a .tar.gz \(.tgz, .tar\) of one, or an .npz"):
+        data.load_dataset(tmp_path / "missing")
     with pytest.raises(ValueError, match="source"):
         data.load_dataset("")
     with pytest.raises(ValueError, match="image_size"):
@@ -314,21 +317,50 @@ def test_tfds_download_offline_fails_in_one_line_within_seconds(tmp_path, monkey
     assert not (tmp_path / "cifar10").exists()
 
 
-def test_a_failed_tfds_download_leaves_nothing_behind(tmp_path, monkeypatch):
-    tfds = pytest.importorskip("tensorflow_datasets")
+def _failing_download(tfds, monkeypatch):
+    """tfds.load whose download makes what an unreachable download leaves, then fails."""
     monkeypatch.setattr(tfds_source, "_reachable", lambda host: True)  # where it is looked up
     real_load = tfds.load
 
     def failing_load(name, **kwargs):
         if not kwargs.get("download"):
             return real_load(name, **kwargs)
-        (tmp_path / "cifar10" / "3.0.2").mkdir(parents=True)  # what tfds leaves offline
+        top = Path(kwargs["data_dir"])
+        (top / "cifar10" / "3.0.2.incomplete").mkdir(parents=True)
+        (top / "downloads" / "extracted").mkdir(parents=True)
+        (top / "downloads" / "cifar-10-binary.tar.gz.tmp").write_text("partial")
         raise ConnectionError("Failed to connect")
 
     monkeypatch.setattr(tfds, "load", failing_load)
+
+
+def test_a_failed_tfds_download_leaves_nothing_behind(tmp_path, monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    _failing_download(tfds, monkeypatch)
+    top = tmp_path / "tfds"
     with pytest.raises(ConnectionError, match="Nothing was kept in"):
-        data.load_dataset("tfds:cifar10", tfds_data_dir=str(tmp_path), download=True)
-    assert not (tmp_path / "cifar10").exists()
+        data.load_dataset("tfds:cifar10", tfds_data_dir=str(top), download=True)
+    assert not top.exists()
+    # In a data folder already in use, only what the attempt added goes.
+    (top / "mnist" / "3.0.1").mkdir(parents=True)
+    (top / "downloads").mkdir()
+    (top / "downloads" / "mnist.tar.gz").write_text("kept")
+    with pytest.raises(ConnectionError, match="Nothing was kept in"):
+        data.load_dataset("tfds:cifar10", tfds_data_dir=str(top), download=True)
+    assert sorted(p.relative_to(top).as_posix() for p in top.rglob("*")) == [
+        "downloads",
+        "downloads/mnist.tar.gz",
+        "mnist",
+        "mnist/3.0.1",
+    ]
+
+
+def test_a_missing_tfds_copy_is_one_error_without_tfds_warnings(tmp_path, caplog):
+    pytest.importorskip("tensorflow_datasets")
+    with caplog.at_level(logging.WARNING), pytest.raises(FileNotFoundError):
+        data.load_dataset("tfds:cifar10", tfds_data_dir=str(tmp_path))
+    assert "Variant folder" not in caplog.text
+    assert not list(tmp_path.iterdir())
 
 
 def test_image_folder_archive_is_unpacked_once_into_the_cache(tmp_path):
@@ -345,7 +377,49 @@ def test_image_folder_archive_is_unpacked_once_into_the_cache(tmp_path):
     assert packed.source["name"] == folder.source["name"] + ".tar.gz" == "cifar-like.tar.gz"
     again = data.load_dataset(archive, val_size=2, cache_dir=str(tmp_path / "cache"))
     assert again.fingerprint() == folder.fingerprint()
-    assert len(list((tmp_path / "cache").glob("cifar-like-*"))) == 1
+    assert len(list((tmp_path / "cache").glob("archive-*"))) == 1
+
+
+def _tar_gz(src, path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(src, arcname=src.name)
+    return path
+
+
+def test_an_archive_is_unpacked_once_per_contents_not_per_path(tmp_path, monkeypatch):
+    from keras_attn.data import archives
+
+    write_image_folder(tmp_path / "src" / "imgs", classes=("cat", "dog"), n_train=3, n_test=1)
+    first = _tar_gz(tmp_path / "src" / "imgs", tmp_path / "a" / "imgs.tar.gz")
+    second = tmp_path / "b" / "copy.tar.gz"  # the same bytes at another path and time
+    second.parent.mkdir()
+    second.write_bytes(first.read_bytes())
+    os.utime(second, ns=(1, 1))
+    reads = []
+    real_sha256 = archives._sha256_file
+    monkeypatch.setattr(archives, "_sha256_file", lambda p: reads.append(p) or real_sha256(p))
+    cache = tmp_path / "cache"
+    loaded = [data.load_dataset(p, val_size=2, cache_dir=str(cache)) for p in (first, second)]
+    assert loaded[0].fingerprint() == loaded[1].fingerprint()
+    assert len(list(cache.glob("archive-*"))) == 1
+    assert len(reads) == 2  # each path's archive read once for its digest
+    data.load_dataset(first, val_size=2, cache_dir=str(cache))
+    assert len(reads) == 2  # its digest is kept: not read again
+    # other contents: another folder
+    Image.fromarray(np.full((8, 8, 3), 9, np.uint8)).save(tmp_path / "src/imgs/train/cat/000.png")
+    changed = _tar_gz(tmp_path / "src" / "imgs", tmp_path / "c" / "imgs.tar.gz")
+    other = data.load_dataset(changed, val_size=2, cache_dir=str(cache))
+    assert other.fingerprint() != loaded[0].fingerprint()
+    assert len(list(cache.glob("archive-*"))) == 2
+
+
+def test_the_cache_defaults_to_keras_attn_cache(tmp_path, monkeypatch):
+    write_image_folder(tmp_path / "src" / "imgs", classes=("cat", "dog"), n_train=3, n_test=1)
+    archive = _tar_gz(tmp_path / "src" / "imgs", tmp_path / "imgs.tar.gz")
+    monkeypatch.setenv("KERAS_ATTN_CACHE", str(tmp_path / "env-cache"))
+    data.load_dataset(archive, val_size=2)
+    assert len(list((tmp_path / "env-cache").glob("archive-*/imgs/train/cat/*.png"))) == 3
 
 
 def test_tfds_without_data_fails_fast_with_instructions(tmp_path):

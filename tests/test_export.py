@@ -233,6 +233,12 @@ def test_export_script_names_the_models_of_a_results_folder(tmp_path, monkeypatc
     assert script.main([str(results), "--formats", "keras"]) == 2
     err = capsys.readouterr().err
     assert "Models with weights there: cnn, cnn_eca (e.g. --model cnn)." in err
+    assert script.main([str(results), "--model", "cnn,no_such_model", "--formats", "keras"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: No records of no_such_model in {results}. Models with weights there: cnn, "
+        "cnn_eca.\n"
+    )
     out_root = tmp_path / "saved"
     assert script.main([str(results), "--model", "cnn_eca", "--out-root", str(out_root)]) == 0
     out = capsys.readouterr().out

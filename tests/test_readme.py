@@ -68,6 +68,17 @@ def test_test_command_is_what_ci_runs():
     assert _blocks("bash")[1].strip() in ci
 
 
+def test_readme_lists_every_subcommand():
+    listed = re.search(r"Its subcommands \(`keras-attn --help`\): (.*?)\.\n", README, re.S)
+    assert re.findall(r"`([a-z-]+)`", listed.group(1)) == list(cli.COMMANDS)
+
+
+def test_readme_says_where_the_tours_search_reads_its_data():
+    text = " ".join(README.split())
+    assert "`keras-attn tune --preset smoke` reads the same data as the protocol" in text
+    assert "`keras-attn tune --preset smoke --data-dir PATH`" in text
+
+
 @pytest.fixture(scope="module")
 def tour(tmp_path_factory):
     """A fresh folder where the README's first command has run (mock CIFAR-10)."""

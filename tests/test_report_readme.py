@@ -52,6 +52,14 @@ def test_block_has_table_data_machines_settings_and_limits():
     assert "20" not in lines[0]  # no date, no clock
 
 
+def test_runs_present_count_against_the_most_planned_in_the_settings():
+    # cnn_eca run with --runs 4 beside variants run with --runs 16: 4 of 16, not 4 of 4.
+    records = [make_record("cnn", i, 0.7, runs=16) for i in range(8)]
+    records += [make_record("cnn_eca", i, 0.75, runs=4) for i in range(4)]
+    block = report.readme_block(records)
+    assert "Runs present / planned: `cnn` 8/16, `cnn_eca` 4/16." in block
+
+
 def test_data_are_named_by_their_name_and_fingerprint_not_a_machines_path():
     records = _h200(make_records())
     for r in records:

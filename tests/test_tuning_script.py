@@ -53,6 +53,9 @@ def test_script_help_shows_presets_and_bad_flags_fail(capsys):
     for name, preset in tuning_settings.PRESETS.items():
         assert f"  {name}: {preset['description']}" in out
     assert "KERASTUNER_TUNER_ID=chief" in out
+    # Where the data come from, as the code reads them (no folder only the developers have).
+    assert "CIFAR-10 through tensorflow-datasets, prepared once with --download" in out
+    assert "../shared" not in out and "--data-dir PATH" in out
     with pytest.raises(SystemExit):
         tune.main(["--tuner", "grid"])
     assert "invalid choice: 'grid'" in capsys.readouterr().err

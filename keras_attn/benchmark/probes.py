@@ -16,13 +16,7 @@ MB = 1024.0 * 1024.0
 
 
 def environment():
-    """`keras_attn.runtime.environment` plus what affects speed: thread pools, dtype, load.
-
-    Example:
-    >>> env = environment()
-    >>> env["backend"] in ("tensorflow", "jax", "torch"), "load_average_at_start" in env
-    (True, True)
-    """
+    """`keras_attn.runtime.environment` plus what affects speed: thread pools, dtype, load."""
     import keras
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
@@ -91,9 +85,6 @@ def reset_device_peak():
     """Start a new device-memory peak (TensorFlow or PyTorch GPU; nothing elsewhere).
 
     JAX has no reset: its peak covers the whole process.
-
-    Example:
-    >>> reset_device_peak()  # on a CPU: nothing to reset
     """
     name = backend()
     try:
@@ -111,13 +102,7 @@ def reset_device_peak():
 
 
 def device_peak_mb():
-    """Peak device memory (MiB) since the last reset, or None without a device.
-
-    Example:
-    >>> peak = device_peak_mb()
-    >>> peak is None or peak >= 0
-    True
-    """
+    """Peak device memory (MiB) since the last reset, or None without a device."""
     name = backend()
     try:
         if name == "jax":

@@ -144,16 +144,23 @@ def _models_to_export(source, args, export):
             "records carry the class names and exports are named after the model."
         )
     with_weights, without_weights = export.exportable_models(source)
-    if args.model:
-        return [m.strip() for spec in args.model for m in spec.split(",") if m.strip()]
     no_weights = ", ".join(without_weights)
+    skipped = f" ({no_weights}: records without weights)" if without_weights else ""
+    if args.model:
+        names = [m.strip() for spec in args.model for m in spec.split(",") if m.strip()]
+        unknown = [m for m in names if m not in with_weights + without_weights]
+        if unknown:
+            raise ValueError(
+                f"No records of {', '.join(unknown)} in {source}. Models with weights there: "
+                f"{', '.join(with_weights) or 'none'}{skipped}."
+            )
+        return names
     if not with_weights:
         raise ValueError(
             f"{source} has records of {no_weights} but none of their weights, so nothing there "
             "can be exported: the runs were trained with --no-weights, or the records were "
             "copied without their weights/ folder."
         )
-    skipped = f" ({no_weights}: records without weights)" if without_weights else ""
     raise ValueError(
         f"Say which model(s) of {source} to export: --model NAME. Models with weights there: "
         f"{', '.join(with_weights)}{skipped} (e.g. --model {with_weights[0]})."

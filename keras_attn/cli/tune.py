@@ -68,8 +68,9 @@ def build_parser(presets, tuners, prog=None):
         epilog.append(f"  {name}: {p['description']}")
         epilog.append(f"      settings: {json.dumps(p['settings'])}; project: {p['project']}")
     epilog += [
-        "  smoke reads the offline CIFAR-10 JPEG copy (../shared/data/cifar10-jpeg.tar.gz, "
-        "unpacked once into .data/) when present, else tfds:cifar10.",
+        "  data (every preset): CIFAR-10 through tensorflow-datasets, prepared once with "
+        "--download (or by keras-attn protocol --download); or --data-dir PATH: an image "
+        "folder, a .tar.gz of one, or an .npz file.",
         "",
         "distributed (KerasTuner's chief/worker mode; every process shares --directory):",
         "  export KERASTUNER_ORACLE_IP=127.0.0.1 KERASTUNER_ORACLE_PORT=8000",

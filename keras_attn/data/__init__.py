@@ -6,7 +6,9 @@ Three sources share one interface, `load_dataset`:
   surprise downloads: the data must already be in the tfds data folder unless
   ``download=True`` is passed.
 - an image-folder tree ``ROOT/train/<class>/*`` and ``ROOT/test/<class>/*``
-  (decoded with Pillow; classes are the sorted folder names).
+  (decoded with Pillow; classes are the sorted folder names), or a ``.tar.gz`` /
+  ``.tgz`` / ``.tar`` of one, unpacked once into the cache (``~/.cache/keras_attn``
+  or ``$KERAS_ATTN_CACHE``), keyed by the archive's contents.
 - an ``.npz`` file holding ``x_train``, ``y_train``, ``x_test``, ``y_test`` and
   optionally ``class_names`` (the format `save_npz` writes, and the format of the
   optional cache of an image folder).

@@ -1,9 +1,4 @@
-"""Training batches: `ArrayBatches` turns uint8 arrays into float32 batches on any backend.
-
-Example:
-    >>> len(ArrayBatches(np.zeros((5, 2, 2, 3), "uint8"), np.arange(5), 2))
-    3
-"""
+"""Training batches: `ArrayBatches` turns uint8 arrays into float32 batches on any backend."""
 
 from __future__ import annotations
 

@@ -2,10 +2,6 @@
 
 Images are decoded with Pillow on a thread pool; `keras_attn.data.folder_cache` keeps
 a decoded copy.
-
-Example:
-    >>> ".png" in IMAGE_EXTENSIONS, ".txt" in IMAGE_EXTENSIONS
-    (True, False)
 """
 
 from __future__ import annotations

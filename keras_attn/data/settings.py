@@ -33,6 +33,12 @@ from keras_attn.data.tfds import load_tfds
 
 __all__ = ["DataSettings", "load_dataset"]
 
+#: The local sources, as the errors name them.
+_LOCAL = (
+    "an image folder with train/<class>/* and test/<class>/*, a .tar.gz (.tgz, .tar) of one, "
+    "or an .npz file"
+)
+
 
 @dataclasses.dataclass
 class DataSettings:
@@ -141,7 +147,8 @@ def load_dataset(
             default), the path of an image-folder tree (``train/<class>/*``,
             ``test/<class>/*``), a ``.tar.gz`` / ``.tgz`` / ``.tar`` archive of one
             (unpacked once into ``cache_dir``, or ``$KERAS_ATTN_CACHE``, default
-            ``~/.cache/keras_attn``), or the path of an ``.npz`` file (see `load_npz`).
+            ``~/.cache/keras_attn``, keyed by its contents), or the path of an ``.npz``
+            file (see `load_npz`).
         val_size: number of training images held out for validation (int >= 0;
             5,000 as in the study).
         split_seed: seed of the train / validation permutation.
@@ -187,11 +194,11 @@ def load_dataset(
         path = Path(source).expanduser()
         if not path.exists():
             raise FileNotFoundError(
-                f"Data source {source!r} does not exist. Expected 'tfds:NAME', an image "
-                "folder with train/<class>/* and test/<class>/*, or an .npz file."
+                f"Data source {source!r} does not exist. Expected 'tfds:NAME', {_LOCAL}."
             )
         if path.is_file() and path.name.lower().endswith(ARCHIVE_EXTENSIONS):
-            folder = extract_archive(path, _archive_folder(path, cache_dir))
+            folder, digest = _archive_folder(path, cache_dir)
+            folder = extract_archive(path, folder, digest=digest)
             (x_tr, y_tr, x_te, y_te), class_names, info = _load_folder_cached(
                 _image_root(folder), image_size=image_size, cache_dir=cache_dir
             )
@@ -205,8 +212,8 @@ def load_dataset(
             info = {"kind": "npz", "name": path.name, "location": str(path.resolve())}
         else:
             raise ValueError(
-                f"Data source {source!r} is a file but not an .npz file. Expected "
-                "'tfds:NAME', an image folder or an .npz file."
+                f"Data source {source!r} is neither an .npz file nor an archive "
+                f"({', '.join(ARCHIVE_EXTENSIONS)}). Expected 'tfds:NAME', {_LOCAL}."
             )
     train_idx, val_idx = split_train_val(len(y_tr), val_size=val_size, seed=split_seed)
     split = {

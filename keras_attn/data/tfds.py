@@ -1,15 +1,14 @@
 """The ``"tfds:NAME"`` source: `load_tfds`, with no surprise downloads and a fast offline failure.
 
 The data must already be in the tensorflow-datasets data folder unless
-``download=True``; a download first checks that one of `DOWNLOAD_HOSTS` answers.
-
-Example:
-    >>> DOWNLOAD_HOSTS["cifar10"][0]
-    'storage.googleapis.com'
+``download=True``; a download first checks that one of `DOWNLOAD_HOSTS` answers, and a
+failed one leaves nothing behind in the data folder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +62,8 @@ def load_tfds(name="cifar10", *, data_dir=None, download=False):
         )
 
     try:
-        splits, info = load(download=False)  # a prepared copy: no network needed
+        with _no_missing_copy_warning():
+            splits, info = load(download=False)  # a prepared copy: no network needed
     except tfds.core.registered.DatasetNotFoundError as e:
         raise ValueError(f"Unknown tensorflow-datasets name {name!r}.") from e
     except AssertionError as e:
@@ -131,17 +131,62 @@ def _download_tfds(tfds, name, data_dir, load):
             f"{_PROBE_SECONDS:.0f} s). Use a local copy instead: --data-dir with an image "
             "folder (train/<class>/*, test/<class>/*), a .tar.gz of one, or an .npz file."
         )
-    root = Path(data_dir or "~/tensorflow_datasets").expanduser() / base
-    existed = root.exists()
+    top = Path(data_dir or "~/tensorflow_datasets").expanduser()
+    before = _contents(top, (base, "downloads"))
     try:
         return load(download=True)
     except Exception as e:
-        if not existed and root.exists():
-            import shutil
-
-            shutil.rmtree(root, ignore_errors=True)
+        _remove_new(top, before)
         raise ConnectionError(
             f"Downloading {base!r} with tensorflow-datasets failed: {type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}. Nothing was kept in {root.parent}. "
+            f"{str(e).splitlines()[0] if str(e) else ''}. Nothing was kept in {top}. "
             "Try again, or use a local copy with --data-dir."
         ) from None
+
+
+def _contents(top, folders):
+    """What exists of ``top`` and of its sub-folders ``folders``: {folder: entries or None}."""
+
+    def entries(path):
+        return set(path.iterdir()) if path.is_dir() else None
+
+    return {top: entries(top), **{top / name: entries(top / name) for name in folders}}
+
+
+def _remove_new(top, before):
+    """Remove what a failed download added: the folders of `_contents` it made, and the new
+    entries of the data set's and the downloads' folders; everything there before stays."""
+    import shutil
+
+    for folder in sorted(before, key=lambda p: -len(p.parts)):  # sub-folders first
+        old = before[folder]
+        if not folder.is_dir() or (folder == top and old is not None):
+            continue  # other data sets in an existing data folder are not this call's
+        if old is None:
+            shutil.rmtree(folder, ignore_errors=True)
+            continue
+        for entry in set(folder.iterdir()) - old:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+
+class _MissingCopyFilter:
+    """Drops tfds' warning about a data set folder that is not there (yet)."""
+
+    def filter(self, record):
+        return not str(record.msg).startswith("Variant folder")
+
+
+@contextlib.contextmanager
+def _no_missing_copy_warning():
+    """tfds warns ``Variant folder ... has no dataset_info.json`` while it looks for a copy
+    that does not exist; the error raised next says what is missing."""
+    logger = logging.getLogger("absl")
+    quiet = _MissingCopyFilter()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)

@@ -131,8 +131,8 @@ def import_or_explain(module, what, pip_name=None):
         ImportError: ``module`` is not installed.
 
     Example:
-    >>> import_or_explain("json", "Reading a model card").__name__
-    'json'
+    >>> import_or_explain("json", "Reading a model card").dumps({"a": 1})
+    '{"a": 1}'
     >>> import_or_explain("no_such_package", "Reading minds")
     Traceback (most recent call last):
     ...

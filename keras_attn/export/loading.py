@@ -68,8 +68,9 @@ def load(path, format="auto", **kwargs):
     >>> model = keras_attn.build("cnn", blocks=[4], dense_units=4, input_shape=(8, 8, 3))
     >>> folder = tempfile.mkdtemp()
     >>> _ = export_model(model, folder, formats=["keras"], verify=False)
-    >>> type(load(folder)).__name__
-    'AttentionCNN'
+    >>> loaded = load(folder)
+    >>> type(loaded).__name__, loaded.output_shape
+    ('AttentionCNN', (None, 10))
     """
     if format not in LOAD_FORMATS:
         raise ValueError(f"`format` must be one of {LOAD_FORMATS}, got {format!r}.")

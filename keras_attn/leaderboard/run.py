@@ -32,7 +32,7 @@ __all__ = ["plan_rounds", "run_leaderboard"]
 
 @dataclasses.dataclass
 class _Prepared:
-    """A setting with its loaded data, models, settings id, folder and packing."""
+    """A setting with its loaded data, models, settings id, folder and group size."""
 
     setting: object
     data: object
@@ -187,7 +187,7 @@ def run_leaderboard(
     stopped = False
     for k in rounds:
         for s, p in enumerate(prepared):
-            # A group's finished runs stay out (a group planned with other packing).
+            # A group's finished runs stay out (a group planned with another group size).
             groups = [
                 (m, [r for r in runs if not _finished(p, m, [r])])
                 for kk, ss, m, runs in pending

@@ -87,10 +87,6 @@ class SingleRun:
 def make_trainer(job, runs, seeds):
     """The trainer of one group: the JAX trainer when ``job.training["trainer"]`` is
     ``"jax"``, else `SingleRun` (a group of one).
-
-    Example:
-        >>> SingleRun.name
-        'fit'
     """
     if job.training.get("trainer") == "jax":
         from keras_attn.protocol.jax_trainer import JaxTrainer

@@ -80,12 +80,7 @@ def deferred_exit(signals):
 
 
 def preempted():
-    """Whether a deferred handler has run: the job is to stop at its next checkpoint.
-
-    Example:
-        >>> preempted()
-        False
-    """
+    """Whether a deferred handler has run: the job is to stop at its next checkpoint."""
     return bool(_PENDING)
 
 
@@ -94,9 +89,6 @@ def exit_if_preempted():
 
     The training loop calls it after writing each checkpoint; outside `deferred_exit`
     it does nothing.
-
-    Example:
-        >>> exit_if_preempted()  # nothing pending: returns
     """
     if _PENDING:
         raise _PENDING.pop()

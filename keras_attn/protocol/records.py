@@ -50,7 +50,7 @@ def weights_path(out_dir, settings_id, model, run):
 
 
 def checkpoint_path(out_dir, settings_id, model, runs):
-    """Where the checkpoint of a run (``runs`` of one) or a packed group lives.
+    """Where the checkpoint of a run (``runs`` of one) or a group's lives.
 
     Example:
         >>> checkpoint_path("o", "ab12", "cnn", [3]), checkpoint_path("o", "ab12", "cnn", [0, 1])

@@ -86,8 +86,15 @@ def summarize_masks(records):
     return rows
 
 
+#: Below this a statistic is rounding error of a zero (an ECA mask's spread over
+#: positions, computed in float32, comes out near 1e-20): shown as 0.
+_ZERO = 1e-12
+
+
 def _num(x):
-    return "n/a" if x != x else f"{x:.3g}"
+    if x != x:
+        return "n/a"
+    return "0" if abs(x) < _ZERO else f"{x:.3g}"
 
 
 def format_mask_table(mask_rows):

@@ -32,12 +32,7 @@ _PALETTE += ("tab:pink", "tab:olive", "tab:cyan", "navy", "darkgoldenrod", "teal
 
 
 def have_matplotlib():
-    """Whether matplotlib can be imported (the report's tables need it not).
-
-    Example:
-    >>> have_matplotlib()
-    True
-    """
+    """Whether matplotlib can be imported (the report's tables need it not)."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:

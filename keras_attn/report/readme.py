@@ -71,11 +71,10 @@ def _limits(group, recs, registered):
     ]
     if base is None:
         lines.append("- No run of the baseline in these records: nothing is compared.")
-    short = [
-        f"`{r['model']}` {r['runs']}/{r['planned_runs']}"
-        for r in group
-        if r["runs"] < r["planned_runs"]
-    ]
+    # Runs are not part of the settings id: a variant run with fewer (--runs 4) pools with
+    # the others, and the most any variant of these settings was run for is the plan.
+    planned = max(r["planned_runs"] for r in group)
+    short = [f"`{r['model']}` {r['runs']}/{planned}" for r in group if r["runs"] < planned]
     if short:
         lines.append(f"- Runs present / planned: {', '.join(short)}.")
     diverged = [f"`{r['model']}` {r['diverged']}" for r in group if r["diverged"]]
