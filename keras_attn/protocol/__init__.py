@@ -11,6 +11,7 @@ optimizer and the training path), `fit_trainer` and `jax_trainer` (the trainers)
 before a backend starts.
 
 Example:
+>>> from keras_attn.protocol import ProtocolSettings, run_seed
 >>> ProtocolSettings().runs, ProtocolSettings().epochs, run_seed(0, 3)
 (16, 10, 3)
 """

@@ -125,11 +125,6 @@ def compile_for_training(
     Returns:
         The model (compiled in place).
 
-    Example:
-    >>> import keras_attn
-    >>> model = compile_for_training(keras_attn.build("cnn_eca"))
-    >>> model.jit_compile in (True, False)
-    True
     """
     import keras
 
