@@ -16,7 +16,7 @@ import dataclasses
 import json
 import math
 
-__all__ = ["add_arguments", "check_fields", "given", "markdown_table", "setting"]
+__all__ = ["add_arguments", "check_fields", "default_of", "given", "markdown_table", "setting"]
 
 
 def setting(default, help, *, flag=None, choices=None, low=None, high=None, comparable=False):
@@ -32,7 +32,8 @@ def setting(default, help, *, flag=None, choices=None, low=None, high=None, comp
             default is ``None``).
         low, high: bounds of a number: ``low <= value``, ``value < high``.
         comparable: ``True``: part of the settings id; ``"set"``: part of it only when
-            it differs from the default (so ids made before it existed stay the same).
+            it differs from the default (so ids made before it existed stay the same);
+            ``False``: not part of it; any other text: how it enters the id, in words.
 
     Example:
         >>> import dataclasses
@@ -47,6 +48,22 @@ def setting(default, help, *, flag=None, choices=None, low=None, high=None, comp
     if isinstance(default, (dict, list)):
         return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
+
+
+def default_of(field):
+    """A declared field's default value (a fresh copy of a dict or list).
+
+    Example:
+        >>> import dataclasses
+        >>> @dataclasses.dataclass
+        ... class Demo:
+        ...     steps: list = setting([0.5, 0.75], "when the learning rate drops")
+        >>> default_of(dataclasses.fields(Demo)[0])
+        [0.5, 0.75]
+    """
+    if field.default is dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
 
 
 def _kind(field):
@@ -131,6 +148,16 @@ def check_fields(obj):
         elif kind == "dict":
             if not isinstance(value, dict):
                 raise _bad(name, value, "a dict")
+        elif kind == "list":
+            numbers = isinstance(value, (list, tuple)) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+            )
+            inside = numbers and all((low is None or v >= low) and (high is None or v < high)
+                                     for v in value)  # fmt: skip
+            if not inside:
+                bounds = f" in [{low}, {high})" if low is not None and high is not None else ""
+                raise _bad(name, value, f"a list of numbers{bounds}")
+            setattr(obj, name, [float(v) for v in value])
         elif choices is not None and value not in choices:
             none = "None or " if optional else ""
             raise _bad(name, value, f"{none}one of {tuple(choices)}")
@@ -148,13 +175,22 @@ def _override(text):
         return key, value
 
 
+def _numbers(text):
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers separated by commas, got {text!r}"
+        ) from None
+
+
 def _help(field):
-    meta, default = field.metadata, field.default
+    meta, default = field.metadata, default_of(field)
     text = meta["help"]
-    if meta["choices"]:
-        text += f" ({', '.join(map(str, meta['choices']))})"
+    text = text.replace("%", "%%")  # argparse formats help with %; it lists the choices
     said = any(f"({w}: {default}" in text for w in ("study", "assumed"))
     if default not in (None, False, dataclasses.MISSING) and not isinstance(default, dict):
+        default = ",".join(map(str, default)) if isinstance(default, list) else default
         text += "" if said else f"; default {default}"
     return text
 
@@ -196,15 +232,18 @@ def add_arguments(parser, cls, names=None, *, titles=None):
         if kind == "bool" and len(flags) == 2:  # None, True or False
             pair = where.add_mutually_exclusive_group()
             pair.add_argument(flags[0], dest=dest, action="store_true", default=None,
-                              help=meta["help"])  # fmt: skip
+                              help=_help(field))  # fmt: skip
             pair.add_argument(flags[1], dest=dest, action="store_false", help=f"not {flags[0]}")
         elif kind == "bool":
             action = "store_false" if field.default else "store_true"
             where.add_argument(flags[0], dest=dest, action=action, default=None,
-                               help=meta["help"])  # fmt: skip
+                               help=_help(field))  # fmt: skip
         elif kind == "dict":
             where.add_argument(flags[0], dest=dest, type=_override, action="append",
-                               metavar="KEY=VALUE", help=meta["help"] + "; repeatable")  # fmt: skip
+                               metavar="KEY=VALUE", help=_help(field) + "; repeatable")  # fmt: skip
+        elif kind == "list":
+            where.add_argument(flags[0], dest=dest, type=_numbers, metavar="X,Y,...",
+                               help=_help(field))  # fmt: skip
         else:
             cast = {"int": int, "float": float}.get(kind, str)
             where.add_argument(flags[0], dest=dest, type=cast, default=None,
@@ -244,9 +283,10 @@ def markdown_table(cls, names=None):
     ]
     for field in _declared(cls, names):
         meta = field.metadata
-        default = field.default_factory() if field.default is dataclasses.MISSING else field.default
+        default = default_of(field)
         flags = " / ".join(f"`{f}`" for f in _flags(field)) or "(none)"
-        comparable = {True: "yes", "set": "when set", False: "no"}[meta["comparable"]]
+        said = meta["comparable"]
+        comparable = {True: "yes", "set": "when set", False: "no"}.get(said, said)
         text = meta["help"] + (
             f" ({', '.join(map(str, meta['choices']))})" if meta["choices"] else ""
         )

@@ -193,8 +193,7 @@ def accelerators():
 
 
 def cpu_name():
-    """The CPU's model name (``/proc/cpuinfo``, else what `platform` knows).
-    """
+    """The CPU's model name (``/proc/cpuinfo``, else what `platform` knows)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:

@@ -109,6 +109,31 @@ def test_every_form_steps_as_model_fit_for_the_same_seeds_and_batches(npz, grad_
     assert worst < 1e-5
 
 
+RECIPE = dict(momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="onecycle", warmup=0.3,
+              label_smoothing=0.1, augmentation="flip_crop", crop_padding=2,
+              pad_mode="reflect")  # fmt: skip
+
+
+@pytest.mark.parametrize("grad_form", jax_program.GRAD_FORMS)
+def test_a_recipe_steps_as_model_fit(npz, grad_form):
+    """Nesterov momentum, coupled weight decay, a one-cycle schedule, label smoothing, flips
+    and reflect-padded crops (the second epoch's): the same weights as model.fit's."""
+    settings = _settings(npz, epochs=2, grad_form=grad_form, **RECIPE)
+    group = jax_trainer.JaxTrainer(_job(settings, "jax", [0, 1]), [0, 1], [0, 1])
+    group.set_epoch(1)
+    losses = group.fit_epoch()
+    for i, seed in enumerate([0, 1]):
+        fit = fit_trainer.SingleRun(_job(settings, "fit", [i]), [i], [seed])
+        fit.set_epoch(1)
+        ((loss, _),) = fit.fit_epoch([])
+        model, _ = group.finished(i)
+        worst = max(
+            float(np.abs(a - b).max()) for a, b in zip(_weights(model), _weights(fit.model))
+        )
+        assert losses[i][0] == pytest.approx(loss, rel=1e-5)
+        assert worst < 1e-5, worst
+
+
 def test_a_checkpoint_loads_back_into_a_fresh_group(npz):
     settings = _settings(npz, epochs=1, optimizer="sgd", momentum=0.9)
     group = jax_trainer.JaxTrainer(_job(settings, "jax", [0, 1]), [0, 1], [0, 1])

@@ -75,9 +75,9 @@ def test_the_grid_expands_as_documented():
         ({"gates": "sse"}, r"Unknown gate 'sse'\. Did you mean 'se'.*Valid gates: eca, .*'all'"),
         ({"backbones": "resnet21"}, r"Unknown backbone 'resnet21'.* Valid backbones: cnn, "),
         ({"data": "imagenet"}, r"Unknown data set 'imagenet'\. Valid data sets: cifar10, "),
-        ({"recipes": "fast"}, r"Unknown recipe 'fast'\. Valid recipes: study\."),
+        ({"recipes": "fastest"}, r"Unknown recipe 'fastest'\. Did you mean 'fast'.* Valid re"),
         ({"gates": "se,se"}, r"Gate listed twice"),
-        ({"settings": {"lr": 1}}, r"Unknown protocol setting\(s\) \['lr'\]; valid: base_seed"),
+        ({"settings": {"lr": 1}}, r"Unknown protocol setting\(s\) \['lr'\]; valid: augmentation"),
         ({"settings": {"epochs": 0}}, r"`epochs` must be an integer >= 1, got 0"),
         ({"data_dirs": {"c10": "/x"}}, r"\['c10'\] have a path but are not in the grid"),
         ({"backbones": "cnn3", "gates": "conv_ae"}, r"The gate 'conv_ae' on 'cnn3' does not"),
@@ -94,7 +94,7 @@ def test_a_bad_grid_entry_gets_one_clear_line(kwargs, match):
     "args, match",
     [
         (["--gates", "nope"], "error: Unknown gate 'nope'."),
-        (["--recipe", "resnet-cifar"], "error: Unknown recipe 'resnet-cifar'. Valid recipes:"),
+        (["--recipe", "resnet"], "error: Unknown recipe 'resnet'. Valid recipes: study, resnet-"),
         (["--shard", "3/2"], "error: Shard spec '3/2' is out of range"),
     ],
 )

@@ -236,7 +236,7 @@ def test_diverged_run_is_recorded_and_reported(npz, tmp_path, monkeypatch, good_
         monkeypatch.setattr(
             trainer_module,
             "make_optimizer",
-            lambda s: keras.optimizers.SGD(_DivergeAfter(good_steps)),
+            lambda s, steps=None: keras.optimizers.SGD(_DivergeAfter(good_steps)),
         )
     settings = _settings(npz, runs=1, epochs=3)
     rec = protocol.run_protocol(["cnn"], settings, str(tmp_path), log=None)[0]

@@ -127,3 +127,23 @@ def test_fit_needs_validation_data():
     x = np.zeros((4, 32, 32, 3), "uint8")
     with pytest.raises(ValueError, match="pass validation_data"):
         hm.fit({}, hm.build({}), x, np.zeros(4, "int64"))
+
+
+def test_trials_train_with_a_recipe_as_the_protocol_does():
+    """A recipe's optimizer, loss and augmentation reach the trial; its learning rate, epochs
+    and batch size stay the search's."""
+    from tuning_helpers import random_data
+
+    from keras_attn.protocol.settings import recipe_settings
+
+    hm = tiny(FAST_SPACE, recipe=recipe_settings("fast"))
+    x, y, x_val, y_val = random_data(n_train=16, n_val=8)
+    model = hm.build({})
+    lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    history = hm.fit({}, model, x, y, validation_data=(x_val, y_val), batch_size=8, epochs=1)
+    assert np.isfinite(history.history["loss"]).all()
+    assert type(model.optimizer).__name__ == "CoupledSGD" and model.optimizer.nesterov
+    assert model.optimizer._learning_rate.peak == lr  # the search's rate, on the recipe's cycle
+    assert model.loss.__name__ == "smoothed_crossentropy"
+    with pytest.raises(ValueError, match=r"Unknown recipe settings \['lr'\]"):
+        tiny(FAST_SPACE, recipe={"lr": 0.1})

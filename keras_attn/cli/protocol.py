@@ -36,6 +36,10 @@ def _pre_parse_backend(argv):
 #: The training settings of `keras_attn.protocol.ProtocolSettings`, in --help's order.
 TRAINING = ("runs", "epochs", "optimizer", "learning_rate", "momentum", "batch_size",
             "base_seed", "model_overrides", "precision")  # fmt: skip
+#: The recipe's settings: optimizer details, schedule, regularisation, augmentation.
+RECIPE = ("nesterov", "weight_decay", "weight_decay_mode", "schedule", "step_at",
+          "step_factor", "warmup", "label_smoothing", "augmentation", "crop_padding",
+          "pad_mode")  # fmt: skip
 #: The settings of how a run executes (not part of the settings id).
 EXECUTION = ("threads", "deterministic", "jit_compile", "trainer", "group_size", "grad_form",
              "epoch_form", "checkpoint_every", "compile_cache")  # fmt: skip
@@ -44,7 +48,7 @@ EXECUTION = ("threads", "deterministic", "jit_compile", "trainer", "group_size",
 def build_parser(presets, models=None, prog=None):
     """The parser of ``keras-attn protocol``; ``models`` (names) are listed in its epilog."""
     from keras_attn import _fields
-    from keras_attn.protocol.settings import ProtocolSettings
+    from keras_attn.protocol.settings import RECIPES, ProtocolSettings
 
     epilog = ["presets (flags given on the command line override them):"]
     for name, p in presets.items():
@@ -83,8 +87,19 @@ def build_parser(presets, models=None, prog=None):
     ap.add_argument(
         "--out", help="output folder, local or tf.io.gfile path (default: results/<preset>)"
     )
-    titles = {"training (defaults: the preset's, else the study's)": TRAINING}
-    _fields.add_arguments(ap, ProtocolSettings, TRAINING, titles=titles)
+    titles = {
+        "training (defaults: the preset's, else the study's)": TRAINING,
+        "recipe (defaults: --recipe's, else none of it: the study's)": RECIPE,
+    }
+    _fields.add_arguments(ap, ProtocolSettings, TRAINING + RECIPE, titles=titles)
+    ap.add_argument(
+        "--recipe",
+        choices=list(RECIPES),
+        help="a named training recipe over the preset (flags given override it): "
+        + "; ".join(f"{name}: {r['description']}" for name, r in RECIPES.items()).replace(
+            "%", "%%"
+        ),
+    )
     arguments.add_data_arguments(ap)
     r = ap.add_argument_group("execution")
     r.add_argument(
@@ -162,11 +177,13 @@ def build_parser(presets, models=None, prog=None):
 def settings_from_args(args, ap, preset):
     """The `ProtocolSettings` a preset and the flags given make (flags win)."""
     from keras_attn import _fields
-    from keras_attn.protocol.settings import ProtocolSettings
+    from keras_attn.protocol.settings import ProtocolSettings, recipe_settings
 
     values = dict(preset["settings"])
+    if args.recipe:
+        values.update(recipe_settings(args.recipe))
     values.update(arguments.data_settings(args, ap))
-    values.update(_fields.given(args, ProtocolSettings, TRAINING + EXECUTION))
+    values.update(_fields.given(args, ProtocolSettings, TRAINING + RECIPE + EXECUTION))
     return ProtocolSettings(**values)
 
 

@@ -61,7 +61,7 @@ def _json_arg(text):
 def build_parser(presets, tuners, prog=None):
     from keras_attn import _fields
     from keras_attn.cli import arguments
-    from keras_attn.protocol.settings import ProtocolSettings
+    from keras_attn.protocol.settings import RECIPES, ProtocolSettings
 
     epilog = ["presets (flags given on the command line override them):"]
     for name, p in presets.items():
@@ -117,6 +117,13 @@ def build_parser(presets, tuners, prog=None):
         "--backbone",
         help="the network the gates go into, by name: cnn, cnn3 or a CIFAR ResNet (resnet20, "
         "...); sites are then its residual blocks",
+    )
+    s.add_argument(
+        "--recipe",
+        choices=list(RECIPES),
+        help="train every trial with this recipe's optimizer, schedule, weight decay, loss "
+        "and augmentation (keras-attn protocol --help lists them); the learning rate, epochs "
+        "and batch size stay the search's",
     )
     s.add_argument(
         "--gates",
@@ -212,7 +219,7 @@ def main(argv=None, prog=None):
 
         from keras_attn import runtime
         from keras_attn.protocol.precision import apply_precision
-        from keras_attn.protocol.settings import POLICIES
+        from keras_attn.protocol.settings import POLICIES, recipe_settings
 
         role = tuning.distributed_role()
         settings = tuning.check_search_settings(top_k=args.top_k, **settings)
@@ -236,6 +243,7 @@ def main(argv=None, prog=None):
             seed=settings["seed"],
             jit_compile=args.jit_compile,
             mixed_precision=POLICIES.get(args.precision),
+            recipe=recipe_settings(args.recipe) if args.recipe else None,
         )
         settings["data_fingerprint"] = dataset.fingerprint()
         tuner = tuning.search(
@@ -254,8 +262,11 @@ def main(argv=None, prog=None):
                 f"results into {tuner.project_dir}"
             )
             return 0
+        protocol_args = tuning.protocol_data_args(data)
+        if args.recipe:  # the protocol trains the best config as it was tuned
+            protocol_args += ["--recipe", args.recipe]
         results = tuning.write_results(
-            tuner.project_dir, hypermodel, top_k, protocol_args=tuning.protocol_data_args(data)
+            tuner.project_dir, hypermodel, top_k, protocol_args=protocol_args
         )
     except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from keras_attn.data.augment import augment, epoch_augmentation
+
 __all__ = ["ArrayBatches", "epoch_order"]
 
 
@@ -35,7 +37,9 @@ class ArrayBatches(keras.utils.PyDataset):
         y: integer labels ``(n,)``, or ``None`` for inputs only (predict).
         batch_size: images per batch; the last batch may be smaller.
         shuffle: reorder the images every epoch.
-        seed: seed of the shuffling.
+        seed: seed of the shuffling and of the augmentation.
+        augmentation: ``(kind, padding, pad_mode)`` (`keras_attn.data.augment`):
+            each epoch's flips and crops of the training images; ``None``: none.
         **kwargs: passed to `keras.utils.PyDataset` (``workers``, ...).
 
     Example (``model.fit(batches, shuffle=False)`` trains on them):
@@ -46,7 +50,9 @@ class ArrayBatches(keras.utils.PyDataset):
         (3, dtype('float32'), (2, 4, 4, 3))
     """
 
-    def __init__(self, x, y=None, batch_size=128, *, shuffle=False, seed=0, **kwargs):
+    def __init__(
+        self, x, y=None, batch_size=128, *, shuffle=False, seed=0, augmentation=None, **kwargs
+    ):
         super().__init__(**kwargs)
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
             raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
@@ -60,6 +66,7 @@ class ArrayBatches(keras.utils.PyDataset):
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
+        self.augmentation = augmentation  # (kind, padding, pad_mode) or None
         self.set_epoch(0)
 
     def set_epoch(self, epoch):
@@ -69,6 +76,10 @@ class ArrayBatches(keras.utils.PyDataset):
             self._order = epoch_order(len(self.x), self.seed, self.epoch)
         else:
             self._order = None
+        self._augment = None
+        if self.augmentation and self.augmentation[0] != "none":
+            kind, padding, _ = self.augmentation
+            self._augment = epoch_augmentation(len(self.x), self.seed, self.epoch, kind, padding)
 
     def __len__(self):
         return -(-len(self.x) // self.batch_size)
@@ -78,7 +89,13 @@ class ArrayBatches(keras.utils.PyDataset):
             raise IndexError(f"batch index {index} out of range 0..{len(self) - 1}")
         sl = slice(index * self.batch_size, (index + 1) * self.batch_size)
         idx = self._order[sl] if self._order is not None else sl
-        x = self.x[idx].astype(np.float32)
+        x = self.x[idx]
+        if self._augment is not None:
+            dy, dx, flip = (a[idx] for a in self._augment)
+            x = augment(
+                x, dy, dx, flip, padding=self.augmentation[1], pad_mode=self.augmentation[2]
+            )
+        x = x.astype(np.float32)
         if self.y is None:
             return (x,)
         return x, self.y[idx]

@@ -58,7 +58,7 @@ class DataSettings:
         "'tfds:NAME', an image folder (train/<class>/*, test/<class>/*), a .tar.gz of one, "
         "or an .npz file (flags --dataset NAME and --data-dir PATH)",
         flag=False,
-        comparable="data",
+        comparable="as the data's fingerprint",
     )
     val_size: int = setting(5000, "training images held out for validation", low=1,
                             comparable=True)  # fmt: skip

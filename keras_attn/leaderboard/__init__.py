@@ -16,7 +16,6 @@ from keras_attn.leaderboard.grid import (
     expand_grid,
     gate_model,
     list_backbones,
-    recipe_settings,
 )
 from keras_attn.leaderboard.report import load_leaderboard, write_leaderboard
 from keras_attn.leaderboard.run import plan_rounds, run_leaderboard
@@ -28,7 +27,6 @@ __all__ = [
     "list_backbones",
     "load_leaderboard",
     "plan_rounds",
-    "recipe_settings",
     "run_leaderboard",
     "write_leaderboard",
 ]

@@ -13,38 +13,20 @@ from keras_attn import zoo
 from keras_attn._checks import did_you_mean
 from keras_attn.layers import list_gates
 from keras_attn.protocol import ProtocolSettings, resolve_models
+from keras_attn.protocol.settings import RECIPES, recipe_settings
 
 __all__ = [
     "DATASETS",
-    "RECIPES",
     "Setting",
     "expand_grid",
     "gate_model",
     "list_backbones",
-    "recipe_settings",
 ]
 
 #: Data set name -> where it is read from unless ``data_dirs`` gives a path.
 DATASETS = {"cifar10": "tfds:cifar10", "cifar100": "tfds:cifar100"}
-#: Recipe name -> `keras_attn.protocol.ProtocolSettings` keyword overrides.
-RECIPES = {"study": {}}
 # Names that become folder names: no "-" (it separates the parts of a setting's name).
 _NAME = re.compile(r"[A-Za-z0-9_.]+")
-
-
-def recipe_settings(name):
-    """The `ProtocolSettings` keyword overrides a recipe stands for (``"study"``: none).
-
-    Example:
-    >>> recipe_settings("study")
-    {}
-    """
-    if name not in RECIPES:
-        raise ValueError(
-            f"Unknown recipe {name!r}.{did_you_mean(str(name), RECIPES)} Valid recipes: "
-            f"{', '.join(RECIPES)}."
-        )
-    return dict(RECIPES[name])
 
 
 def list_backbones():
@@ -92,7 +74,7 @@ class Setting:
     Args:
         backbone: a name from `list_backbones`.
         data: the data set's name (its folder name part).
-        recipe: a recipe name (`recipe_settings`).
+        recipe: a recipe name (`keras_attn.protocol.settings.RECIPES`).
         settings: the `keras_attn.protocol.ProtocolSettings` of its runs.
         gates: the gates trained beside the baseline, in order.
 
@@ -173,7 +155,7 @@ def expand_grid(
             string, or ``"all"``.
         backbones: names from `list_backbones` (list or comma-separated).
         data: data set names: those of `DATASETS` or of ``data_dirs``.
-        recipes: recipe names (`recipe_settings`).
+        recipes: recipe names (`keras_attn.protocol.settings.RECIPES`).
         runs: runs (seeds) per model and setting.
         data_dirs: ``{data set name: path}`` (an image folder, its ``.tar.gz``,
             or an ``.npz``) instead of `DATASETS`' tensorflow-datasets source.

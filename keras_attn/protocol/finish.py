@@ -10,8 +10,9 @@ import time
 from keras_attn import _files as files
 from keras_attn.backbone import count_trainable_params
 from keras_attn.data import ArrayBatches
+from keras_attn.data.augment import describe as describe_augmentation
 from keras_attn.protocol import records
-from keras_attn.protocol.settings import AUGMENTATION, PREPROCESSING, RECORD_FORMAT, run_seed
+from keras_attn.protocol.settings import PREPROCESSING, RECORD_FORMAT, run_seed
 from keras_attn.protocol.training import loss_and_accuracy
 from keras_attn.runtime import environment
 
@@ -101,7 +102,9 @@ def finish_run(job, run_index, model, best_values, state, test=None, masks=None)
         "comparable_settings": settings.comparable(fingerprint),
         "training": job.training,
         "preprocessing": PREPROCESSING,
-        "augmentation": AUGMENTATION,
+        "augmentation": describe_augmentation(
+            settings.augmentation, settings.crop_padding, settings.pad_mode
+        ),
         "model_config": job.spec.config(job.build_kwargs),
         "data": data.describe(),
         "environment": environment(data.source.get("kind")),

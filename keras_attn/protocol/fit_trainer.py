@@ -14,7 +14,8 @@ import numpy as np
 
 from keras_attn.data import ArrayBatches
 from keras_attn.protocol import records
-from keras_attn.protocol.training import compile_for_training, loss_and_accuracy, make_optimizer
+from keras_attn.protocol.recipe import make_loss, make_optimizer
+from keras_attn.protocol.training import compile_for_training, loss_and_accuracy
 
 # SingleRun is driven by keras_attn.protocol.loop; make_trainer chooses a group's trainer.
 __all__ = ["make_trainer"]
@@ -27,15 +28,19 @@ class SingleRun:
 
     def __init__(self, job, runs, seeds):
         keras.utils.set_random_seed(seeds[0])
-        self.model = job.spec.build(job.build_kwargs, job.settings.mixed_precision)
+        s, d = job.settings, job.data
+        self.model = job.spec.build(job.build_kwargs, s.mixed_precision)
+        self.batches = ArrayBatches(
+            d.x_train, d.y_train, s.batch_size, shuffle=True, seed=seeds[0],
+            augmentation=s.augmentation_spec,
+        )  # fmt: skip
         compile_for_training(
             self.model,
-            optimizer=make_optimizer(job.settings),
+            optimizer=make_optimizer(s, len(self.batches)),
+            loss=make_loss(s),
             jit_compile=job.training["jit_compile"],
         )
         self.members = [self.model]
-        s, d = job.settings, job.data
-        self.batches = ArrayBatches(d.x_train, d.y_train, s.batch_size, shuffle=True, seed=seeds[0])
         self.callbacks = [keras.callbacks.TerminateOnNaN()]
         # What Keras runs: it turns XLA off where the model or TF op determinism forbids it.
         self.training = {"jit_compile": bool(self.model.jit_compile), "trainer": self.name}

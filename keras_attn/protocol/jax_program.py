@@ -101,19 +101,21 @@ def _shape_key(args):
     return tree, tuple((tuple(a.shape), str(a.dtype)) for a in leaves)
 
 
-def program_for(model, optimizer, *, key, runs, grad_form, epoch_form, donate):
+def program_for(model, optimizer, *, key, runs, grad_form, epoch_form, donate, **kwargs):
     """The `Program` of ``key`` (a JSON-able description of model, optimizer and settings),
-    made from ``model`` and ``optimizer`` the first time this process asks for it."""
+    made from ``model``, ``optimizer`` and ``kwargs`` (``loss``, ``augmentation``) the
+    first time this process asks for it."""
     full = json.dumps([key, runs, grad_form, epoch_form, donate], sort_keys=True, default=str)
     if full not in _PROGRAMS:
-        _PROGRAMS[full] = Program(model, optimizer, grad_form, epoch_form, donate)
+        _PROGRAMS[full] = Program(model, optimizer, grad_form, epoch_form, donate, **kwargs)
     return _PROGRAMS[full]
 
 
 class Program:
     """One model's compiled group functions (see the module docstring)."""
 
-    def __init__(self, model, optimizer, grad_form, epoch_form, donate):
+    def __init__(self, model, optimizer, grad_form, epoch_form, donate, loss=None,
+                 augmentation=None):  # fmt: skip
         import jax
 
         if grad_form not in GRAD_FORMS:
@@ -122,6 +124,8 @@ class Program:
             raise ValueError(f"`epoch_form` must be one of {EPOCH_FORMS}, got {epoch_form!r}.")
         self.model, self.optimizer = model, optimizer
         self.grad_form, self.epoch_form = grad_form, epoch_form
+        self.loss_fn = loss or keras.losses.sparse_categorical_crossentropy
+        self.augmentation = augmentation  # (kind, padding, pad_mode), or None
         self.layers = attention_layers(model)
         self._probe = None
         if self.layers:
@@ -196,19 +200,27 @@ class Program:
         probs, non_trainable, losses = self.model.stateless_call(
             trainable, non_trainable, x, training=True, return_losses=True
         )
-        loss = jnp.mean(keras.losses.sparse_categorical_crossentropy(y, probs))
+        loss = jnp.mean(self.loss_fn(y, probs))
         if losses:
             loss = loss + sum(losses)
         return loss, (probs, non_trainable)
 
-    def _per_run_step(self, state, idx, x_all, y_all):
+    def _images(self, x_all, idx, aug):
+        """The images ``idx`` of one run as float32, augmented by its ``aug`` (or not)."""
+        x = x_all[idx]
+        if aug is not None:
+            _, padding, pad_mode = self.augmentation
+            x = augment_on_device(x, *(a[idx] for a in aug), padding=padding, pad_mode=pad_mode)
+        return x.astype("float32")
+
+    def _per_run_step(self, state, idx, x_all, y_all, aug=None):
         """Every run's step on its images ``idx`` (runs, batch): each gradient in the vmap."""
         import jax
         import jax.numpy as jnp
 
-        def one(state, idx):
+        def one(state, idx, aug):
             trainable, non_trainable, opt = state
-            x, y = x_all[idx].astype("float32"), y_all[idx]
+            x, y = self._images(x_all, idx, aug), y_all[idx]
             (loss, (probs, non_trainable)), grads = jax.value_and_grad(self._loss, has_aux=True)(
                 trainable, non_trainable, x, y
             )
@@ -216,20 +228,20 @@ class Program:
             correct = jnp.sum(jnp.argmax(probs, axis=-1) == y)
             return (trainable, non_trainable, opt), (loss * idx.shape[0], correct)
 
-        return jax.vmap(one)(state, idx)
+        return jax.vmap(one)(state, idx, aug)
 
-    def _summed_step(self, state, idx, x_all, y_all):
+    def _summed_step(self, state, idx, x_all, y_all, aug=None):
         """Every run's step on its images ``idx``: the gradient of the summed losses."""
         import jax
         import jax.numpy as jnp
 
         trainable, non_trainable, opt = state
 
-        def one(t, nt, idx):
-            return self._loss(t, nt, x_all[idx].astype("float32"), y_all[idx])
+        def one(t, nt, idx, aug):
+            return self._loss(t, nt, self._images(x_all, idx, aug), y_all[idx])
 
         def total(trainable):
-            losses, (probs, nts) = jax.vmap(one)(trainable, non_trainable, idx)
+            losses, (probs, nts) = jax.vmap(one)(trainable, non_trainable, idx, aug)
             return losses.sum(), (losses, probs, nts)
 
         (_, (losses, probs, non_trainable)), grads = jax.value_and_grad(total, has_aux=True)(
@@ -332,6 +344,19 @@ class Program:
                 }
             )
         return rows
+
+
+def augment_on_device(x, dy, dx, flip, *, padding, pad_mode):
+    """`keras_attn.data.augment.augment` in JAX, for a compiled step: the same images."""
+    import jax.numpy as jnp
+
+    b, h, w, _ = x.shape
+    mode = "reflect" if pad_mode == "reflect" else "constant"
+    padded = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)), mode=mode)
+    rows = dy[:, None] + jnp.arange(h)[None]
+    cols = dx[:, None] + jnp.arange(w)[None]
+    cols = jnp.where(flip[:, None], cols[:, ::-1], cols)
+    return padded[jnp.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
 def _keep(mask, new, old):

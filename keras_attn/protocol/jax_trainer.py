@@ -28,9 +28,11 @@ import time
 import keras
 import numpy as np
 
+from keras_attn.data.augment import epoch_augmentation
 from keras_attn.data.batches import epoch_order
 from keras_attn.protocol.jax_program import default_forms, padded_batches, program_for
-from keras_attn.protocol.training import loss_and_accuracy, make_optimizer
+from keras_attn.protocol.recipe import make_loss, make_optimizer
+from keras_attn.protocol.training import loss_and_accuracy
 
 # JaxTrainer is driven by keras_attn.protocol.loop (fit_trainer.make_trainer picks it).
 __all__ = ["is_out_of_memory"]
@@ -94,9 +96,9 @@ class JaxTrainer:
         self.n_train = len(data.x_train)
         self.steps = -(-self.n_train // self.batch_size)
         model = self.members[0]
-        optimizer = make_optimizer(settings)
+        optimizer = make_optimizer(settings, self.steps)
         optimizer.build(model.trainable_variables)
-        shared = make_optimizer(settings)
+        shared = make_optimizer(settings, self.steps)
         shared.build([])
         self.n_shared = len(shared.variables)  # iterations, learning rate: before the slots
         key = {
@@ -104,11 +106,15 @@ class JaxTrainer:
             "policy": settings.mixed_precision,
             "precision": settings.precision,
             "optimizer": {k: v for k, v in optimizer.get_config().items() if k != "name"},
+            "label_smoothing": settings.label_smoothing,
+            "augmentation": settings.augmentation_spec,
         }
         donate = jax.default_backend() != "cpu"
+        self.augmentation = settings.augmentation_spec
         self.program = program_for(
-            model, optimizer, key=key, runs=len(seeds), donate=donate, **forms
-        )
+            model, optimizer, key=key, runs=len(seeds), donate=donate, **forms,
+            loss=make_loss(settings), augmentation=self.augmentation,
+        )  # fmt: skip
         # Where each of model.variables sits in (trainable, non-trainable).
         where = {id(v): ("t", j) for j, v in enumerate(model.trainable_variables)}
         where.update({id(v): ("n", j) for j, v in enumerate(model.non_trainable_variables)})
@@ -141,6 +147,18 @@ class JaxTrainer:
             idx_rest = order[:, full:].astype(np.int32)
         return idx_full, idx_rest
 
+    def _epoch_augmentation(self):
+        """Every run's flips and crops of this epoch, ``(dy, dx, flip)`` of shape (runs, n)."""
+        import jax.numpy as jnp
+
+        if self.augmentation is None:
+            return None
+        kind, padding, _ = self.augmentation
+        per_run = [
+            epoch_augmentation(self.n_train, s, self.epoch, kind, padding) for s in self.seeds
+        ]
+        return tuple(jnp.asarray(np.stack(parts)) for parts in zip(*per_run))
+
     def fit_epoch(self, callbacks=None):
         """Train one epoch of every run; ``[(loss, accuracy)]`` per run (as ``model.fit``)."""
         import jax
@@ -157,14 +175,16 @@ class JaxTrainer:
                 cb.on_train_batch_end(i, None)
 
         idx_full, idx_rest = self._indices()
+        aug = self._epoch_augmentation()
         state, parts = self.state, []
         if idx_full is not None:
             state, (losses, hits) = self.program.over_batches(
-                "step", state, jnp.asarray(idx_full), self.x, self.y, after_each=after_each
+                "step", state, jnp.asarray(idx_full), self.x, self.y, aug, after_each=after_each
             )
             parts.append((losses.sum(0), hits.sum(0)))
         if idx_rest is not None:
-            state, out = self.program.run("step", state, jnp.asarray(idx_rest), self.x, self.y)
+            idx = jnp.asarray(idx_rest)
+            state, out = self.program.run("step", state, idx, self.x, self.y, aug)
             parts.append(out)
         self.state = state
         parts = jax.device_get(parts)

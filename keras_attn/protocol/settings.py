@@ -12,15 +12,28 @@ import dataclasses
 import hashlib
 import json
 
-from keras_attn._fields import check_fields, setting
+from keras_attn._checks import did_you_mean
+from keras_attn._fields import check_fields, default_of, setting
+from keras_attn.data.augment import AUGMENTATIONS, PAD_MODES
 from keras_attn.data.settings import DataSettings
 
-__all__ = ["PRECISIONS", "PRESETS", "ProtocolSettings", "load_protocol_data", "run_seed"]
+__all__ = [
+    "PRECISIONS",
+    "PRESETS",
+    "RECIPES",
+    "ProtocolSettings",
+    "load_protocol_data",
+    "recipe_settings",
+    "run_seed",
+]
 
 RECORD_FORMAT = 1
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 PREPROCESSING = "none: uint8 pixels cast to float32, 0..255; the model rescales by 1/255"
-AUGMENTATION = "none"
+#: How the learning rate moves over training (`keras_attn.protocol.recipe.make_optimizer`).
+SCHEDULES = ("constant", "step", "cosine", "warmup_cosine", "onecycle")
+#: Weight decay as an L2 term in the gradient (coupled) or shrinking the weights (decoupled).
+DECAY_MODES = ("coupled", "decoupled")
 #: The training loops: ``"fit"`` (Keras' ``model.fit``, every backend) and ``"jax"``
 #: (`keras_attn.protocol.jax_trainer`: a group's runs vectorised).
 TRAINERS = ("fit", "jax")
@@ -69,6 +82,40 @@ class ProtocolSettings(DataSettings):
         flag="--override",
         comparable=True,
     )
+    nesterov: bool = setting(False, "Nesterov momentum (sgd)", comparable="set")
+    weight_decay: float = setting(0.0, "weight decay of every trainable variable", low=0,
+                                  comparable="set")  # fmt: skip
+    weight_decay_mode: str = setting(
+        "coupled",
+        "coupled: an L2 term added to each gradient, before momentum (He et al. 2016); "
+        "decoupled: the weights shrink by learning rate x decay each step (Keras' "
+        "weight_decay, as AdamW)",
+        choices=DECAY_MODES,
+        comparable="set",
+    )
+    schedule: str = setting(
+        "constant",
+        "learning-rate schedule: constant; step (times --step-factor at each of "
+        "--step-at, fractions of training); cosine; warmup_cosine (linear warm-up over "
+        "--warmup, then cosine); onecycle (linear up over --warmup, then linear to 0)",
+        choices=SCHEDULES,
+        comparable="set",
+    )
+    step_at: list = setting([0.5, 0.75], "step schedule: fractions of training where the "
+                            "learning rate drops", low=0, high=1, comparable="set")  # fmt: skip
+    step_factor: float = setting(0.1, "step schedule: the factor at each drop", low=0,
+                                 comparable="set")  # fmt: skip
+    warmup: float = setting(0.0, "warmup_cosine and onecycle: the fraction of training "
+                            "spent warming up", low=0, high=1, comparable="set")  # fmt: skip
+    label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy", low=0, high=1,
+                                     comparable="set")  # fmt: skip
+    augmentation: str = setting("none", "what each training image goes through every epoch "
+                                "(flips and crops drawn from the run's seed)",
+                                choices=AUGMENTATIONS, comparable=True)  # fmt: skip
+    crop_padding: int = setting(4, "crop: pixels of padding on each side", low=1,
+                                comparable="set")  # fmt: skip
+    pad_mode: str = setting("zero", "crop: how the padding is filled", choices=PAD_MODES,
+                            comparable="set")  # fmt: skip
     deterministic: bool = setting(True, "deterministic ops on TensorFlow and PyTorch "
                                   "(--no-deterministic: off, faster on some GPUs)",
                                   flag="--no-deterministic", comparable=True)  # fmt: skip
@@ -123,11 +170,14 @@ class ProtocolSettings(DataSettings):
         check_fields(self)
         if not self.learning_rate > 0:
             raise ValueError(f"`learning_rate` must be a number > 0, got {self.learning_rate!r}.")
-        if self.momentum and self.optimizer != "sgd":
-            raise ValueError(
-                f"`momentum`={self.momentum} applies to optimizer 'sgd' only, "
-                f"not {self.optimizer!r}; leave it at 0."
-            )
+        for name in ("momentum", "nesterov"):
+            if getattr(self, name) and self.optimizer != "sgd":
+                raise ValueError(
+                    f"`{name}`={getattr(self, name)} applies to optimizer 'sgd' only, "
+                    f"not {self.optimizer!r}; leave it unset."
+                )
+        if self.nesterov and not self.momentum:
+            raise ValueError("`nesterov=True` needs `momentum` > 0.")
 
     @classmethod
     def from_dict(cls, values):
@@ -182,15 +232,21 @@ class ProtocolSettings(DataSettings):
         for field in dataclasses.fields(self):
             flag = field.metadata.get("comparable")
             value = getattr(self, field.name)
-            if flag is True or (flag == "set" and value != field.default):
+            if flag is True or (flag == "set" and value != default_of(field)):
                 d[field.name] = value
         if self.precision in POLICIES:  # recorded as its dtype policy, as ids always had it
             del d["precision"]
             d["mixed_precision"] = self.mixed_precision
         d["data_fingerprint"] = data_fingerprint
         d["preprocessing"] = PREPROCESSING
-        d["augmentation"] = AUGMENTATION
         return json.loads(json.dumps(d, sort_keys=True))
+
+    @property
+    def augmentation_spec(self):
+        """``(kind, padding, pad_mode)`` for `keras_attn.data.ArrayBatches`, or ``None``."""
+        if self.augmentation == "none":
+            return None
+        return (self.augmentation, self.crop_padding, self.pad_mode)
 
     def settings_id(self, data_fingerprint) -> str:
         """A 16-hex-digit id of `comparable`."""
@@ -220,7 +276,76 @@ PRESETS = {
     },
 }
 """Named protocol configurations: ``models`` (``None``: all registered) and
-`ProtocolSettings` overrides. Command-line flags override a preset."""
+`ProtocolSettings` overrides. A recipe, then command-line flags, override a preset."""
+
+RECIPES = {
+    "study": {
+        "description": "the study's training: plain SGD at 0.1, batch 128, a constant learning "
+        "rate, no weight decay, no augmentation",
+        "settings": {},
+    },
+    "resnet-cifar": {
+        "description": "He et al. 2016 (section 4.2, CIFAR-10): SGD with momentum 0.9, weight "
+        "decay 1e-4, batch 128, learning rate 0.1 divided by 10 at 50% and 75% of training, "
+        "horizontal flips and 4-pixel crops of the zero-padded image; 182 epochs (their 64k "
+        "iterations on 45,000 images)",
+        "settings": {
+            "optimizer": "sgd",
+            "learning_rate": 0.1,
+            "momentum": 0.9,
+            "weight_decay": 1e-4,
+            "weight_decay_mode": "coupled",
+            "batch_size": 128,
+            "schedule": "step",
+            "step_at": [0.5, 0.75],
+            "step_factor": 0.1,
+            "augmentation": "flip_crop",
+            "crop_padding": 4,
+            "pad_mode": "zero",
+            "epochs": 182,
+        },
+    },
+    "fast": {
+        "description": "short schedules in the style of the CIFAR-10 speed records (Page 2018, "
+        "DAWNBench; Jordan 2024, airbench): batch 512, Nesterov SGD (momentum 0.9), weight "
+        "decay 5e-4, a one-cycle learning rate peaking at 0.4 after 20% of training, label "
+        "smoothing 0.2, horizontal flips and 4-pixel crops of the reflect-padded image; 16 "
+        "epochs. Their settings, not their networks or their accuracy",
+        "settings": {
+            "optimizer": "sgd",
+            "learning_rate": 0.4,
+            "momentum": 0.9,
+            "nesterov": True,
+            "weight_decay": 5e-4,
+            "weight_decay_mode": "coupled",
+            "batch_size": 512,
+            "schedule": "onecycle",
+            "warmup": 0.2,
+            "label_smoothing": 0.2,
+            "augmentation": "flip_crop",
+            "crop_padding": 4,
+            "pad_mode": "reflect",
+            "epochs": 16,
+        },
+    },
+}
+"""Named training recipes: `ProtocolSettings` overrides, each from its source
+(docs/protocol.md, "Recipes"). ``--recipe`` applies one over a preset."""
+
+
+def recipe_settings(name):
+    """The settings of recipe ``name`` (`RECIPES`), or a ValueError naming the recipes.
+
+    Example:
+        >>> recipe_settings("resnet-cifar")["weight_decay"]
+        0.0001
+    """
+    if name not in RECIPES:
+        raise ValueError(
+            f"Unknown recipe {name!r}.{did_you_mean(str(name), RECIPES)} Valid recipes: "
+            f"{', '.join(RECIPES)}."
+        )
+    return dict(RECIPES[name]["settings"])
 
 
 def run_seed(base_seed, run_index) -> int:

@@ -1,11 +1,10 @@
-"""How keras_attn trains: the optimizer, the training path per backend and device, the compile call.
+"""How keras_attn trains: the training path per backend and device, and the compile call.
 
 The protocol (`keras_attn.protocol`), the tuner (`keras_attn.tuning`) and the
 benchmark (`keras_attn.benchmark`) all compile through `compile_for_training`
 with `fast_path`'s choices unless told otherwise, so the speed the benchmark
 measures is the speed they train at:
 
-- `make_optimizer`: the optimizer a `keras_attn.protocol.ProtocolSettings` names.
 - `resolve_training`: the trainer, jit, dtype policy and group size a run takes here.
 
 - `fast_path`: jit compilation per backend and device, and how many runs the JAX
@@ -35,7 +34,6 @@ __all__ = [
     "compile_for_training",
     "dtype_policy",
     "fast_path",
-    "make_optimizer",
     "resolve_training",
 ]
 
@@ -303,23 +301,3 @@ def resolve_training(settings):
         "trainer": trainer,
         "precision": settings.precision or "default",
     }
-
-
-def make_optimizer(settings):
-    """The Keras optimizer ``settings`` name, with its learning rate (and SGD momentum).
-
-    Example:
-        >>> from keras_attn.protocol import ProtocolSettings
-        >>> make_optimizer(ProtocolSettings(optimizer="adam")).name
-        'adam'
-    """
-    import keras
-
-    lr = settings.learning_rate
-    if settings.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=lr, momentum=settings.momentum)
-    return {
-        "adam": keras.optimizers.Adam,
-        "adamw": keras.optimizers.AdamW,
-        "rmsprop": keras.optimizers.RMSprop,
-    }[settings.optimizer](learning_rate=lr)

@@ -11,6 +11,8 @@ import keras_tuner
 
 from keras_attn._checks import check_int
 from keras_attn.data import ArrayBatches
+from keras_attn.protocol.recipe import make_loss, make_optimizer
+from keras_attn.protocol.settings import ProtocolSettings
 from keras_attn.protocol.training import (
     check_jit_compile,
     check_mixed_precision,
@@ -59,6 +61,12 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
         mixed_precision: ``None`` (default, float32), ``"mixed_bfloat16"`` or
             ``"mixed_float16"``: the dtype policy models are built under
             (`keras_attn.protocol.training.dtype_policy`).
+        recipe: dict, default ``None`` (the study's training): the recipe settings
+            (`keras_attn.protocol.ProtocolSettings` fields such as ``schedule``,
+            ``weight_decay``, ``augmentation``; e.g.
+            ``keras_attn.protocol.settings.recipe_settings("fast")``) every trial
+            trains with, through the protocol's optimizer, loss and batches. The
+            learning rate, epochs and batch size are the search's.
 
     Raises:
         ValueError: an unknown space key, an empty or invalid dimension, a
@@ -91,8 +99,10 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
         name=None,
         jit_compile=None,
         mixed_precision=None,
+        recipe=None,
     ):
         gate_search = isinstance(space, dict) and space.get("gates") is not None
+        self.recipe = _check_recipe(recipe)
         name = name or ("gate_search" if gate_search else "conv_ae_search")
         super().__init__(name=name, tunable=True)
         self.jit_compile = check_jit_compile(jit_compile)
@@ -345,8 +355,24 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
             raise ValueError(
                 f"The search maximises {OBJECTIVE!r}: pass validation_data=(x_val, y_val)."
             )
-        train = ArrayBatches(x, y, batch_size, shuffle=True, seed=self.seed)
+        training = None
+        if self.recipe:  # the protocol's optimizer, schedule, loss and augmentation
+            lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+            training = ProtocolSettings(
+                **{**self.recipe, "learning_rate": lr, "epochs": epochs, "batch_size": batch_size}
+            )
+        augmentation = training.augmentation_spec if training else None
+        train = ArrayBatches(
+            x, y, batch_size, shuffle=True, seed=self.seed, augmentation=augmentation
+        )
         val = ArrayBatches(validation_data[0], validation_data[1], batch_size)
+        if training is not None:
+            model.compile(
+                optimizer=make_optimizer(training, len(train)),
+                loss=make_loss(training),
+                metrics=["accuracy"],
+                jit_compile=model.jit_compile,
+            )
         return model.fit(
             train,
             validation_data=val,
@@ -356,6 +382,22 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
             verbose=verbose,
             **kwargs,
         )
+
+
+def _check_recipe(recipe):
+    """``recipe`` as a dict of `ProtocolSettings` fields, checked (``{}`` for None)."""
+    import dataclasses
+
+    recipe = dict(recipe or {})
+    names = {f.name for f in dataclasses.fields(ProtocolSettings)}
+    unknown = sorted(set(recipe) - names)
+    if unknown:
+        raise ValueError(
+            f"Unknown recipe settings {unknown}; a recipe holds ProtocolSettings fields "
+            "(keras_attn.protocol.settings.RECIPES shows some)."
+        )
+    ProtocolSettings(**recipe)  # checks the values
+    return recipe
 
 
 class _SetEpoch(keras.callbacks.Callback):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from keras_attn import _files as files
 from keras_attn.tuning.settings import OBJECTIVE
+from keras_attn.zoo import get_config
 
 __all__ = [
     "RECORD_FILE",
@@ -29,7 +30,11 @@ SPACE_FORMAT = 1
 RECORD_FILE = "keras_attn_search.json"
 
 # What a fingerprint key that is left out means (it is recorded only when set).
-_ABSENT = {"training.mixed_precision": "float32", "hypermodel.space.gates": None}
+_ABSENT = {
+    "training.mixed_precision": "float32",
+    "training.recipe": "the study's training",
+    "hypermodel.space.gates": None,
+}
 
 
 def search_record(
@@ -41,7 +46,7 @@ def search_record(
     hypermodel's ``mixed_precision`` is recorded (as
     ``training.mixed_precision``) only when set, so float32 searches keep the
     fingerprint they always had; so are the space's gate choices (``gates``),
-    so searches of the conv-AE gate alone keep theirs. Its ``jit_compile`` is
+    so searches of the conv-AE gate alone keep theirs; and its ``recipe``. Its ``jit_compile`` is
     not recorded (it changes results only within float tolerance).
 
     Args:
@@ -73,6 +78,8 @@ def search_record(
     }
     if hypermodel.mixed_precision is not None:
         training["mixed_precision"] = hypermodel.mixed_precision
+    if getattr(hypermodel, "recipe", None):  # only when set: earlier searches keep theirs
+        training["recipe"] = hypermodel.recipe
     record = {
         "format": SPACE_FORMAT,
         "hypermodel": {
@@ -104,6 +111,20 @@ def _short(v, n=70):
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
+def _normalised(record):
+    """``record`` with its base config as `keras_attn.get_config` writes it today, so a
+    folder made before the config format changed (every gate's options, used or not)
+    compares equal to the same search now."""
+    base = (record.get("hypermodel") or {}).get("base_config")
+    if not isinstance(base, dict):
+        return record
+    try:
+        base = get_config(base)
+    except ValueError:
+        return record  # not a config this version reads: compared as it is
+    return {**record, "hypermodel": {**record["hypermodel"], "base_config": base}}
+
+
 def record_differences(stored, current):
     """One line per setting where two records differ (an unknown data fingerprint matches any).
 
@@ -116,7 +137,7 @@ def record_differences(stored, current):
     ...                    {"tuner": {"kind": "hyperband"}, "data": "3f1c"})
     ['tuner.kind: folder has "random", this search has "hyperband"']
     """
-    a, b = _flatten(stored), _flatten(current)
+    a, b = _flatten(_normalised(stored)), _flatten(_normalised(current))
     diffs = []
     for key in sorted(set(a) | set(b)):
         if key == "data" and (a.get(key) is None or b.get(key) is None):
