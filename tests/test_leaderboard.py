@@ -94,7 +94,7 @@ def test_a_bad_grid_entry_gets_one_clear_line(kwargs, match):
     "args, match",
     [
         (["--gates", "nope"], "error: Unknown gate 'nope'."),
-        (["--recipe", "resnet"], "error: Unknown recipe 'resnet'. Valid recipes: study, resnet-"),
+        (["--recipe", "resnet"], "error: Unknown recipe 'resnet'. Did you mean 'resnet-cifar'"),
         (["--shard", "3/2"], "error: Shard spec '3/2' is out of range"),
     ],
 )
