@@ -9,6 +9,7 @@ BatchNorm of a residual branch start a block as the identity), and training move
 ``alpha`` away from 0 as far as the gate helps. Any gate works, whatever its form.
 """
 
+import copy
 import inspect
 
 import keras
@@ -49,7 +50,7 @@ class BlendedGate(keras.layers.Wrapper):
 
     def __init__(self, layer, alpha=0.0, **kwargs):
         if isinstance(layer, dict):
-            layer = keras.saving.deserialize_keras_object(layer)
+            layer = keras.saving.deserialize_keras_object(copy.deepcopy(layer))
         if not isinstance(layer, keras.layers.Layer):
             raise ValueError(
                 f"`layer` must be a keras.layers.Layer (a gate) or its serialized config, "
@@ -109,5 +110,6 @@ class BlendedGate(keras.layers.Wrapper):
 
     def get_config(self):
         config = super().get_config()
+        config["layer"].pop("build_config", None)  # the blend builds its gate
         config["alpha"] = self.initial_alpha
         return config

@@ -58,6 +58,11 @@ class GlobalContext(GlobalContextBase):
         self.zero_init_last = zero_init_last
         self.last_initializer = "zeros" if zero_init_last else "glorot_uniform"
 
+    @property
+    def starts_as_identity(self):
+        """Whether the block is the identity before training (its last convolution at zero)."""
+        return self.zero_init_last
+
     def transform(self, inputs):
         """What the block adds at every position, shape ``(batch, 1, 1, C)``."""
         return self.transformed_context(inputs)
