@@ -1,4 +1,4 @@
-"""Fine-tuning gates inserted into a trained network, in two stages (Keras' transfer-learning recipe).
+"""Fine-tuning gates inserted into a trained network in two stages (Keras' transfer learning).
 
 Stage 1 trains the attention gates and the head with everything else frozen;
 stage 2 unfreezes the rest with a lower learning rate. BatchNormalization layers

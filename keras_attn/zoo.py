@@ -217,7 +217,7 @@ def get_config(name_or_config="cnn", **overrides):
     return _validate(_merge(_validate(base), overrides))
 
 
-def build(name_or_config="cnn", input_shape=None, num_classes=None, **overrides):
+def build(name_or_config="cnn", input_shape=None, num_classes=None, weights=None, **overrides):
     """Build an (uncompiled) model by variant name or from a config.
 
     The model takes raw pixel values (0-255) and outputs class probabilities.
@@ -228,6 +228,9 @@ def build(name_or_config="cnn", input_shape=None, num_classes=None, **overrides)
         input_shape: ``(height, width, channels)``, default the config's
             (``(32, 32, 3)`` for registry names).
         num_classes: int, default the config's (10 for registry names).
+        weights: None (new weights) or a published model of the same config to
+            load the weights of: a folder, an https address or ``hf://owner/name``
+            (`keras_attn.pretrained.load_weights`).
         **overrides: config keys to change (see
             `keras_attn.backbone.DEFAULT_CONFIG` for the CNN: ``sites``,
             ``attention``, ``attention_position``, ``blocks``, ``head``,
@@ -256,5 +259,11 @@ def build(name_or_config="cnn", input_shape=None, num_classes=None, **overrides)
         overrides["num_classes"] = num_classes
     config = get_config(name_or_config, **overrides)
     if config.get("backbone") == "resnet":
-        return resnet.AttentionResNet(config)
-    return backbone.AttentionCNN(config)
+        model = resnet.AttentionResNet(config)
+    else:
+        model = backbone.AttentionCNN(config)
+    if weights is not None:
+        from keras_attn.pretrained.loading import load_weights
+
+        load_weights(model, weights)
+    return model

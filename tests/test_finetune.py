@@ -8,7 +8,6 @@ import pytest
 import keras_attn
 from keras_attn.finetune import fine_tune, gate_layers, head_layers, set_stage
 
-
 # Eager steps on TensorFlow and PyTorch (tracing would dominate a few steps); JAX: its jit.
 EAGER = {"compile_kwargs": {"run_eagerly": keras.backend.backend() != "jax"}}
 

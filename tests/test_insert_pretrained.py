@@ -152,7 +152,7 @@ def _hub_resnet(hub):
     return hub.models.ResNetBackbone(
         input_conv_filters=[8],
         input_conv_kernel_sizes=[3],
-        stackwise_num_filters=[8, 16],
+        stackwise_num_filters=[64, 16],  # keras-hub requires 64 first
         stackwise_num_blocks=[2, 2],
         stackwise_num_strides=[1, 2],
         block_type="bottleneck_block",
@@ -162,6 +162,8 @@ def _hub_resnet(hub):
 
 def _hub_efficientnet(hub):
     return hub.models.EfficientNetBackbone(
+        stackwise_width_coefficients=[1.0, 1.0],
+        stackwise_depth_coefficients=[1.0, 1.0],
         stackwise_kernel_sizes=[3, 3],
         stackwise_num_repeats=[2, 2],
         stackwise_input_filters=[8, 8],

@@ -87,7 +87,12 @@ CASES = {
     "ge_extent2": (GatherExcite, {"extent": 2}, (7, 5, 32), 2 * 32 * 2 + 2 + 32),
     "ge_extent4_no_mlp": (GatherExcite, {"extent": 4, "use_mlp": False}, (9, 6, 3), 0),
     # A blended gate: the gate's weights and alpha (started at 0.5 so one step reaches all).
-    "blend_eca": (BlendedGate, {"layer": _serialized(ECA(kernel_size=3)), "alpha": 0.5}, (4, 4, 8), 4),
+    "blend_eca": (
+        BlendedGate,
+        {"layer": _serialized(ECA(kernel_size=3)), "alpha": 0.5},
+        (4, 4, 8),
+        4,
+    ),
     "blend_cbam": (
         BlendedGate,
         {"layer": _serialized(CBAM(reduction=4)), "alpha": 0.5},

@@ -360,7 +360,13 @@ def _timm_ge_like(layer, channels, extent, use_mlp=True):
 
 @pytest.mark.parametrize(
     "extent, shape, use_mlp",
-    [(0, (6, 6), True), (2, (8, 8), True), (2, (7, 5), True), (4, (9, 13), True), (8, (5, 6), False)],
+    [
+        (0, (6, 6), True),
+        (2, (8, 8), True),
+        (2, (7, 5), True),
+        (4, (9, 13), True),
+        (8, (5, 6), False),
+    ],
 )
 def test_ge_equals_timm_gather_excite(extent, shape, use_mlp):
     # timm's create_attn("ge") is extent 0 with the MLP; its extents gather by average pooling.

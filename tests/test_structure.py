@@ -255,7 +255,7 @@ def test_no_name_is_public_in_two_sub_packages():
     assert not clashes, clashes
 
 
-def test_the_top_level_keeps_its_ten_names():
+def test_the_top_level_keeps_its_eleven_names():
     import keras_attn
 
     assert sorted(keras_attn.__all__) == [
@@ -268,6 +268,7 @@ def test_the_top_level_keeps_its_ten_names():
         "layers",
         "list_models",
         "load",
+        "load_pretrained",
         "register",
     ]
 
