@@ -76,14 +76,12 @@ CASES = {
     "gc_odd": (GlobalContextGate, {"hidden": 3}, (5, 7, 6), 36 + 9 + 13),
     # eSE: C^2 + C.
     "ese_c16": (EffectiveSqueezeExcitation, {}, (4, 4, 16), 16 * 16 + 16),
-    # ECA-M: 2 m + k m + 1 (m = 8 at 64 channels, k = 3; m = 16 at 72, timm's 90 % rule).
+    # ECA-M: 2 m + k m + 1 (m = 8 at 64 channels, k = 3).
     "ecam_c64": (ECAMLP, {}, (6, 6, 64), 2 * 8 + 3 * 8 + 1),
-    "ecam_c72": (ECAMLP, {}, (3, 5, 72), 2 * 16 + 3 * 16 + 1),
     # CECA: k weights, circular padding.
     "ceca_c64": (CircularECA, {}, (6, 6, 64), 3),
     "ceca_k5_c4": (CircularECA, {"kernel_size": 5}, (3, 3, 4), 5),
     # GE: 2 C m + m + C with m = round(C / 16), or none without the MLP.
-    "ge_global": (GatherExcite, {}, (6, 6, 32), 2 * 32 * 2 + 2 + 32),
     "ge_extent2": (GatherExcite, {"extent": 2}, (7, 5, 32), 2 * 32 * 2 + 2 + 32),
     "ge_extent4_no_mlp": (GatherExcite, {"extent": 4, "use_mlp": False}, (9, 6, 3), 0),
     # A blended gate: the gate's weights and alpha (started at 0.5 so one step reaches all).
@@ -417,22 +415,25 @@ def test_circular_eca_refuses_a_kernel_wider_than_its_wrap():
         CircularECA(kernel_size=7)(np.zeros((1, 2, 2, 2), "float32"))
 
 
-@pytest.mark.parametrize("kind", keras_attn.layers.list_gates())
-def test_every_gate_blended_from_zero_is_the_identity_and_alpha_gets_a_gradient(kind):
-    kwargs = {"filters": [2]} if kind == "conv_ae" else {}
+def test_every_gate_blended_from_zero_is_the_identity_and_alpha_gets_a_gradient():
+    # Every registered gate, each blended, one after the other (one model, one step).
+    kinds = keras_attn.layers.list_gates()
+    blended = [
+        BlendedGate(keras_attn.layers.get(k, **({"filters": [2]} if k == "conv_ae" else {})))
+        for k in kinds
+    ]
     x = np.random.default_rng(4).normal(size=(2, 6, 6, 8)).astype("float32")
-    blended = BlendedGate(keras_attn.layers.get(kind, **kwargs))
-    assert np.array_equal(keras.ops.convert_to_numpy(blended(x)), x)
-    assert np.array_equal(keras.ops.convert_to_numpy(blended(x, training=True)), x)
-    if hasattr(blended, "gate"):  # a mask gate: its effective mask is all ones at the start
-        mask = keras.ops.convert_to_numpy(blended.gate(x))
-        assert np.array_equal(mask, np.ones_like(mask))
-    model = keras.Sequential([keras.Input((6, 6, 8)), blended, keras.layers.Flatten()])
+    model = keras.Sequential([keras.Input((6, 6, 8)), *blended, keras.layers.Flatten()])
+    assert np.array_equal(keras.ops.convert_to_numpy(model(x)), x.reshape(2, -1))
+    assert np.array_equal(keras.ops.convert_to_numpy(model(x, training=True)), x.reshape(2, -1))
+    for layer in blended:
+        if hasattr(layer, "gate"):  # a mask gate: its effective mask is all ones at the start
+            mask = keras.ops.convert_to_numpy(layer.gate(x))
+            assert np.array_equal(mask, np.ones_like(mask)), layer.layer.name
     model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
     targets = np.random.default_rng(5).normal(size=(2, 6 * 6 * 8)).astype("float32")
     model.fit(x, targets, epochs=1, batch_size=2, verbose=0)
-    alpha = float(keras.ops.convert_to_numpy(blended.alpha))
-    if kind == "gca":  # GC's last convolution starts at zero: it adds nothing yet either
-        assert alpha == 0.0
-    else:
-        assert alpha != 0.0, kind
+    moved = {k: float(keras.ops.convert_to_numpy(b.alpha)) != 0.0 for k, b in zip(kinds, blended)}
+    # All but gca: its last convolution starts at zero, so it adds nothing to move alpha by
+    # (insert_attention(start="identity") leaves it unblended for that reason).
+    assert moved == {k: k != "gca" for k in kinds}
