@@ -165,7 +165,8 @@ def fine_tune(
             histories.append(None)
             continue
         set_stage(model, stage, head=head)
-        opt = keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": rate}})
+        config = {"learning_rate": rate, "name": f"{optimizer}_{stage}"}
+        opt = keras.optimizers.get({"class_name": optimizer, "config": config})
         model.compile(optimizer=opt, loss=loss, metrics=list(metrics), **(compile_kwargs or {}))
         histories.append(model.fit(x, y, epochs=n, **fit_kwargs))
     return histories

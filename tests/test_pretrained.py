@@ -83,7 +83,7 @@ def test_publish_writes_keras_files_provenance_and_a_card(published, results):
     ]
     assert (meta["run"], meta["chosen_by"]) == (
         1,
-        "the best validation accuracy of the variant's runs",
+        "the highest validation accuracy of the variant's runs",
     )
     assert meta["test_accuracy"] == 0.50 and meta["best_val_accuracy"] == 0.70
     assert meta["settings_id"] == "s1" and meta["data_fingerprint"] == "f1ab"
@@ -130,7 +130,7 @@ def test_median_run_and_the_command_line(results, tmp_path, capsys):
         == 0
     )
     printed = capsys.readouterr().out
-    assert "published cnn_eca run 2 (seed 2; the median test accuracy" in printed
+    assert "published cnn_eca run 2 (seed 2; chosen for the median test accuracy" in printed
     assert "over 3 runs" in printed and f"load_pretrained({str(out)!r})" in printed
     model = load_pretrained(out)
     np.testing.assert_allclose(_numpy(model(_images(), training=False)), outputs[2], atol=1e-6)

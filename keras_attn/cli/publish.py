@@ -80,7 +80,8 @@ def main(argv=None, prog=None):
     low, high = variant["ci95"]
     interval = f", 95 % CI {100 * low:.2f}-{100 * high:.2f} %" if low is not None else ""
     print(
-        f"published {meta['model']} run {meta['run']} (seed {meta['seed']}; {meta['chosen_by']}): "
+        f"published {meta['model']} run {meta['run']} (seed {meta['seed']}; chosen for "
+        f"{meta['chosen_by']}): "
         f"test accuracy {100 * meta['test_accuracy']:.2f} %; the variant's mean "
         f"{100 * variant['mean']:.2f} % over {variant['n']} runs{interval} -> {out}/"
     )

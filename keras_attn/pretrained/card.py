@@ -58,7 +58,7 @@ def model_card(meta):
 
     Example:
     >>> meta = {"model": "cnn_eca", "dataset": "cifar10", "gates": ["eca"], "run": 3,
-    ...         "seed": 3, "chosen_by": "the best validation accuracy", "test_accuracy": 0.7412,
+    ...         "seed": 3, "chosen_by": "the highest validation accuracy", "test_accuracy": 0.7412,
     ...         "best_val_accuracy": 0.745, "settings_id": "ab12", "data_fingerprint": "ff00",
     ...         "input_shape": [32, 32, 3], "class_names": ["a", "b"], "preprocessing": "none",
     ...         "variant": {"n": 2, "mean": 0.74, "ci95": [0.72, 0.76], "std": 0.01},
@@ -81,7 +81,7 @@ def model_card(meta):
 
 A keras_attn model (attention gates: {gates}) trained on {meta["dataset"]} by the
 multi-seed protocol of keras_attn; this is run {meta["run"]} (seed {meta["seed"]}),
-chosen as {meta["chosen_by"]}.
+chosen for {meta["chosen_by"]}.
 
 | | |
 |---|---|

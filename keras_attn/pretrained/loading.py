@@ -28,6 +28,8 @@ def _download(url, sha256, cache_dir):
     """
     base = url.rstrip("/")
     subdir = os.path.join("keras_attn", hashlib.sha256(base.encode()).hexdigest()[:16])
+    if cache_dir is not None:  # get_file falls back to /tmp/.keras for a folder not there
+        os.makedirs(cache_dir, exist_ok=True)
 
     def get(name, **kwargs):
         try:

@@ -19,7 +19,7 @@ __all__ = ["publish"]
 
 #: How a run is chosen: the protocol's best (by validation accuracy), or the median one.
 RUNS = {
-    "best": "the best validation accuracy of the variant's runs",
+    "best": "the highest validation accuracy of the variant's runs",
     "median": "the median test accuracy of the variant's runs (a typical run)",
 }
 
