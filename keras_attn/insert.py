@@ -217,7 +217,7 @@ def insert_attention(model, gate, after, start="gate", **options):
     >>> inputs = keras.Input((8, 8, 4))
     >>> y = keras.layers.Conv2D(4, 3, padding="same")(inputs)
     >>> y = keras.layers.BatchNormalization(name="bn")(y)
-    >>> resnet_like = keras.Model(inputs, keras.layers.Add()([inputs, y]))
+    >>> resnet_like = keras.Model(inputs, keras.layers.Add(name="add")([inputs, y]))
     >>> [layer.name for layer in insert_attention(resnet_like, "eca", after="blocks").layers][-2:]
     ['bn_eca', 'add']
 
