@@ -5,9 +5,8 @@ benchmark (`keras_attn.benchmark`) all compile through `compile_for_training`
 with `fast_path`'s choices unless told otherwise, so the speed the benchmark
 measures is the speed they train at:
 
-- `fast_path`: jit compilation per backend and device, and how many runs to
-  pack on one device (`keras_attn.parallel`); mixed precision is never on by
-  default.
+- `fast_path`: jit compilation per backend and device, and how many runs the JAX
+  trainer trains at once on one device; mixed precision is never on by default.
 - `dtype_policy`: a context manager that builds models under a mixed-precision
   policy (``"mixed_bfloat16"`` or ``"mixed_float16"``), or leaves the current
   one (``None``).
@@ -15,7 +14,7 @@ measures is the speed they train at:
   cross-entropy and accuracy, jit from `fast_path` unless given.
 
 Every part has an off switch on the command lines: ``--no-jit``,
-``--mixed-precision`` is opt-in, ``--copies 1``.
+``--mixed-precision`` is opt-in, ``--group-size 1``.
 """
 
 from __future__ import annotations
@@ -50,8 +49,8 @@ def fast_path(backend=None, accelerator=None):
     - JAX: ``jit_compile=True`` (without it every op is dispatched one by one).
     - PyTorch: ``jit_compile=False``.
 
-    Mixed precision is never on by default (pass it explicitly). ``copies`` is
-    how many runs to train at once with `keras_attn.parallel`: 1 on a CPU, 8 on
+    Mixed precision is never on by default (pass it explicitly). ``group_size``
+    is how many runs of a model the JAX trainer trains at once: 1 on a CPU, 16 on
     a GPU. Why each choice, with the measurements behind it:
     docs/performance.md ("The fast path").
 
@@ -62,7 +61,7 @@ def fast_path(backend=None, accelerator=None):
             sees one.
 
     Returns:
-        dict ``{"jit_compile": bool, "mixed_precision": None, "copies": int,
+        dict ``{"jit_compile": bool, "mixed_precision": None, "group_size": int,
         "reason": str}``. Pass ``jit_compile`` to ``model.compile``.
 
     Example:
@@ -90,7 +89,7 @@ def fast_path(backend=None, accelerator=None):
     return {
         "jit_compile": jit,
         "mixed_precision": None,
-        "copies": 8 if accelerator else 1,
+        "group_size": 16 if accelerator else 1,
         "reason": reason,
     }
 

@@ -39,7 +39,7 @@ def run_model_test(name, tmp_path, *, expected_trainable_params=None, overrides=
     assert bool(attention_weights) == has_learned_attention
     before = [keras.ops.convert_to_numpy(w).copy() for w in attention_weights]
     # TensorFlow and PyTorch: eager steps, as XLA / torch.compile would dominate this test
-    # (compiled vs eager is checked in test_parallel/test_benchmark). JAX: its jit, which on
+    # (compiled vs eager is checked in test_benchmark). JAX: its jit, which on
     # JAX compiles faster than the op-by-op dispatch of an eager step (5 s vs 15 s).
     model.compile(
         optimizer=keras.optimizers.SGD(0.1),

@@ -5,8 +5,7 @@ process per backend runs every test listed in `BACKEND_TESTS` (one start-up, one
 imports and compiled initializers instead of one per file). JAX and PyTorch are dev
 dependencies (a backend that is not installed is skipped, saying so). Under PyTorch: every
 variant builds with its exact count, the layer checks (`layer_checks.run_layer_test`, a
-training step each), the zoo's training step and ``.keras`` round trip, packed training,
-the protocol's command.
+training step each), the zoo's training step and ``.keras`` round trip, the protocol's command.
 """
 
 import importlib.util
@@ -26,9 +25,8 @@ BACKEND_TESTS = {
         "test_zoo.py",
         # compiled (jit) and eager steps agree
         "test_benchmark.py::test_fast_path_matches_eager_step",
-        # packed copies train as each copy alone
-        "test_parallel.py::test_packed_training_matches_separate_runs",
-        # the JAX trainer: fit's steps, records alone, SIGKILL resume, out-of-memory split
+        # the JAX trainer: fit's steps in every form, records alone, masks on the device,
+        # SIGKILL resume, out-of-memory split
         "test_jax_trainer.py",
         # Grad-CAM takes the backend's own gradient
         "test_gradcam.py::test_the_map_follows_the_class_asked_for",
@@ -40,7 +38,6 @@ BACKEND_TESTS = {
     "torch": [
         "test_layers.py",
         "test_zoo.py",
-        "test_parallel.py::test_packed_training_matches_separate_runs",
         "test_resnet.py::test_forward_backward_and_save_load",
         "test_insert_attention.py::test_several_gates_a_callable_a_sequential_and_a_shared_layer",
         # the protocol's command, last: it turns deterministic algorithms on for the process

@@ -90,7 +90,7 @@ def test_fast_path_choices():
         for acc in (False, True):
             settings = fast_path(backend, accelerator=acc)
             assert settings["mixed_precision"] is None
-            assert settings["copies"] >= 1
+            assert settings["group_size"] >= 1
     assert fast_path()["jit_compile"] in (True, False)
     with pytest.raises(ValueError, match="Unknown backend"):
         fast_path("mxnet")
@@ -197,28 +197,6 @@ def test_gates_alone_are_timed_per_site():
         benchmark.benchmark_gates(batch_size=0)
 
 
-def test_benchmark_packing_smoke():
-    from keras_attn.benchmark import benchmark_packing, format_packing
-
-    lines = []
-    result = benchmark_packing(
-        copies=(2,),
-        batch_size=2,
-        warmup_steps=1,
-        windows=1,
-        steps_per_window=1,
-        progress=lines.append,
-    )
-    assert [r["copies"] for r in result["rows"]] == [1, 2]  # 1 is always the reference
-    assert result["rows"][0]["speedup"] == pytest.approx(1.0)
-    assert all(r["images_per_s"] > 0 for r in result["rows"])
-    assert "speedup" in format_packing(result) and lines
-    with pytest.raises(ValueError, match="copies"):
-        benchmark_packing(copies=(0,))
-    with pytest.raises(ValueError, match="batch_size"):
-        benchmark_packing(batch_size=0)
-
-
 def test_probes_and_timing():
     from keras_attn.benchmark.probes import RssSampler
     from keras_attn.benchmark.timing import time_window
@@ -256,13 +234,12 @@ def test_a_custom_baseline_gives_the_macs_and_input_of_its_own_model():
 
 
 def test_package_layout():
-    """Small files, no benchmark module importing a private name (even its own package's),
-    and the benchmark's packing built on keras_attn.parallel (the reverse import is checked
-    in test_structure.py)."""
+    """Small files, and no benchmark module importing a private name (even its own
+    package's)."""
     from test_structure import MODULES, _imports
 
     files = {n: p for n, p in MODULES.items() if n.split(".")[:2] == ["keras_attn", "benchmark"]}
-    expected = {"models", "gates", "packing", "probes", "timing"}
+    expected = {"models", "gates", "trainers", "probes", "timing"}
     assert {n.rsplit(".", 1)[1] for n in files} >= expected
     for name, path in files.items():
         assert len(path.read_text().splitlines()) <= 400, path.name
@@ -270,5 +247,3 @@ def test_package_layout():
             # a private module (keras_attn._files) is shared; its names are not
             private = [n for n in names if n.startswith("_") and f"{module}.{n}" not in MODULES]
             assert not private, f"{path.name} imports {private} from {module}"
-    packing = _imports("keras_attn.benchmark.packing", files["keras_attn.benchmark.packing"], False)
-    assert "keras_attn.parallel" in [m for m, _ in packing]

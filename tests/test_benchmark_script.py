@@ -22,8 +22,7 @@ def test_parse_args():
     assert parse_args([]).jit is None and parse_args(["--no-jit"]).jit is False
     tiny = parse_args(["--tiny"])
     assert (tiny.batch, tiny.windows, tiny.steps) == (4, 1, 1)
-    assert parse_args(["--copies", "1,2"]).copies == [1, 2]
-    for bad in (["--copies", "0"], ["--copies", "x"], ["--batch", "0"], ["--jit", "--no-jit"]):
+    for bad in (["--batch", "0"], ["--jit", "--no-jit"]):
         with pytest.raises(SystemExit):
             parse_args(bad)
 
@@ -39,19 +38,17 @@ def test_gates_on_the_command_line(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_script_runs_in_ci_configuration(tmp_path):
-    """The CI smoke check: ``python -m keras_attn benchmark --tiny`` in a fresh process,
-    with two packed copies."""
+    """The CI smoke check: ``python -m keras_attn benchmark --tiny`` in a fresh process."""
     out = tmp_path / "bench.json"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
-    args = ["benchmark", "--tiny", "--copies", "2", "--output", str(out)]
+    args = ["benchmark", "--tiny", "--output", str(out)]
     cmd = [sys.executable, "-m", "keras_attn", *args]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert {r["model"] for r in result["results"]} == {"cnn", "cnn_eca"}
     assert result["settings"]["batch_size"] == 4
-    assert result["packing"]["rows"][-1]["copies"] == 2
-    assert "cnn_eca" in done.stdout and "packed training" in done.stdout
+    assert "cnn_eca" in done.stdout
     assert "[benchmark]" in done.stderr
     assert result["command"] == ["keras-attn", *args]
 

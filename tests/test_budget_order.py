@@ -51,6 +51,8 @@ def fake_training(monkeypatch):
         return [{"model": job.spec.name, "run": r} for r in runs]
 
     monkeypatch.setattr(run_mod, "train_group", train_group)
+    real = run_mod.resolve_training  # groups of two runs, whichever trainer this backend has
+    monkeypatch.setattr(run_mod, "resolve_training", lambda s: {**real(s), "group_size": 2})
     return started
 
 
@@ -62,7 +64,6 @@ def test_the_budget_never_cuts_a_group_and_stops_balanced(fake_training, tmp_pat
         batch_size=8,
         data=npz,
         val_size=8,
-        copies=2,
         model_overrides={"blocks": [4], "dense_units": 8},
     )
     lines = []

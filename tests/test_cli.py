@@ -38,7 +38,7 @@ def test_help_lists_every_subcommand(capsys):
         assert name in out and help.split()[0] in out
     assert set(cli.COMMANDS) == {
         "protocol", "tune", "export", "publish", "predict", "attention-maps", "report",
-        "benchmark", "benchmark-trainers",
+        "benchmark", "benchmark-trainers", "leaderboard",
     }  # fmt: skip
 
 

@@ -1,21 +1,31 @@
-"""keras_attn installed from its wheel, on a machine with JAX and no TensorFlow (what GPU
-machines often have).
+"""keras_attn on a machine like the lent GPU machines: JAX, no TensorFlow.
 
-keras_attn is built once as a wheel (not an editable install, no checkout needed to
-run it). A second virtual environment holds exactly keras, jax, numpy and pillow (and
-what they need) and that wheel, installed without its dependencies. There, from an
-empty folder, the package imports, builds every variant, and the ``keras-attn``
-command runs a tiny protocol on mock data on the JAX backend with two packed runs,
-writes its report, exports its best run as ``.keras`` and classifies an image with
-it; ``python -m keras_attn --help`` is the same command; what needs another package
-(TensorFlow for SavedModel, ONNX and TFLite) says so in one line.
+A virtual environment as those machines have it: Python 3.12 and JAX 0.11.2 with NumPy,
+SciPy, Pillow and h5py, where the project's Python 3.12 is found (else this interpreter
+and its JAX, and the lease script's checks skip). There:
+
+- the lease script (examples/gpu/lease.sh) prepares Keras, namex and optree as wheels,
+  then runs its one-command mode with tiny settings; cut mid-study (SIGTERM, as
+  ``timeout`` sends), its last records archive is whole and holds the finished runs, and
+  a second call carries on to the end; into a folder of other settings it fails, saying
+  why;
+- keras_attn is built once as a wheel (not an editable install, no checkout needed to
+  run it) and installed without its dependencies beside keras; from an empty folder the
+  package imports, builds every variant, and the ``keras-attn`` command runs a tiny
+  protocol on mock data on the JAX backend with a group of two runs, writes its report,
+  exports its best run as ``.keras`` and classifies an image with it; ``python -m
+  keras_attn --help`` is the same command; what needs another package (TensorFlow for
+  SavedModel, ONNX and TFLite) says so in one line.
 """
 
+import glob
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tarfile
 import time
 import zipfile
 from importlib.metadata import version
@@ -23,12 +33,29 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from data_helpers import REPO, write_npz
+from conftest import FAST_COMPILE_FLAG
+from data_helpers import REPO, TIMING_KEYS, write_npz
 from PIL import Image
 
 pytestmark = pytest.mark.slow
 
-PACKAGES = [f"{name}=={version(name)}" for name in ("keras", "jax", "jaxlib", "numpy", "pillow")]
+LEASE = REPO / "examples" / "gpu" / "lease.sh"
+#: What the lent machines have (ECOSYSTEM facts in docs/performance.md), Keras excepted.
+LENT = ["jax==0.11.2", "jaxlib==0.11.2", "numpy", "scipy", "pillow", "h5py", "rich",
+        "ml-dtypes", "absl-py", "packaging", "typing-extensions"]  # fmt: skip
+#: Without Python 3.12: this interpreter with this environment's JAX.
+HERE = [f"{name}=={version(name)}" for name in ("jax", "jaxlib", "numpy", "pillow")]
+
+
+def _python312():
+    """A Python 3.12 interpreter (on PATH, or pyenv's), or None."""
+    candidates = [shutil.which("python3.12")]
+    candidates += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.12*/bin/python3.12")))
+    for path in filter(None, candidates):
+        ok = subprocess.run([path, "-c", "import venv"], capture_output=True)
+        if ok.returncode == 0:
+            return path
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -52,20 +79,34 @@ def wheel(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def jax_env(tmp_path_factory, wheel):
-    """A venv with only `PACKAGES` and keras_attn's wheel (--no-deps); its python, and
-    the time taken."""
+def lent_env(tmp_path_factory):
+    """A venv like the lent machines' (no Keras yet): ``(python, is_python312, seconds)``."""
     root = tmp_path_factory.mktemp("jaxenv")
     t0 = time.monotonic()
-    subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True)
+    py312 = _python312()
+    subprocess.run([py312 or sys.executable, "-m", "venv", str(root / "venv")], check=True)
     python = str(root / "venv" / "bin" / "python")
-    # --no-compile: Python compiles what the tests import on first import; byte-compiling
-    # every module of jax and keras up front took 20 of the 47 s here.
+    # --no-compile: Python compiles what the tests import on first import.
+    pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile"]
+    packages = LENT if py312 else HERE
+    done = subprocess.run([*pip, *packages], capture_output=True, text=True, env=_environment())
+    if done.returncode != 0:
+        pytest.fail(f"pip could not install {packages}:\n{done.stderr[-2000:]}")
+    return python, bool(py312), time.monotonic() - t0
+
+
+@pytest.fixture(scope="module")
+def jax_env(lent_env, wheel):
+    """The lent-like venv with keras and keras_attn's wheel (--no-deps): its python, the
+    installed distributions, and the time taken."""
+    python, _, seconds = lent_env
+    t0 = time.monotonic()
     pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile"]
     env = _environment()  # no PYTHONPATH: pip must not see this checkout's keras_attn
-    done = subprocess.run([*pip, *PACKAGES], capture_output=True, text=True, env=env)
+    done = subprocess.run([*pip, f"keras=={version('keras')}"], capture_output=True, text=True,
+                          env=env)  # fmt: skip
     if done.returncode != 0:
-        pytest.fail(f"pip could not install {PACKAGES}:\n{done.stderr[-2000:]}")
+        pytest.fail(f"pip could not install keras:\n{done.stderr[-2000:]}")
     subprocess.run([*pip, "--no-deps", str(wheel)], check=True, capture_output=True, env=env)
     installed = subprocess.run(
         [python, "-m", "pip", "list", "--format=json"],
@@ -75,12 +116,16 @@ def jax_env(tmp_path_factory, wheel):
         env=env,
     )
     names = {p["name"].lower().replace("_", "-") for p in json.loads(installed.stdout)}
-    return python, names, time.monotonic() - t0
+    return python, names, seconds + time.monotonic() - t0
 
 
 def _environment(**extra):
-    """This process's environment without PYTHONPATH and KERAS_BACKEND, with ``extra``."""
+    """This process's environment without PYTHONPATH and KERAS_BACKEND, with ``extra``;
+    XLA_FLAGS keeps only the flags every XLA knows (an unknown one aborts a process, and
+    the tests' second flag is probed against this environment's XLA, not the venv's)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KERAS_BACKEND")}
+    flags = [f for f in env.get("XLA_FLAGS", "").split() if f != FAST_COMPILE_FLAG]
+    env["XLA_FLAGS"] = " ".join(flags)
     return {**env, **extra}
 
 
@@ -94,6 +139,98 @@ def _run(python, args, cwd, timeout=600, backend="jax"):
     return subprocess.run(
         command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+# ---------------------------------------------------------------------- the lease script
+
+
+@pytest.fixture(scope="module")
+def lease(lent_env, tmp_path_factory):
+    """The lease script's settings for a tiny study on this CPU, after ``prepare``."""
+    python, py312, _ = lent_env
+    if not py312:
+        pytest.skip("no Python 3.12 here: the lease script is checked as the lent machine runs it")
+    root = tmp_path_factory.mktemp("lease")
+    env = _environment(PYTHON=python, TINY="1", WHEELS=str(root / "wheels"), LIMIT="400",
+                       ARCHIVE_EVERY="1", PREFLIGHT="60", DATA=write_npz(root / "syn.npz",
+                       n_train=40, n_test=8, size=32), COMPILE_CACHE=str(root / "xla"),
+                       CACHE_DIR=str(root / "cache"), SHARED_DATA=str(root / "none"))  # fmt: skip
+    done = subprocess.run(["bash", str(LEASE), "prepare"], cwd=root, env=env, capture_output=True,
+                          text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert {p.name.split("-")[0] for p in (root / "wheels").iterdir()} == {
+        "keras",
+        "namex",
+        "optree",
+    }
+    return root, env
+
+
+def _archived(archive):
+    """The run records in a records archive (name -> record), or None while there is none."""
+    if not archive.exists():
+        return None
+    with tarfile.open(archive) as tar:
+        return {
+            m.name: json.load(tar.extractfile(m))
+            for m in tar.getmembers()
+            if m.name.startswith("records/") and m.name.endswith(".json")
+        }
+
+
+def test_the_lease_script_cut_mid_study_keeps_its_records_and_a_second_call_finishes(lease):
+    root, env = lease
+    out, results = root / "out", root / "results"
+    env = {**env, "OUT": str(out), "RESULTS": str(results)}
+    call = subprocess.Popen(["bash", str(LEASE), "run"], cwd=root, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    deadline, kept = time.monotonic() + 400, None
+    while time.monotonic() < deadline and call.poll() is None:
+        kept = _archived(out / "records.tar.gz")
+        if kept:
+            break
+        time.sleep(0.5)
+    os.killpg(call.pid, signal.SIGTERM)  # what `timeout` sends at a call's limit
+    log = call.communicate(timeout=60)[0].decode()
+    assert kept and len(kept) < 4, log[-3000:]  # cut with runs still to train
+    assert _archived(out / "records.tar.gz").keys() >= kept.keys()
+    rows = [json.loads(line) for line in (out / "preflight.jsonl").read_text().splitlines()]
+    assert {(r["grad_form"], r["epoch_form"]) for r in rows} == {
+        ("per_run", "steps"),
+        ("summed", "steps"),
+    }
+    assert all(r["compile_s"] > 0 and r["conv_kinds"] for r in rows), rows
+    assert "devices:" in (out / "devices.txt").read_text()
+
+    env["PREFLIGHT"] = "0"  # measured above: straight to the study
+    again = subprocess.run(["bash", str(LEASE), "run"], cwd=root, env=env, capture_output=True,
+                           text=True, timeout=600)  # fmt: skip
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    final = _archived(out / "records.tar.gz")
+    assert len(final) == 4  # cnn and the ablation, 2 runs each
+    for name, record in kept.items():
+        same = {k: v for k, v in record.items() if k not in TIMING_KEYS}
+        assert {k: v for k, v in final[name].items() if k not in TIMING_KEYS} == same
+
+
+def test_a_study_into_a_folder_of_other_settings_fails_saying_why(lease):
+    root, env = lease
+    results = root / "other"
+    other = results / "settings" / "0123456789abcdef.json"
+    other.parent.mkdir(parents=True)
+    other.write_text(json.dumps({"comparable_settings": {"epochs": 99}}))
+    record = results / "records" / "0123456789abcdef" / "cnn" / "run-0000.json"
+    record.parent.mkdir(parents=True)
+    record.write_text("{}")
+    env = {**env, "OUT": str(root / "out-other"), "RESULTS": str(results)}
+    done = subprocess.run(["bash", str(LEASE), "study"], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode != 0
+    assert "holds results of other settings" in done.stdout + done.stderr
+    assert "study: failed" in done.stderr
+
+
+# ---------------------------------------------------------------------- the wheel
 
 
 def test_the_wheel_holds_the_package_its_command_and_licence(wheel):
@@ -171,7 +308,7 @@ def test_from_an_empty_folder_the_command_runs_the_protocol_its_report_export_an
             "1",
             "--batch-size",
             "16",
-            "--copies",
+            "--group-size",
             "2",
             "--data-dir",
             "mock.npz",
@@ -192,8 +329,8 @@ def test_from_an_empty_folder_the_command_runs_the_protocol_its_report_export_an
     records = sorted((work / "out" / "records").glob("*/cnn/run-*.json"))
     assert len(records) == 2
     rec = json.loads(records[0].read_text())
-    assert rec["environment"]["backend"] == "jax" and rec["training"]["packed_runs"] == [0, 1]
-    assert rec["training"]["trainer"] == "jax"  # the fused JAX trainer is the default on JAX
+    assert rec["environment"]["backend"] == "jax" and rec["training"]["group"] == [0, 1]
+    assert rec["training"]["trainer"] == "jax"  # the JAX trainer is the default on JAX
     done = _run(python, ["keras-attn", "report", "out", "--no-plot"], cwd=work)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (work / "out" / "report.md").exists() and "| `cnn` | 2/2 |" in done.stdout

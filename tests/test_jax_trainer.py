@@ -1,10 +1,12 @@
-"""The JAX trainer (keras_attn.protocol.jax_trainer), on the JAX backend.
+"""The JAX trainer (keras_attn.protocol.jax_trainer, jax_program), on the JAX backend.
 
-Its steps must equal ``model.fit``'s for the same seed and batches; a group of runs must
-give each run the record it gets alone; a SIGKILL mid-group then a rerun must give the
-records of an uninterrupted group; its checkpoints must be the ``model.fit`` path's; a
-group too big for the device must split. Run by tests/test_backends.py in a JAX process;
-skipped under the other backends. Tiny models (one block of 4 filters, 8x8 images).
+Its steps must equal ``model.fit``'s for the same seed and batches, in every gradient and
+epoch form; a group of runs must give each run the record it gets alone; a SIGKILL
+mid-group then a rerun must give the records of an uninterrupted group; its mask
+statistics, computed on the device, must equal the Keras model's; a model must compile
+once for all its groups; a group too big for the device must split. Run by
+tests/test_backends.py in a JAX process; skipped under the other backends. Tiny models
+(one block of 4 filters, 8x8 images).
 """
 
 import json
@@ -18,21 +20,22 @@ import pytest
 from data_helpers import REPO, TIMING_KEYS, write_npz
 
 from keras_attn import protocol
-from keras_attn.protocol import fit_trainers, jax_trainer
-from keras_attn.protocol.loop import Job
+from keras_attn.protocol import fit_trainer, jax_program, jax_trainer
+from keras_attn.protocol.loop import Job, group_training
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "jax", reason="the JAX trainer runs on the JAX backend"
 )
 
 TINY = {"blocks": [4], "dense_units": 8}
+FORMS = [(g, e) for g in jax_program.GRAD_FORMS for e in jax_program.EPOCH_FORMS]
 
 
 def _settings(npz, **kw):
     # lr 0.01: float rounding of vectorised convolutions must not be amplified into
     # visibly different runs within two epochs.
     base = dict(runs=2, epochs=2, batch_size=16, data=str(npz), val_size=10, threads=2)
-    base.update(learning_rate=0.01, model_overrides=TINY)
+    base.update(learning_rate=0.01, model_overrides=TINY, checkpoint_every=0)
     base.update(kw)
     return protocol.ProtocolSettings(**base)
 
@@ -68,64 +71,94 @@ def npz(tmp_path_factory):
 def alone(npz, tmp_path_factory):
     """Each run trained alone by model.fit."""
     out = tmp_path_factory.mktemp("alone")
-    settings = _settings(npz, trainer="fit", copies=1)
+    settings = _settings(npz, trainer="fit")
     return protocol.run_protocol("cnn_eca", settings, str(out), log=None)
 
 
-def _job(settings, trainer):
+def _job(settings, trainer, runs, model="cnn_eca"):
     data = protocol.load_protocol_data(settings)
-    spec = protocol.resolve_models(["cnn_eca"])[0]
-    training = {**protocol.resolve_training(settings), "trainer": trainer}
+    spec = protocol.resolve_models([model])[0]
+    training = {**protocol.resolve_training(settings), "trainer": trainer, **group_training(runs)}
     return Job(spec, settings, data, "/nowhere", "sid", training, False, lambda _: None)
 
 
-def test_steps_equal_model_fit_for_the_same_seeds_and_batches(npz):
+def _weights(model):
+    return [np.asarray(v.value, np.float64) for v in model.variables]
+
+
+@pytest.mark.parametrize("grad_form,epoch_form", FORMS)
+def test_every_form_steps_as_model_fit_for_the_same_seeds_and_batches(npz, grad_form, epoch_form):
     """One epoch (3 full batches and a partial one), dropout on: weights within 1e-5."""
-    settings = _settings(npz, epochs=1, learning_rate=0.1)
-    scan = jax_trainer.ScanTrainer(_job(settings, "jax"), [0, 1], [0, 1])
-    scan.set_epoch(0)
-    scan_losses = scan.fit_epoch()
+    settings = _settings(npz, epochs=1, learning_rate=0.1, grad_form=grad_form,
+                         epoch_form=epoch_form)  # fmt: skip
+    group = jax_trainer.JaxTrainer(_job(settings, "jax", [0, 1]), [0, 1], [0, 1])
+    assert (group.training["grad_form"], group.training["epoch_form"]) == (grad_form, epoch_form)
+    group.set_epoch(0)
+    losses = group.fit_epoch()
     worst = 0.0
     for i, seed in enumerate([0, 1]):
-        fit = fit_trainers.SingleRun(_job(settings, "fit"), [i], [seed])
+        fit = fit_trainer.SingleRun(_job(settings, "fit", [i]), [i], [seed])
         fit.set_epoch(0)
         ((loss, acc),) = fit.fit_epoch([])
-        model, _ = scan.finished(i)
-        for a, b in zip(model.variables, fit.members[0].variables):
-            diff = np.abs(np.asarray(a.value, np.float64) - np.asarray(b.value, np.float64))
-            worst = max(worst, float(diff.max()))
-        assert scan_losses[i][0] == pytest.approx(loss, rel=1e-5)
-        assert scan_losses[i][1] == pytest.approx(acc, abs=1e-7)
-    print(f"largest weight difference, JAX trainer vs model.fit after 4 steps: {worst:.2e}")
+        model, _ = group.finished(i)
+        for a, b in zip(_weights(model), _weights(fit.model)):
+            worst = max(worst, float(np.abs(a - b).max()))
+        assert losses[i][0] == pytest.approx(loss, rel=1e-5)
+        assert losses[i][1] == pytest.approx(acc, abs=1e-7)
+    print(f"{grad_form}/{epoch_form}: largest weight difference vs model.fit: {worst:.2e}")
     assert worst < 1e-5
 
 
-def test_checkpoints_are_the_fit_paths(npz):
-    """A group's checkpoint values load into the packed model.fit trainer and back."""
+def test_a_checkpoint_loads_back_into_a_fresh_group(npz):
     settings = _settings(npz, epochs=1, optimizer="sgd", momentum=0.9)
-    scan = jax_trainer.ScanTrainer(_job(settings, "jax"), [0, 1], [0, 1])
-    scan.set_epoch(0)
-    scan.fit_epoch()
-    scan.keep_best(1)
-    model_values, opt_values, bests = scan.checkpoint()
+    group = jax_trainer.JaxTrainer(_job(settings, "jax", [0, 1]), [0, 1], [0, 1])
+    group.set_epoch(0)
+    group.fit_epoch()
+    group.keep_best(1)
+    model_values, opt_values, bests = group.checkpoint()
     assert bests[0] is None and bests[1] is not None
-    packed = fit_trainers.PackedRuns(_job(settings, "fit"), [0, 1], [0, 1])
-    arrays = {"model": model_values, "optimizer": opt_values, "best1": bests[1]}
-    packed.load(arrays)  # counts and shapes are checked
-    again, opt_again, _ = packed.checkpoint()
-    for a, b in zip(model_values + opt_values, again + opt_again):
+    fresh = jax_trainer.JaxTrainer(_job(settings, "jax", [0, 1]), [0, 1], [0, 1])
+    assert fresh.program is group.program  # compiled once for both groups
+    fresh.load({"model": model_values, "optimizer": opt_values, "best1": bests[1]})
+    again, opt_again, bests_again = fresh.checkpoint()
+    for a, b in zip(again + opt_again + bests_again[1], model_values + opt_values + bests[1]):
         np.testing.assert_array_equal(a, b)
-    fresh = jax_trainer.ScanTrainer(_job(settings, "jax"), [0, 1], [0, 1])
-    fresh.load(arrays)
-    for a, b in zip(fresh.checkpoint()[0] + fresh.checkpoint()[1], model_values + opt_values):
-        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="Checkpoint holds"):
+        fresh.load({"model": model_values[:-1], "optimizer": opt_values})
+
+
+def test_mask_statistics_on_the_device_equal_the_keras_models(tmp_path):
+    """Every kind of gate figure: channel (ECA), channel and spatial (CBAM), additive (GC)."""
+    from keras_attn.attention_maps import mask_statistics
+
+    npz = write_npz(tmp_path / "m.npz", n_train=20, n_test=30, size=8)
+    settings = _settings(npz, epochs=1, val_size=4)
+    model = {"name": "mixed", "attention": ["eca", "cbam", "gc"], **TINY}
+    group = jax_trainer.JaxTrainer(_job(settings, "jax", [0, 1], model=model), [0, 1], [0, 1])
+    group.set_epoch(0)
+    group.fit_epoch()
+    group.keep_best(0)
+    group.keep_best(1)
+    images = protocol.load_protocol_data(settings).x_test
+    rows = group.mask_statistics(images)
+    for i in range(2):
+        keras_model, best = group.finished(i)
+        for v, a in zip(keras_model.variables, best):
+            v.assign(a)
+        expected = mask_statistics(keras_model, images, batch_size=7)
+        assert [r["kind"] for r in rows[i]] == [r["kind"] for r in expected]
+        for got, want in zip(rows[i], expected):
+            assert got.keys() == want.keys()
+            for key in ("mean", "std", "min", "max", "spatial_std", "channel_std"):
+                assert got[key] == pytest.approx(want[key], abs=1e-5), (got["name"], key)
 
 
 @pytest.fixture(scope="module")
 def group(npz, tmp_path_factory):
     """The two runs trained as one group by the JAX trainer (the default on JAX)."""
     out, lines = tmp_path_factory.mktemp("group"), []
-    records = protocol.run_protocol("cnn_eca", _settings(npz, copies=2), str(out), log=lines.append)
+    settings = _settings(npz, group_size=2)
+    records = protocol.run_protocol("cnn_eca", settings, str(out), log=lines.append)
     return records, out, lines
 
 
@@ -134,12 +167,13 @@ def test_a_group_gives_each_run_its_record_alone(alone, group):
     assert [r["training"]["trainer"] for r in group] == ["jax", "jax"]
     assert group[0]["training"]["precision"] == "default"  # which precision ran
     assert group[0]["training"]["precision_switch"] == "jax_default_matmul_precision=default"
-    assert [r["training"]["packed_runs"] for r in group] == [[0, 1], [0, 1]]
+    assert [r["training"]["group"] for r in group] == [[0, 1], [0, 1]]
+    assert group[0]["training"]["grad_form"] in jax_program.GRAD_FORMS
     for a, b in zip(alone, group):
         assert a["best_epoch"] == b["best_epoch"]
         _same_records(a, b)
     assert not list((out / "checkpoints").rglob("*.npz"))
-    assert all(r["mask_statistics"] for r in group)  # the Keras model finished the run
+    assert all(r["mask_statistics"] for r in group)
     assert any("(jax trainer)" in line for line in lines)
 
 
@@ -156,7 +190,7 @@ protocol.run_group("cnn_eca", [0, 1], settings, data, sys.argv[1], on_epoch=kill
 
 
 def test_a_sigkill_mid_group_then_a_rerun_gives_the_same_records(npz, group, tmp_path):
-    settings, clean = _settings(npz, copies=2), group[0]
+    settings, clean = _settings(npz, group_size=2), group[0]
     out = tmp_path / "killed"
     env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO)}
     script = _KILLED.format(settings=settings.to_dict())
@@ -173,23 +207,46 @@ def test_a_sigkill_mid_group_then_a_rerun_gives_the_same_records(npz, group, tmp
 
 
 def test_a_group_too_big_for_the_device_is_split(npz, alone, tmp_path, monkeypatch):
-    real = jax_trainer.ScanTrainer.fit_epoch
+    real = jax_trainer.JaxTrainer.fit_epoch
 
     def fit_epoch(self, callbacks=None):
         if len(self.seeds) > 1:  # as XLA says it on a GPU
             raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 9 GiB")
         return real(self, callbacks)
 
-    monkeypatch.setattr(jax_trainer.ScanTrainer, "fit_epoch", fit_epoch)
+    monkeypatch.setattr(jax_trainer.JaxTrainer, "fit_epoch", fit_epoch)
     lines = []
     records = protocol.run_protocol(
-        "cnn_eca", _settings(npz, copies=2), str(tmp_path), log=lines.append
+        "cnn_eca", _settings(npz, group_size=2), str(tmp_path), log=lines.append
     )
     assert any(
         "does not fit in device memory" in line and "groups of 1 and 1" in line for line in lines
     )
-    assert [r["training"]["packed_runs"] for r in records] == [None, None]
+    assert [r["training"]["group"] for r in records] == [None, None]
     for a, b in zip(alone, records):
         _same_records(a, b)
     saved = json.loads(next((tmp_path / "records").rglob("run-0001.json")).read_text())
-    assert saved["training"]["copies"] == 1
+    assert saved["training"]["group_size"] == 1
+
+
+def test_one_run_diverging_leaves_the_others_alone(npz, alone, tmp_path, monkeypatch):
+    import jax.numpy as jnp
+
+    real = jax_trainer.JaxTrainer.__init__
+
+    def poison_second(self, job, runs, seeds):
+        real(self, job, runs, seeds)
+        trainable = list(self.state[0])
+        trainable[-1] = trainable[-1].at[1].set(jnp.nan)  # run 1's logits bias
+        self.state = (trainable, self.state[1], self.state[2])
+
+    monkeypatch.setattr(jax_trainer.JaxTrainer, "__init__", poison_second)
+    lines = []
+    records = protocol.run_protocol(
+        "cnn_eca", _settings(npz, group_size=2), str(tmp_path), log=lines.append
+    )
+    assert records[1]["diverged"] and records[1]["diverged_epoch"] == 1
+    assert records[1]["test_accuracy"] is None and records[1]["epochs_trained"] == 1
+    assert not records[0]["diverged"]
+    _same_records(alone[0], records[0])
+    assert any("diverged" in line for line in lines)

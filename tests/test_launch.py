@@ -57,7 +57,7 @@ def _in_a_fresh_process(out, **settings):
 
 def _launched(npz, **kw):
     """The launcher tests' settings: three epochs, so that a preempted job has epochs left."""
-    return _settings(npz, epochs=3, batch_size=32, val_size=32, copies=1, **kw)
+    return _settings(npz, epochs=3, batch_size=32, val_size=32, **kw)
 
 
 @pytest.fixture(scope="module")

@@ -230,9 +230,9 @@ class _DivergeAfter(keras.optimizers.schedules.LearningRateSchedule):
 @pytest.mark.parametrize("good_steps, best_epoch", [(0, None), (4, 1)])
 def test_diverged_run_is_recorded_and_reported(npz, tmp_path, monkeypatch, good_steps, best_epoch):
     # 64 training images / batch 16 = 4 steps per epoch: 4 good steps = one good epoch.
-    from keras_attn.protocol import fit_trainers, jax_trainer
+    from keras_attn.protocol import fit_trainer, jax_trainer
 
-    for trainer_module in (fit_trainers, jax_trainer):  # whichever trainer runs
+    for trainer_module in (fit_trainer, jax_trainer):  # whichever trainer runs
         monkeypatch.setattr(
             trainer_module,
             "make_optimizer",
@@ -273,7 +273,8 @@ def _run_script(args, env=None, **kw):
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     npz = write_npz(tmp_path / "syn.npz", n_train=224, n_test=32)
     args = ["--data-dir", npz, "--val-size", "32", "--models", "cnn", "--runs", "1",
-            "--epochs", "3", "--batch-size", "32", "--threads", "2", "--no-report"]  # fmt: skip
+            "--epochs", "3", "--batch-size", "32", "--threads", "2", "--no-report",
+            "--checkpoint-every", "0"]  # fmt: skip
     killed, ref = tmp_path / "killed", tmp_path / "reference"
     # The uninterrupted reference run trains alongside the killed and resumed ones (its
     # results do not depend on the machine's load: deterministic ops, same threads).

@@ -1,10 +1,8 @@
-"""The protocol's training loop (keras_attn.protocol.loop): packed runs (``copies``), jit and
-mixed-precision settings.
+"""The protocol's training loop (keras_attn.protocol.loop): checkpoints by time, the jit,
+mixed-precision and JAX trainer settings, and their command-line flags.
 
-Packed runs must give each run the record it gets alone (within float
-tolerance), resume as a group after an interruption, and let one run diverge
-without stopping the others. Tiny synthetic data and a slim backbone keep each
-protocol to seconds.
+Groups of runs are the JAX trainer's (tests/test_jax_trainer.py). Tiny synthetic data
+and a slim backbone keep each protocol to seconds.
 """
 
 import json
@@ -14,7 +12,7 @@ import numpy as np
 import pytest
 from data_helpers import TIMING_KEYS, write_npz
 
-from keras_attn import parallel, protocol
+from keras_attn import protocol
 
 SLIM = {"blocks": [4, 8], "dense_units": 16}
 
@@ -49,63 +47,24 @@ def npz(tmp_path_factory):
     return write_npz(tmp_path_factory.mktemp("data") / "syn.npz", n_train=80, n_test=16)
 
 
-@pytest.fixture(scope="module")
-def alone(npz, tmp_path_factory):
-    out = tmp_path_factory.mktemp("alone")
-    return protocol.run_protocol(["cnn_eca"], _settings(npz, copies=1), str(out), log=None)
+def _checkpoint_seen(npz, out, every):
+    """After each epoch but the first, whether the run's checkpoint was on disk."""
+    seen = []
+    settings = _settings(npz, runs=1, epochs=3, checkpoint_every=every)
+
+    def on_epoch(model, run, epoch, seconds):
+        if epoch:
+            seen.append(bool(list(out.rglob("run-0000.npz"))))
+
+    data = settings.data_settings().load()
+    protocol.run_group("cnn", [0], settings, data, str(out), on_epoch=on_epoch, log=None)
+    assert not list(out.rglob("*.npz"))  # removed once the record is written
+    return seen
 
 
-def test_packed_runs_match_runs_trained_alone(npz, alone, tmp_path):
-    lines = []
-    packed = protocol.run_protocol(
-        ["cnn_eca"], _settings(npz, copies=2), str(tmp_path), log=lines.append
-    )
-    assert [r["run"] for r in packed] == [0, 1, 2]
-    assert [r["training"]["packed_runs"] for r in packed] == [[0, 1], [0, 1], None]
-    assert [r["training"]["copies"] for r in packed] == [2, 2, 1]
-    for a, b in zip(alone, packed):
-        _assert_same_runs(a, b)
-    assert any("packed" in line for line in lines)
-    assert not list((tmp_path / "checkpoints").rglob("*.npz"))
-    # Each packed run's weights reload into a plain model and give its test accuracy.
-    record, weights = protocol.best_run(str(tmp_path), "cnn_eca")
-    assert record["training"]["packed_runs"] == [0, 1]
-    assert weights.endswith(f"run-{record['run']:04d}.weights.h5")
-
-
-def test_packed_group_resumes_after_an_interruption(npz, alone, tmp_path):
-    class Stop(Exception):
-        pass
-
-    calls = []
-
-    def stop_after_first_epoch(model_name, run_index, epoch, seconds):
-        calls.append((run_index, epoch))
-        if epoch == 1:
-            raise Stop
-
-    settings = _settings(npz, copies=3)
-    data = protocol.load_protocol_data(settings)
-    with pytest.raises(Stop):
-        protocol.run_group(
-            "cnn_eca", [0, 1, 2], settings, data, str(tmp_path), on_epoch=stop_after_first_epoch
-        )
-    assert calls == [(0, 0), (1, 0), (2, 0), (0, 1)]
-    ckpts = list((tmp_path / "checkpoints").rglob("group-0000-0001-0002.npz"))
-    assert len(ckpts) == 1
-    # The planner resumes the group as it was packed, even when asked for other groups.
-    sid = settings.settings_id(data.fingerprint())
-    pending = [("cnn_eca", r) for r in range(3)]
-    assert protocol.plan.plan_groups(pending, 2, str(tmp_path), sid) == [("cnn_eca", [0, 1, 2])]
-    lines = []
-    resumed = protocol.run_protocol(
-        ["cnn_eca"], _settings(npz, copies=2), str(tmp_path), data=data, log=lines.append
-    )
-    assert any("resuming after epoch 1" in line for line in lines)
-    assert [r["resumed_at_epochs"] for r in resumed] == [[1], [1], [1]]
-    for a, b in zip(alone, resumed):
-        _assert_same_runs(a, b)
-    assert not list((tmp_path / "checkpoints").rglob("*.npz"))
+def test_checkpoints_are_taken_by_time(npz, tmp_path):
+    assert _checkpoint_seen(npz, tmp_path / "every", 0) == [True, True]
+    assert _checkpoint_seen(npz, tmp_path / "never", 1e9) == [False, False]
 
 
 def test_planner_keeps_single_run_checkpoints_alone(tmp_path):
@@ -123,38 +82,17 @@ def test_planner_keeps_single_run_checkpoints_alone(tmp_path):
     ]
 
 
-def test_one_packed_run_diverging_leaves_the_others_alone(npz, alone, tmp_path, monkeypatch):
-    build_copies = parallel.build_copies
-
-    def poison_second(*args, **kwargs):
-        copies = build_copies(*args, **kwargs)
-        # NaN logits (a NaN conv kernel would not do: ReLU maps NaN to 0 on TF CPU).
-        bias = copies[1].get_layer("logits").bias
-        bias.assign(np.full(bias.shape, np.nan, "float32"))
-        return copies
-
-    monkeypatch.setattr(parallel, "build_copies", poison_second)
-    lines = []
-    records = protocol.run_protocol(
-        ["cnn_eca"], _settings(npz, runs=2, copies=2), str(tmp_path), log=lines.append
-    )
-    assert records[1]["diverged"] and records[1]["diverged_epoch"] == 1
-    assert records[1]["test_accuracy"] is None and records[1]["epochs_trained"] == 1
-    assert not records[0]["diverged"]
-    _assert_same_runs(alone[0], records[0])
-    assert any("diverged" in line for line in lines)
-
-
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"copies": 0}, r"`copies` must be an integer >= 1"),
+        ({"group_size": 0}, r"`group_size` must be an integer >= 1"),
+        ({"grad_form": "inside"}, r"`grad_form` must be None .* \('per_run', 'summed'\)"),
+        ({"checkpoint_every": -1}, r"`checkpoint_every` must be seconds >= 0"),
         ({"jit_compile": "yes"}, r"`jit_compile` must be True, False or None"),
         (
             {"mixed_precision": "float16"},
             r"`mixed_precision` must be None \(float32\) or one of .* got 'float16'",
         ),
-        ({"mixed_precision": "mixed_float16", "copies": 2}, "loss scale is shared"),
     ],
 )
 def test_fast_settings_reject_bad_values(kwargs, match):
@@ -167,7 +105,7 @@ def test_mixed_precision_enters_the_settings_id_only_when_set():
     assert "mixed_precision" not in plain.comparable("abc")  # float32 ids are unchanged
     for other in (
         protocol.ProtocolSettings(jit_compile=True),
-        protocol.ProtocolSettings(jit_compile=False, copies=4),
+        protocol.ProtocolSettings(jit_compile=False, group_size=4, checkpoint_every=5),
     ):
         assert other.settings_id("abc") == plain.settings_id("abc")
     bf16 = protocol.ProtocolSettings(mixed_precision="mixed_bfloat16")
@@ -180,9 +118,14 @@ def test_resolve_training_follows_the_fast_path_unless_set():
 
     default = protocol.resolve_training(protocol.ProtocolSettings())
     assert default["jit_compile"] is fast_path()["jit_compile"]
-    assert default["copies"] == fast_path()["copies"]
-    forced = protocol.resolve_training(protocol.ProtocolSettings(jit_compile=True, copies=3))
-    assert forced["jit_compile"] is True and forced["copies"] == 3
+    jax = keras.backend.backend() == "jax"
+    assert default["group_size"] == (fast_path()["group_size"] if jax else 1)
+    forced = protocol.resolve_training(protocol.ProtocolSettings(jit_compile=True))
+    assert forced["jit_compile"] is True
+    fit = protocol.resolve_training(protocol.ProtocolSettings(trainer="fit", group_size=1))
+    assert fit["trainer"] == "fit" and fit["group_size"] == 1
+    with pytest.raises(ValueError, match="a setting of the JAX trainer"):
+        protocol.resolve_training(protocol.ProtocolSettings(trainer="fit", group_size=3))
 
 
 def test_mixed_bfloat16_and_jit_runs_record_what_they_used(npz, tmp_path):
@@ -211,14 +154,15 @@ def test_cli_speed_flags_reach_the_records(npz, tmp_path, capsys):
     out = tmp_path / "out"
     args = ["--data-dir", str(npz), "--models", "cnn_eca", "--runs", "2", "--epochs", "1"]
     args += ["--batch-size", "16", "--val-size", "16", "--override", "blocks=[4, 8]"]
-    args += ["--override", "dense_units=16", "--copies", "2", "--no-jit", "--no-report"]
-    args += ["--out", str(out), "--progress-every", "0"]
+    args += ["--override", "dense_units=16", "--trainer", "fit", "--no-jit", "--no-report"]
+    args += ["--out", str(out), "--progress-every", "0", "--checkpoint-every", "0"]
     assert _script_main()(args) == 0
-    assert "jit off, float32, up to 2 run(s)" in capsys.readouterr().out
+    assert "jit off, float32, up to 1 run(s)" in capsys.readouterr().out
     records = [json.loads(p.read_text()) for p in sorted(out.rglob("run-*.json"))]
-    assert [r["training"]["packed_runs"] for r in records] == [[0, 1], [0, 1]]
+    assert [r["training"]["group"] for r in records] == [None, None]
     assert all(r["training"]["jit_compile"] is False for r in records)
-    assert _script_main()(["--copies", "0", "--out", str(out)]) == 2
-    assert "`copies` must be an integer >= 1" in capsys.readouterr().err
-    assert _script_main()(["--mixed-precision", "mixed_float16", "--copies", "2"]) == 2
-    assert "loss scale is shared" in capsys.readouterr().err
+    assert records[0]["settings"]["checkpoint_every"] == 0.0
+    assert _script_main()(["--group-size", "0", "--out", str(out)]) == 2
+    assert "`group_size` must be an integer >= 1" in capsys.readouterr().err
+    assert _script_main()(["--trainer", "fit", "--group-size", "2", "--out", str(out)]) == 2
+    assert "a setting of the JAX trainer" in capsys.readouterr().err

@@ -22,6 +22,7 @@ SMALL = [
     "predict.py",
     "attention_maps",
     "cli",
+    "leaderboard",
 ]
 MAX_LINES = 420
 
@@ -122,15 +123,18 @@ def _loaded_with(name, graph):
     return seen
 
 
-def test_packed_training_loads_without_the_benchmark():
-    """``keras_attn.parallel`` is the library; the benchmark times it, not the reverse."""
+LIBRARY = ("zoo", "layers", "insert", "export", "predict", "attention_maps", "flops")
+WORKFLOWS = ("protocol", "tuning", "benchmark", "report", "cli")
+
+
+def test_the_library_loads_without_the_workflows():
+    """The models, layers, export, prediction and attention maps read on their own: loading
+    them runs no module of the protocol, the tuner, the benchmark, the report or the CLI."""
     graph = _graph()
-    assert "keras_attn.parallel" in _loaded_with("keras_attn.benchmark", graph)
-    loaded = _loaded_with("keras_attn.parallel", graph)
-    assert {"keras_attn", "keras_attn.parallel"} <= loaded
-    assert not {m for m in loaded if m.startswith("keras_attn.benchmark")}, loaded
-    lazy = _imports("keras_attn.parallel", MODULES["keras_attn.parallel"], top_level_only=False)
-    assert not [m for m, _ in lazy if m.startswith("keras_attn.benchmark")], lazy
+    for name in LIBRARY:
+        loaded = _loaded_with(f"keras_attn.{name}", graph)
+        workflow = sorted(m for m in loaded if m.split(".")[1:2] and m.split(".")[1] in WORKFLOWS)
+        assert not workflow, f"keras_attn.{name} loads {workflow}"
 
 
 def _package_init_only(cycle):

@@ -1,25 +1,22 @@
-"""Speed of the variants against their arithmetic: whole models, gates alone, packed runs.
+"""Speed of the variants against their arithmetic: whole models, gates alone, the trainers.
 
 The command line is ``keras-attn benchmark``; measurements are in docs/performance.md.
 The models' table is `keras_attn.benchmark.table.format_table`; the machine's description
 `keras_attn.benchmark.probes.environment`.
-The trainers side by side (the fused JAX trainer, ``model.fit``, packed runs):
+The trainers side by side (the JAX trainer in each form, ``model.fit``):
 `keras_attn.benchmark.trainers`, ``keras-attn benchmark-trainers``.
 """
 
 from keras_attn.benchmark.gates import benchmark_gates, format_gates
 from keras_attn.benchmark.models import run_benchmark
-from keras_attn.benchmark.packing import benchmark_packing, format_packing
 from keras_attn.benchmark.pipeline import benchmark_pipeline, time_fit
 from keras_attn.benchmark.ratios import project_protocol
 from keras_attn.benchmark.table import write_json
 
 __all__ = [
     "benchmark_gates",
-    "benchmark_packing",
     "benchmark_pipeline",
     "format_gates",
-    "format_packing",
     "project_protocol",
     "run_benchmark",
     "time_fit",

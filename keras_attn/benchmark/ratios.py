@@ -74,26 +74,20 @@ def project_protocol(
     train_images=45000,
     val_images=5000,
     test_images=10000,
-    copies=1,
-    packing_speedup=1.0,
 ):
     """Projected wall time of the study's protocol from measured throughputs.
 
     Per variant: ``runs * epochs`` epochs of ``train_images`` at the measured
     training images/s, plus a validation pass of ``val_images`` after each epoch
-    and one test pass per run at the measured inference images/s. With packed
-    training (``copies`` > 1), the training part is divided by the measured
-    ``packing_speedup``. Input-pipeline and per-epoch overheads are not
-    included (the fit check in the benchmark shows how small they are).
+    and one test pass per run at the measured inference images/s, one run at a
+    time. Input-pipeline and per-epoch overheads are not included (the fit
+    check in the benchmark shows how small they are).
 
     Args:
         results: `run_benchmark`'s ``"results"`` (one setting per variant is used:
             the first seen).
         runs, epochs: int, default 16 and 10 (the study's).
         train_images, val_images, test_images: int, default CIFAR-10's split.
-        copies: int, default 1; runs trained at once.
-        packing_speedup: float, default 1.0; measured throughput gain of
-            ``copies`` packed runs over one run (`keras_attn.parallel`).
 
     Returns:
         dict: ``{"per_variant_hours": {...}, "total_hours": float, "assumptions": str}``.
@@ -107,13 +101,13 @@ def project_protocol(
     for e in results:
         if e["model"] in per_variant:
             continue
-        train = runs * epochs * train_images / e["train_images_per_s"] / packing_speedup
+        train = runs * epochs * train_images / e["train_images_per_s"]
         infer = runs * (epochs * val_images + test_images) / e["inference_images_per_s"]
         per_variant[e["model"]] = (train + infer) / 3600
     return {
         "per_variant_hours": per_variant,
         "total_hours": sum(per_variant.values()),
         "assumptions": f"{runs} runs x {epochs} epochs x {train_images} training images, "
-        f"validation on {val_images} per epoch, test on {test_images} per run; {copies} "
-        f"run(s) at once (throughput x{packing_speedup:.2f}); no pipeline or epoch overhead",
+        f"validation on {val_images} per epoch, test on {test_images} per run; one run at a "
+        "time; no pipeline or epoch overhead",
     }

@@ -7,6 +7,7 @@
     keras-attn predict saved_models/cnn_eca photo.jpg
     keras-attn attention-maps saved_models/cnn_eca photo.jpg --out where.png
     keras-attn report results/smoke
+    keras-attn leaderboard --gates all --backbones cnn,resnet20 --data cifar10 --runs 16
     keras-attn benchmark --tiny
 
 ``python -m keras_attn ...`` is the same command. A subcommand's module is imported
@@ -32,9 +33,11 @@ COMMANDS = {
     "predict": "classify images with an exported model (top-k classes)",
     "attention-maps": "draw Grad-CAM and each attention gate's mask on one image",
     "report": "re-create the protocol's report from its records",
+    "leaderboard": "every gate beside its backbone without one, on several data sets and "
+    "recipes, many seeds: one report",
     "benchmark": "training and inference speed, MACs and memory of the variants",
-    "benchmark-trainers": "the protocol's trainers side by side: the fused JAX trainer, "
-    "model.fit, packed runs",
+    "benchmark-trainers": "the protocol's trainers side by side (the JAX trainer's forms, "
+    "model.fit): the GPU preflight",
 }
 
 

@@ -6,7 +6,6 @@ Examples::
     keras-attn benchmark --models cnn,cnn_conv_ae --backend jax --jit --batch 128
     keras-attn benchmark --compare-jit         # graph vs XLA, side by side
     keras-attn benchmark --gates               # each gate alone, per site
-    keras-attn benchmark --backend jax --copies 1,4,8   # packed runs (a GPU)
     keras-attn benchmark --tiny                # smoke test (CI)
 
 The measuring is done by `keras_attn.benchmark`; measurements are in docs/performance.md.
@@ -103,11 +102,6 @@ def parse_args(argv=None, prog=None):
         action="store_true",
         help="enable TensorFlow op determinism, as the protocol does by default",
     )
-    p.add_argument(
-        "--copies",
-        default=None,
-        help="also time packed training of N copies of cnn (keras_attn.parallel), e.g. 1,2,4",
-    )
     p.add_argument("--no-pipeline", action="store_true", help="skip the input-pipeline timing")
     p.add_argument("--no-fit-check", action="store_true", help="skip the model.fit epoch timing")
     p.add_argument(
@@ -130,13 +124,6 @@ def parse_args(argv=None, prog=None):
     if args.tiny:
         args.models = args.models or "cnn,cnn_eca"
         args.batch, args.warmup, args.windows, args.steps = 4, 1, 1, 1
-    if args.copies is not None:
-        try:
-            args.copies = [int(c) for c in args.copies.split(",") if c.strip()]
-        except ValueError:
-            p.error(f"--copies must be comma-separated positive integers, got {args.copies!r}")
-        if not args.copies or min(args.copies) < 1:
-            p.error(f"--copies must be comma-separated positive integers, got {args.copies!r}")
     return args
 
 
@@ -242,29 +229,8 @@ def main(argv=None, prog=None):
         pipeline_images=512 if args.tiny else 45000,
         fit_check=not args.no_fit_check,
     )
-    if args.copies:
-        result["packing"] = benchmark.benchmark_packing(
-            copies=args.copies,
-            batch_size=args.batch,
-            warmup_steps=args.warmup,
-            windows=args.windows,
-            steps_per_window=args.steps,
-            jit_compile=_settings_from_args(args)[0]["jit_compile"],
-        )
-        best = max(result["packing"]["rows"], key=lambda r: r["speedup"])
-        result["protocol_projection_packed"] = benchmark.project_protocol(
-            result["results"], copies=best["copies"], packing_speedup=best["speedup"]
-        )
     result["command"] = ["keras-attn", "benchmark", *argv]
     benchmark.write_json(result, args.output)
     print(format_table(result))
-    if result.get("packing"):
-        print(benchmark.format_packing(result["packing"]))
-        proj = result["protocol_projection_packed"]
-        print(
-            f"projected protocol time with packing: {proj['total_hours']:.2f} h for "
-            f"{len(proj['per_variant_hours'])} variant(s) ({proj['assumptions']}; the packing "
-            "gain of cnn applied to every variant)"
-        )
     print(f"JSON written to {args.output}")
     return 0

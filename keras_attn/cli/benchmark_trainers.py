@@ -1,10 +1,11 @@
-"""``keras-attn benchmark-trainers``: the protocol's trainers side by side.
+"""``keras-attn benchmark-trainers``: the protocol's trainers side by side, the GPU preflight.
 
-    keras-attn benchmark-trainers --models cnn,cnn_conv_ae --groups 1,4,8,16 \\
-        --precisions default,float32,bf16 --json bench.json
+    keras-attn benchmark-trainers --models cnn --groups 8,16 --grad-forms per_run,summed \\
+        --epoch-forms scan,steps --precisions default,bf16 --jsonl rows.jsonl --deadline 300
 
-The fused JAX trainer (run on the JAX backend: ``KERAS_BACKEND=jax``), ``model.fit`` on one
-model and on the packed model, in one run; the measuring is `keras_attn.benchmark.trainers`.
+The JAX trainer (run on the JAX backend: ``KERAS_BACKEND=jax``) in each form, and
+``model.fit``, in one run; each row is printed and appended to ``--jsonl`` as it is
+measured. The measuring is `keras_attn.benchmark.trainers`.
 """
 
 from __future__ import annotations
@@ -37,11 +38,17 @@ def main(argv=None, prog=None):
 
     ap = argparse.ArgumentParser(
         prog=prog,
-        description="The protocol's trainers side by side: the fused JAX trainer, "
-        "model.fit and the packed model, per group size and precision.",
+        description="The protocol's trainers side by side: the JAX trainer in each form "
+        "(group size, gradient form, epoch form, precision) and model.fit.",
     )
     ap.add_argument("--models", default="cnn", help="comma-separated variants (default cnn)")
-    ap.add_argument("--groups", default="1,4,8,16", help="group sizes (default 1,4,8,16)")
+    ap.add_argument("--groups", default="1,16", help="JAX trainer group sizes (default 1,16)")
+    ap.add_argument(
+        "--grad-forms", default="default", help="per_run and/or summed (default: the device's)"
+    )
+    ap.add_argument(
+        "--epoch-forms", default="default", help="scan and/or steps (default: the device's)"
+    )
     ap.add_argument(
         "--precisions", default="default", help="e.g. default,float32,tf32,bf16 (default: default)"
     )
@@ -51,9 +58,16 @@ def main(argv=None, prog=None):
     ap.add_argument("--epochs", type=int, default=2, help="timed epochs after the compiling one")
     ap.add_argument("--override", action="append", default=[], metavar="KEY=JSON")
     ap.add_argument("--study-models", help="models of the projected study (default: --models)")
-    ap.add_argument("--json", help="write the result here")
+    ap.add_argument("--json", help="write the whole result here at the end")
+    ap.add_argument("--jsonl", help="append each row here as one JSON line when measured")
+    ap.add_argument(
+        "--deadline",
+        type=float,
+        metavar="SECONDS",
+        help="start no row that the longest row so far says would end after this",
+    )
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
-    from keras_attn.benchmark.trainers import benchmark_trainers, format_trainers
+    from keras_attn.benchmark.trainers import benchmark_trainers
 
     overrides = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.override)}
     study_macs = None
@@ -66,9 +80,12 @@ def main(argv=None, prog=None):
         study_macs = {
             m: count_macs(zoo.build(m, input_shape=shape, **rest)) for m in _list(args.study_models)
         }
+    print(f"{args.images} images/run, batch {args.batch_size}", flush=True)
     result = benchmark_trainers(
         _list(args.models),
         groups=_list(args.groups, int),
+        grad_forms=_list(args.grad_forms),
+        epoch_forms=_list(args.epoch_forms),
         precisions=_list(args.precisions),
         trainers=_list(args.trainers),
         images=args.images,
@@ -76,10 +93,11 @@ def main(argv=None, prog=None):
         epochs=args.epochs,
         overrides=overrides,
         study_macs=study_macs,
+        jsonl=args.jsonl,
+        deadline=args.deadline,
     )
     env = result["environment"]
-    print(f"{env['backend']} on {env['device']}; {args.images} images/run, batch {args.batch_size}")
-    print(format_trainers(result))
+    print(f"{env['backend']} on {env['device']}: {len(result['rows'])} row(s)", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1, default=str)

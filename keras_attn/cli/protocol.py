@@ -117,7 +117,7 @@ def build_parser(presets, models, prog=None):
     r.add_argument(
         "--time-budget",
         metavar="DURATION",
-        help="start no run or packed group that would not finish within this time "
+        help="start no run or group that would not finish within this time "
         "(seconds, or e.g. 8m, 2h, 1h30m; estimated from measured epoch times), write the "
         "report of what is done and exit 0; rerun the same command to continue",
     )
@@ -151,7 +151,7 @@ def build_parser(presets, models, prog=None):
     r.add_argument("--quiet", action="store_true", help="print only the final summary")
     j = ap.add_argument_group(
         "launcher (submit the pending runs as a job array through submitit, one job per "
-        "packed group; every job writes into the one --out)"
+        "group of runs; every job writes into the one --out)"
     )
     j.add_argument(
         "--launcher",
@@ -181,20 +181,46 @@ def build_parser(presets, models, prog=None):
         "changes results, so it is part of the settings id",
     )
     f.add_argument(
-        "--copies",
+        "--group-size",
         type=int,
-        help="runs of one model trained at once, packed in one model (default: 1 on a CPU, "
-        "8 on a GPU; 1 turns packing off); results equal unpacked runs within float tolerance",
+        help="runs of one model the JAX trainer trains at once, vectorised (default: 1 on a "
+        "CPU, 16 on a GPU); results equal runs trained alone within float tolerance",
     )
     from keras_attn.precision import PRECISION_HELP, PRECISIONS
+    from keras_attn.protocol.jax_program import EPOCH_FORMS, GRAD_FORMS
     from keras_attn.protocol.settings import TRAINERS
 
+    f.add_argument(
+        "--grad-form",
+        choices=GRAD_FORMS,
+        help="JAX trainer: each run's gradient inside the vmap (per_run, fast on a CPU) or the "
+        "summed losses' gradient outside it (summed, cuDNN's kernels on a GPU); default: the "
+        "device's fast form",
+    )
+    f.add_argument(
+        "--epoch-form",
+        choices=EPOCH_FORMS,
+        help="JAX trainer: an epoch as one compiled scan (a GPU) or one compiled step per "
+        "batch (a CPU); default: the device's fast form",
+    )
+    f.add_argument(
+        "--checkpoint-every",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between a group's checkpoints, taken after an epoch (0: every epoch; "
+        "default 60)",
+    )
+    f.add_argument(
+        "--compile-cache",
+        metavar="DIR",
+        help="keep XLA's compiled programs in DIR (JAX), so a later process skips compiling",
+    )
     f.add_argument("--precision", choices=PRECISIONS, help=PRECISION_HELP)
     f.add_argument(
         "--trainer",
         choices=TRAINERS,
-        help="training loop: fit (model.fit) or jax (fused, vectorised epochs; the default on "
-        "the JAX backend); not part of the settings id",
+        help="training loop: fit (model.fit) or jax (compiled, vectorised groups of runs; the "
+        "default on the JAX backend); not part of the settings id",
     )
     return ap
 
@@ -216,9 +242,13 @@ def settings_from_args(args, ap, preset):
         ("threads", "threads"),
         ("jit", "jit_compile"),
         ("mixed_precision", "mixed_precision"),
-        ("copies", "copies"),
+        ("group_size", "group_size"),
         ("precision", "precision"),
         ("trainer", "trainer"),
+        ("grad_form", "grad_form"),
+        ("epoch_form", "epoch_form"),
+        ("checkpoint_every", "checkpoint_every"),
+        ("compile_cache", "compile_cache"),
     ):
         if getattr(args, flag) is not None:
             values[key] = getattr(args, flag)
@@ -319,6 +349,7 @@ def main(argv=None, prog=None):
     t0 = time.perf_counter()
     try:
         settings = settings_from_args(args, ap, preset)
+        protocol.resolve_training(settings)  # a setting this backend's trainer refuses
         models = args.models if args.models is not None else preset["models"]
         shard = _shard(args, log) if not args.launcher else None
         tasks = protocol.plan_tasks(models, settings.runs, shard)  # validate first

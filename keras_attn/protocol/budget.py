@@ -48,9 +48,10 @@ class TimeBudget:
     A group's time is estimated, in this order, from groups of the same model
     finished in this process (their whole wall time, build and compilation
     included), from the records of that model already in the output folder
-    written on the same device and backend, or from another measured model
-    scaled by the ratio of multiply-accumulates per image. With no estimate at
-    all the group starts: nothing has been measured yet.
+    written on the same device, backend and trainer, or from another measured
+    model scaled by the ratio of multiply-accumulates per image (models measured
+    in this process first, then the records). With no estimate at all the group
+    starts: nothing has been measured yet.
 
     Args:
         seconds: the budget, from now.
@@ -74,20 +75,23 @@ class TimeBudget:
 
     def __init__(self, seconds, macs=None):
         self.deadline = _clock() + seconds
+        self.seconds = seconds
         self.measured = {}  # model -> (seconds per epoch of a group, its size)
         self.prior = {}  # model -> seconds per run-epoch, from existing records
-        self._macs = macs
+        self.macs = macs
 
     def left(self):
         """Seconds left (negative once the budget is spent)."""
         return self.deadline - _clock()
 
-    def add_records(self, records, backend, device):
-        """Learn from finished records made on this device and backend."""
+    def add_records(self, records, backend, device, trainer=None):
+        """Learn from finished records made on this device and backend (and ``trainer``)."""
         per = {}
         for r in records:
             env = r.get("environment") or {}
             if env.get("backend") != backend or env.get("device") != device:
+                continue
+            if trainer and (r.get("training") or {}).get("trainer", "fit") != trainer:
                 continue
             epochs = r.get("epochs_trained") or 0
             if epochs and r.get("wall_time_s"):
@@ -108,8 +112,8 @@ class TimeBudget:
         if model in self.prior:
             return self.prior[model] * size * epochs
         known = [(m, per_epoch / n) for m, (per_epoch, n) in self.measured.items()]
-        known += list(self.prior.items())
-        if not known or self._macs is None:
+        known = known or list(self.prior.items())
+        if not known or self.macs is None:
             return None
-        per_mac = max(s / self._macs(m) for m, s in known)
-        return self.MAC_MARGIN * per_mac * self._macs(model) * size * epochs
+        per_mac = max(s / self.macs(m) for m, s in known)
+        return self.MAC_MARGIN * per_mac * self.macs(model) * size * epochs

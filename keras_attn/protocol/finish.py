@@ -43,15 +43,17 @@ def _save_weights(path, model):
             files.write_atomic(path, f.read())
 
 
-def finish_run(job, run_index, model, best_values, state, test=None):
+def finish_run(job, run_index, model, best_values, state, test=None, masks=None):
     """Evaluate the best weights on the test set, save them, write the record; return it.
 
     ``test``: ``(probabilities, seconds)`` of the best weights on the test set when the
     trainer computed them already (the JAX trainer, for a whole group); ``None``: predict.
+    ``masks``: the best weights' mask statistics when the trainer computed them; ``None``:
+    computed here.
     """
     name, settings, data, out_dir, sid = job.spec.name, job.settings, job.data, job.out_dir, job.sid
     t0 = time.perf_counter()
-    test_loss = test_acc = masks = None
+    test_loss = test_acc = None
     if best_values is not None:
         records.assign(model.variables, best_values, "model")
         if test is None or test[0] is None:
@@ -60,7 +62,7 @@ def finish_run(job, run_index, model, best_values, state, test=None):
             probs = test[0]
         test_loss, test_acc = loss_and_accuracy(probs, data.y_test)
     test_seconds = time.perf_counter() - t0 + (test[1] if test is not None else 0.0)
-    if best_values is not None:
+    if best_values is not None and masks is None:
         masks = mask_statistics(model, data)
     weights_rel = None
     if job.save_weights and best_values is not None:

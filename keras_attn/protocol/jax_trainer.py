@@ -1,31 +1,24 @@
-"""The protocol's JAX trainer: a group's runs vectorised, an epoch one compiled call.
+"""The protocol's JAX trainer: a group's runs vectorised, each model compiled once.
 
 The pattern of the Keras guide "Writing a training loop from scratch in JAX": the
 Keras models stay the models, and their states (trainable, non-trainable and
-optimizer variables) are handed to `keras.Model.stateless_call` and
-`keras.optimizers.Optimizer.stateless_apply`. Here the states of a group's runs
-are stacked, and one training step is `jax.vmap`-ed over them:
+optimizer variables) are handed to Keras' stateless calls. Here the states of a
+group's runs are stacked and trained together by a `keras_attn.protocol.jax_program.
+Program` (compiled once per model and group size in a process):
 
 - the data set goes to the device once per group, as uint8;
 - each run's batches are those `keras_attn.data.ArrayBatches` gives its seed
   (`keras_attn.data.batches.epoch_order`, computed on the host and sent as an
-  index array of shape (steps, runs, batch));
-- an epoch is one jitted call: `jax.lax.scan` over the full batches, then the
-  last, smaller batch (its own step, so BatchNorm sees exactly its images);
-- validation and test passes are compiled scans over zero-padded batches
-  (inference is per image, so the padding changes nothing; it is cut off);
+  index array of shape (steps, runs, batch)); the last, smaller batch is its own
+  step, so BatchNorm sees exactly its images;
+- validation, test and mask passes run over zero-padded batches (inference is per
+  image, so the padding changes nothing; it is cut off);
 - the best epoch's values stay on the device until the checkpoint or the end.
 
-Checkpoints hold what the ``model.fit`` path's hold, in its order (a packed
-group's variables copy by copy, its optimizer's shared variables once, then each
-copy's slots), so either trainer resumes the other's. Before a run is finished its
-states are assigned back to its Keras model, so records, mask statistics, export
-and the report are those of the ``model.fit`` path.
-
-Example (`run_one` on the JAX backend uses it by default):
-    >>> from keras_attn.protocol.settings import TRAINERS
-    >>> "jax" in TRAINERS
-    True
+Checkpoints hold each run's variables in ``model.variables`` order, then the
+optimizer's shared variables once and each run's slots, so a group resumes on any
+JAX machine. Before a run is finished its states are assigned back to its Keras
+model, so records, export and the report are those of the ``model.fit`` path.
 """
 
 from __future__ import annotations
@@ -36,10 +29,11 @@ import keras
 import numpy as np
 
 from keras_attn.data.batches import epoch_order
+from keras_attn.protocol.jax_program import default_forms, padded_batches, program_for
 from keras_attn.protocol.settings import make_optimizer
 from keras_attn.training import loss_and_accuracy
 
-# ScanTrainer is driven by keras_attn.protocol.loop (fit_trainers.trainer_class picks it).
+# JaxTrainer is driven by keras_attn.protocol.loop (fit_trainer.make_trainer picks it).
 __all__ = ["is_out_of_memory"]
 
 
@@ -61,23 +55,22 @@ def _stack(values_per_run):
     return [jnp.stack(vs) for vs in zip(*values_per_run)]
 
 
-def _padded_batches(x, batch_size):
-    """``x`` as ``(steps, batch_size, ...)`` with zero images at the end, on the device."""
-    import jax.numpy as jnp
+def resolve_forms(settings):
+    """``{"grad_form", "epoch_form"}``: the settings' choices, else this platform's defaults."""
+    forms = default_forms()
+    for key in forms:
+        if getattr(settings, key, None):
+            forms[key] = getattr(settings, key)
+    return forms
 
-    steps = -(-len(x) // batch_size)
-    padded = np.zeros((steps * batch_size, *x.shape[1:]), dtype=x.dtype)
-    padded[: len(x)] = x
-    return jnp.asarray(padded.reshape(steps, batch_size, *x.shape[1:]))
 
-
-class ScanTrainer:
-    """A group of runs of one model trained by compiled, vectorised JAX epochs.
+class JaxTrainer:
+    """A group of runs of one model trained by compiled, vectorised JAX steps.
 
     The interface `keras_attn.protocol.loop` drives (shared with the ``model.fit``
-    trainers of `keras_attn.protocol.fit_trainers`): ``set_epoch``,
-    ``fit_epoch``, ``validate``, ``keep_best``, ``checkpoint``, ``load``,
-    ``test`` and ``finished``.
+    trainer of `keras_attn.protocol.fit_trainer`): ``set_epoch``, ``fit_epoch``,
+    ``validate``, ``keep_best``, ``checkpoint``, ``load``, ``test``,
+    ``mask_statistics`` and ``finished``.
 
     Args:
         job: the group's `keras_attn.protocol.loop.Job`.
@@ -93,19 +86,30 @@ class ScanTrainer:
 
         settings, data = job.settings, job.data
         self.members = []
-        for seed in seeds:  # exactly the calls of a single run (keras_attn.parallel)
+        for seed in seeds:  # exactly the calls of a single run
             keras.utils.set_random_seed(seed)
             self.members.append(job.spec.build(job.build_kwargs, settings.mixed_precision))
-        self.training = {"jit_compile": True, "trainer": self.name}
+        forms = resolve_forms(settings)
+        self.training = {"jit_compile": True, "trainer": self.name, **forms}
         self.seeds, self.batch_size = list(seeds), int(settings.batch_size)
         self.n_train = len(data.x_train)
         self.steps = -(-self.n_train // self.batch_size)
         model = self.members[0]
-        self.optimizer = make_optimizer(settings)
-        self.optimizer.build(model.trainable_variables)
+        optimizer = make_optimizer(settings)
+        optimizer.build(model.trainable_variables)
         shared = make_optimizer(settings)
         shared.build([])
         self.n_shared = len(shared.variables)  # iterations, learning rate: before the slots
+        key = {
+            "config": job.spec.config(job.build_kwargs),
+            "policy": settings.mixed_precision,
+            "precision": settings.precision,
+            "optimizer": {k: v for k, v in optimizer.get_config().items() if k != "name"},
+        }
+        donate = jax.default_backend() != "cpu"
+        self.program = program_for(
+            model, optimizer, key=key, runs=len(seeds), donate=donate, **forms
+        )
         # Where each of model.variables sits in (trainable, non-trainable).
         where = {id(v): ("t", j) for j, v in enumerate(model.trainable_variables)}
         where.update({id(v): ("n", j) for j, v in enumerate(model.non_trainable_variables)})
@@ -113,87 +117,13 @@ class ScanTrainer:
         self.state = (
             _stack([[v.value for v in m.trainable_variables] for m in self.members]),
             _stack([[v.value for v in m.non_trainable_variables] for m in self.members]),
-            _stack([[jnp.asarray(v.value) for v in self.optimizer.variables]] * len(seeds)),
+            _stack([[jnp.asarray(v.value) for v in optimizer.variables]] * len(seeds)),
         )
         self.best = (list(self.state[0]), list(self.state[1]))
         self.has_best, self._marked = [False] * len(seeds), set()
         self.x = jnp.asarray(data.x_train)  # uint8, once per group
         self.y = jnp.asarray(np.asarray(data.y_train, dtype=np.int32))
-        self.epoch, self._host = 0, None
-        donate = (0,) if jax.default_backend() != "cpu" else ()
-        self._epoch_fn = jax.jit(self._epoch, donate_argnums=donate)
-        self._predict_fn = jax.jit(self._predict)
-        self._keep_fn = jax.jit(
-            lambda mask, new, old: jax.tree.map(
-                lambda a, b: jnp.where(mask.reshape((-1,) + (1,) * (a.ndim - 1)), a, b), new, old
-            )
-        )
-
-    # ------------------------------------------------------------------ compiled parts
-
-    def _step(self, state, idx, x_all, y_all):
-        """One run's training step on the images ``idx`` (vmapped over the runs)."""
-        import jax
-        import jax.numpy as jnp
-
-        model, optimizer = self.members[0], self.optimizer
-        trainable, non_trainable, opt = state
-        x, y = x_all[idx].astype("float32"), y_all[idx]
-
-        def loss_fn(trainable, non_trainable):
-            probs, non_trainable, losses = model.stateless_call(
-                trainable, non_trainable, x, training=True, return_losses=True
-            )
-            loss = keras.losses.sparse_categorical_crossentropy(y, probs)
-            loss = jnp.mean(loss)
-            if losses:
-                loss = loss + sum(losses)
-            return loss, (probs, non_trainable)
-
-        (loss, (probs, non_trainable)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            trainable, non_trainable
-        )
-        trainable, opt = optimizer.stateless_apply(opt, grads, trainable)
-        correct = jnp.sum(jnp.argmax(probs, axis=-1) == y)
-        return (trainable, non_trainable, opt), (loss * len(idx), correct)
-
-    def _epoch(self, state, idx_full, idx_rest, x_all, y_all):
-        """One epoch of every run: a scan over the full batches, then the smaller last one."""
-        import jax
-        import jax.numpy as jnp
-
-        step = jax.vmap(self._step, in_axes=(0, 0, None, None))
-        loss = jnp.zeros(len(self.members), "float32")
-        correct = jnp.zeros(len(self.members), "int32")
-        if idx_full is not None:
-
-            def body(state, idx):
-                state, out = step(state, idx, x_all, y_all)
-                return state, out
-
-            state, (losses, hits) = jax.lax.scan(body, state, idx_full)
-            loss, correct = loss + losses.sum(0), correct + hits.sum(0)
-        if idx_rest is not None:
-            state, (last_loss, last_hits) = step(state, idx_rest, x_all, y_all)
-            loss, correct = loss + last_loss, correct + last_hits
-        return state, loss, correct
-
-    def _predict(self, trainable, non_trainable, batches):
-        """Every run's probabilities on ``batches`` (steps, batch, ...): (runs, steps, batch, k)."""
-        import jax
-
-        model = self.members[0]
-
-        def one_run(trainable, non_trainable, x):
-            probs, _ = model.stateless_call(trainable, non_trainable, x, training=False)
-            return probs
-
-        def body(carry, xb):
-            x = xb.astype("float32")
-            return carry, jax.vmap(one_run, in_axes=(0, 0, None))(trainable, non_trainable, x)
-
-        _, probs = jax.lax.scan(body, None, batches)
-        return probs.swapaxes(0, 1)
+        self.epoch, self._host, self._padded = 0, None, {}
 
     # ------------------------------------------------------------------ the loop's interface
 
@@ -214,20 +144,49 @@ class ScanTrainer:
 
     def fit_epoch(self, callbacks=None):
         """Train one epoch of every run; ``[(loss, accuracy)]`` per run (as ``model.fit``)."""
+        import jax
+        import jax.numpy as jnp
+
         self._flush_bests()
         self._host = None
+        callbacks = list(callbacks or [])
+        for cb in callbacks:
+            cb.on_epoch_begin(self.epoch)
+
+        def after_each(i):
+            for cb in callbacks:
+                cb.on_train_batch_end(i, None)
+
         idx_full, idx_rest = self._indices()
-        self.state, loss, correct = self._epoch_fn(self.state, idx_full, idx_rest, self.x, self.y)
-        loss, correct = np.asarray(loss, np.float64), np.asarray(correct, np.float64)
+        state, parts = self.state, []
+        if idx_full is not None:
+            state, (losses, hits) = self.program.over_batches(
+                "step", state, jnp.asarray(idx_full), self.x, self.y, after_each=after_each
+            )
+            parts.append((losses.sum(0), hits.sum(0)))
+        if idx_rest is not None:
+            state, out = self.program.run("step", state, jnp.asarray(idx_rest), self.x, self.y)
+            parts.append(out)
+        self.state = state
+        parts = jax.device_get(parts)
+        loss = sum(np.asarray(p[0], np.float64) for p in parts)
+        correct = sum(np.asarray(p[1], np.float64) for p in parts)
         return [(float(lo / self.n_train), float(c / self.n_train)) for lo, c in zip(loss, correct)]
 
+    def _batches(self, x, batch_size):
+        key = (id(x), len(x), batch_size)
+        if key not in self._padded:
+            self._padded[key] = padded_batches(x, batch_size)
+        return self._padded[key]
+
     def _probabilities(self, trainable, non_trainable, x, batch_size):
-        probs = self._predict_fn(trainable, non_trainable, _padded_batches(x, batch_size))
-        probs = np.asarray(probs)
+        batches = self._batches(x, batch_size)
+        _, probs = self.program.over_batches("predict", (), batches, trainable, non_trainable)
+        probs = np.asarray(probs).swapaxes(0, 1)  # (runs, steps, batch, k)
         return probs.reshape(len(self.seeds), -1, probs.shape[-1])[:, : len(x)]
 
     def validate(self, x, y, batch_size):
-        """Every run's ``(loss, accuracy)`` on ``x, y`` (inference mode, one compiled pass)."""
+        """Every run's ``(loss, accuracy)`` on ``x, y`` (inference mode)."""
         probs = self._probabilities(self.state[0], self.state[1], x, batch_size)
         return [loss_and_accuracy(p, y) for p in probs]
 
@@ -239,7 +198,7 @@ class ScanTrainer:
         if not self._marked:
             return
         mask = np.array([i in self._marked for i in range(len(self.seeds))])
-        self.best = self._keep_fn(mask, (self.state[0], self.state[1]), self.best)
+        self.best = self.program.run("keep", mask, (self.state[0], self.state[1]), self.best)
         for i in self._marked:
             self.has_best[i] = True
         self._marked = set()
@@ -249,7 +208,7 @@ class ScanTrainer:
         return [np.asarray(parts[kind][j][i]) for kind, j in self.layout]
 
     def checkpoint(self):
-        """``(model values, optimizer values, bests)`` in the ``model.fit`` path's layout."""
+        """``(model values, optimizer values, bests)``: each run's, in ``model.variables`` order."""
         import jax
 
         self._flush_bests()
@@ -319,7 +278,7 @@ class ScanTrainer:
         return [arrays["model"][i * per : (i + 1) * per] for i in range(len(self.seeds))]
 
     def test(self, x, y, batch_size):
-        """Each run's best values on the test set, one compiled pass for the group.
+        """Each run's best values on the test set, one pass for the group.
 
         Returns ``[(probabilities or None, seconds)]`` per run; the seconds are each
         run's share of the pass.
@@ -329,6 +288,16 @@ class ScanTrainer:
         probs = self._probabilities(self.best[0], self.best[1], x, batch_size)
         seconds = (time.perf_counter() - t0) / len(self.seeds)
         return [(p if has else None, seconds) for p, has in zip(probs, self.has_best)]
+
+    def mask_statistics(self, images):
+        """Each run's mask statistics on ``images`` with its best values, one pass for the
+        group (`keras_attn.attention_maps.mask_statistics`'s rows; ``None`` where a run
+        has no best values or the model no attention blocks)."""
+        self._flush_bests()
+        rows = self.program.mask_statistics(self.best, images)
+        if rows is None:
+            return [None] * len(self.seeds)
+        return [r if has else None for r, has in zip(rows, self.has_best)]
 
     def finished(self, i):
         """Run ``i``'s Keras model holding its last values, and its best values (or None)."""

@@ -12,6 +12,7 @@ from keras_attn.protocol.models import resolve_models
 from keras_attn.protocol.plan import plan_groups, plan_tasks
 from keras_attn.protocol.preemption import deferred_exit
 from keras_attn.protocol.settings import resolve_training
+from keras_attn.training import fast_path
 
 __all__ = ["LAUNCHERS", "launch"]
 
@@ -79,9 +80,10 @@ class GroupJob:
 
 
 def pending_groups(
-    models, settings, out_dir, *, data=None, shard=None, allow_mixed=False, copies=None
+    models, settings, out_dir, *, data=None, shard=None, allow_mixed=False, group_size=None
 ):
-    """The groups a launch would submit: pending ``(model, [runs])``, at most ``copies`` each.
+    """The groups a launch would submit: pending ``(model, [runs])``, at most ``group_size``
+    each.
 
     Loads the data (the settings id depends on its fingerprint) to see which
     runs already have records.
@@ -93,7 +95,7 @@ def pending_groups(
     sid = settings.settings_id(fingerprint)
     records.check_settings_folder(out_dir, settings, sid, fingerprint, allow_mixed)
     pending = [t for t in tasks if not files.exists(records.record_path(out_dir, sid, *t))]
-    return plan_groups(pending, copies or 1, out_dir, sid)
+    return plan_groups(pending, group_size or 1, out_dir, sid)
 
 
 def launch(
@@ -115,7 +117,7 @@ def launch(
     parallelism=None,
     log=print,
 ):
-    """Submit the protocol's pending runs as a job array, one job per packed group.
+    """Submit the protocol's pending runs as a job array, one job per group of runs.
 
     Every job writes into the one shared ``out_dir`` (records are one file per
     run, so jobs never touch the same file). A preempted or timed-out job is
@@ -156,11 +158,12 @@ def launch(
         )
     submitit = _submitit()
     ensure_runtime(settings)
-    copies = settings.copies
-    if copies is None:  # the submit host may have no GPU: decide for the jobs' devices
-        copies = 8 if gpus_per_job else resolve_training(settings)["copies"]
+    training = resolve_training(settings)
+    size = training["group_size"]
+    if training["trainer"] == "jax" and settings.group_size is None and gpus_per_job:
+        size = fast_path(accelerator=True)["group_size"]  # for the jobs' devices, not this host's
     groups = pending_groups(
-        models, settings, out_dir, data=data, shard=shard, allow_mixed=allow_mixed, copies=copies
+        models, settings, out_dir, data=data, shard=shard, allow_mixed=allow_mixed, group_size=size
     )
     if not groups:
         log(f"launch: nothing pending in {out_dir}")
@@ -186,7 +189,7 @@ def launch(
     job = GroupJob(specs, settings, str(out_dir), save_weights, allow_mixed)
     jobs = executor.map_array(job, [(m, list(runs)) for m, runs in groups])
     log(
-        f"launch: {len(jobs)} job(s) submitted ({launcher}), one per group of up to {copies} "
+        f"launch: {len(jobs)} job(s) submitted ({launcher}), one per group of up to {size} "
         f"run(s); logs in {folder}; job ids {', '.join(str(j.job_id) for j in jobs)}"
     )
     if not wait:

@@ -3,11 +3,11 @@ group of one.
 
 For every run: seed it (`run_seed`), build the model as a single run would, train epoch by
 epoch with a validation pass after each, keep the best-validation weights, and finish it
-(`keras_attn.protocol.finish`). The trainer (`keras_attn.protocol.fit_trainers`) is
-``model.fit`` on one model or on several runs packed in one (`keras_attn.parallel`), or
-on the JAX backend the fused, vectorised epochs of `keras_attn.protocol.jax_trainer`.
-Whichever it is, resume, divergence, checkpoints and a group too big for the device are
-handled here, once.
+(`keras_attn.protocol.finish`). The trainer (`keras_attn.protocol.fit_trainer`) is
+``model.fit`` on one run's model, or on the JAX backend the compiled, vectorised steps of
+`keras_attn.protocol.jax_trainer` for a group of runs. Whichever it is, resume,
+divergence, checkpoints (every ``settings.checkpoint_every`` seconds) and a group too big
+for the device are handled here, once.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import numpy as np
 from keras_attn import _files as files
 from keras_attn.precision import apply_precision, precision_in_use
 from keras_attn.protocol import records
-from keras_attn.protocol.finish import finish_run
-from keras_attn.protocol.fit_trainers import make_trainer
+from keras_attn.protocol.finish import MASK_STATISTICS_IMAGES, finish_run
+from keras_attn.protocol.fit_trainer import make_trainer
 from keras_attn.protocol.jax_trainer import is_out_of_memory
 from keras_attn.protocol.models import ModelSpec, resolve_models
-from keras_attn.protocol.preemption import exit_if_preempted
+from keras_attn.protocol.preemption import exit_if_preempted, preempted
 from keras_attn.protocol.progress import EpochProgress, diverged_line, epoch_line
 from keras_attn.protocol.settings import resolve_training, run_seed
 from keras_attn.runtime import configure_runtime, runtime_settings
@@ -72,6 +72,8 @@ def ensure_runtime(settings):
     if not current or current.get("deterministic") != bool(settings.deterministic):
         configure_runtime(settings.threads, settings.deterministic)
     apply_precision(settings.precision)  # process-wide; the default restores the backend's
+    if settings.compile_cache:
+        use_compile_cache(settings.compile_cache)
 
 
 def _new_state():
@@ -161,11 +163,7 @@ def train_group(job, runs, *, on_epoch=None, eta=None, progress_every=60.0):
     files.remove(records.checkpoint_path(job.out_dir, job.sid, name, runs))
     out = []
     for part in parts:
-        training = {
-            **job.training,
-            "copies": len(part),
-            "packed_runs": part if len(part) > 1 else None,
-        }
+        training = {**job.training, **group_training(part)}
         sub = dataclasses.replace(job, training=training)
         out += train_group(sub, part, on_epoch=on_epoch, eta=eta, progress_every=progress_every)
     return out
@@ -185,8 +183,6 @@ def _train_group(job, runs, on_epoch, eta, progress_every):
         files.remove_stale_temps(p)
     ensure_runtime(settings)
     seeds = [run_seed(settings.base_seed, r) for r in runs]
-    if "trainer" not in job.training:  # a Job made before trainers were chosen
-        job = dataclasses.replace(job, training={**job.training, "trainer": "fit"})
     trainer = make_trainer(job, runs, seeds)
     # What ran: XLA or not (Keras may turn it off), the trainer, the backend's precision switch.
     switch = precision_in_use(settings.precision)["backend_switch"]
@@ -204,6 +200,7 @@ def _train_group(job, runs, on_epoch, eta, progress_every):
                 state["resumed_at_epochs"].append(group["epochs_done"])
         log(f"{prefix} resuming after epoch {group['epochs_done']}")
     states = group["states"]
+    saved_at = time.monotonic()
 
     for epoch in range(group["epochs_done"], settings.epochs):
         active = [i for i in range(n) if not states[i]["diverged"]]
@@ -214,7 +211,7 @@ def _train_group(job, runs, on_epoch, eta, progress_every):
         callbacks = []
         if progress_every:
             callbacks.append(
-                EpochProgress(log, f"{prefix} epoch {epoch + 1}", trainer.steps, progress_every, n)
+                EpochProgress(log, f"{prefix} epoch {epoch + 1}", trainer.steps, progress_every)
             )
         train = trainer.fit_epoch(callbacks)
         val = trainer.validate(data.x_val, data.y_val, settings.batch_size)
@@ -233,29 +230,58 @@ def _train_group(job, runs, on_epoch, eta, progress_every):
                 trainer.keep_best(i)
             log(epoch_line(f"[{name} run {run}]", settings, state, eta))
         group["epochs_done"] = epoch + 1
-        records.save_checkpoint_values(ckpt_path, *trainer.checkpoint(), group)
+        last = epoch + 1 == settings.epochs
+        due = time.monotonic() - saved_at >= settings.checkpoint_every
+        if preempted() or (due and not last):
+            records.save_checkpoint_values(ckpt_path, *trainer.checkpoint(), group)
+            saved_at = time.monotonic()
         exit_if_preempted()  # a preempted job (keras_attn.protocol.launch) stops here
 
-    out, tests = [], None
+    out, tests, masks = [], None, None
     for i, run in enumerate(runs):
         if files.exists(record_paths[i]):  # written before a kill that left the checkpoint
             out.append(files.read_json(record_paths[i]))
             continue
         if tests is None:
             tests = trainer.test(data.x_test, data.y_test, settings.batch_size)
+            masks = trainer.mask_statistics(data.x_test[:MASK_STATISTICS_IMAGES])
         model, best = trainer.finished(i)
-        out.append(finish_run(job, run, model, best, states[i], test=tests[i]))
+        out.append(finish_run(job, run, model, best, states[i], test=tests[i], masks=masks[i]))
     files.remove(ckpt_path)
     files.prune_empty_dirs(out_dir, "checkpoints", sid, name)
     return out
 
 
-def _job(model, settings, data, out_dir, save_weights, log, copies):
+def group_training(runs):
+    """What a record's ``training`` says of its group: its size and, for more than one
+    run, the runs trained together.
+
+    Example:
+        >>> group_training([0, 1]), group_training([3])
+        ({'group_size': 2, 'group': [0, 1]}, {'group_size': 1, 'group': None})
+    """
+    return {"group_size": len(runs), "group": list(runs) if len(runs) > 1 else None}
+
+
+def use_compile_cache(folder):
+    """Keep XLA's compiled programs in ``folder`` (JAX's persistent compilation cache), so a
+    later process with the same models and shapes skips compiling. No-op off JAX."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def _job(model, settings, data, out_dir, save_weights, log, runs):
     spec = resolve_models([model])[0] if not isinstance(model, ModelSpec) else model
     if len(data.y_val) == 0:
         raise ValueError("The protocol needs validation images; got val_size=0.")
     ensure_runtime(settings)
-    training = {**resolve_training(settings), "copies": copies, "packed_runs": None}
+    training = {**resolve_training(settings), **group_training(runs)}
     sid = settings.settings_id(data.fingerprint())
     return Job(spec, settings, data, out_dir, sid, training, save_weights, log or (lambda _: None))
 
@@ -273,16 +299,18 @@ def run_group(
     progress_every=60.0,
     save_weights=True,
 ):
-    """Train several runs of one model at once, packed in one model; write each run's record.
+    """Train several runs of one model, as one group where the trainer allows; write each
+    run's record.
 
-    The runs are built as a single run builds them (same seeds, same initial
-    weights) and trained together, each on its own shuffled batches with its
-    own loss: each trains as if alone (equal to `run_one` within float
-    tolerance; tested). Validation, best epoch, test evaluation, weights and
-    records are per run; the record's ``training`` names the packed runs, and
-    its ``epoch_seconds`` are each run's share of the group's epoch time. A run
-    that diverges is recorded as diverged while the others go on. A killed
-    group resumes as a group. With one run this is `run_one`.
+    On the JAX trainer the runs are built as single runs build them (same seeds, same
+    initial weights) and trained together, vectorised, each on its own shuffled
+    batches with its own loss: each trains as if alone (equal to `run_one` within
+    float tolerance; tested). The ``model.fit`` trainer trains them one after the
+    other. Validation, best epoch, test evaluation, weights and records are per run;
+    the record's ``training`` names the group, and its ``epoch_seconds`` are each
+    run's share of the group's epoch time. A run that diverges is recorded as
+    diverged while the others go on. A killed group resumes as a group. With one
+    run this is `run_one`.
 
     Args:
         model: a registry name, a config dict (with a ``"name"``) or a config
@@ -313,16 +341,16 @@ def run_group(
         ...                             "dense_units": 8})
         >>> data = settings.data_settings().load()
         >>> recs = run_group("cnn", [0, 1], settings, data, folder + "/out", save_weights=False)
-        >>> [(r["run"], r["training"]["packed_runs"]) for r in recs]
-        [(0, [0, 1]), (1, [0, 1])]
+        >>> [(r["run"], r["test_accuracy"] is not None) for r in recs]
+        [(0, True), (1, True)]
     """
     runs = _check_runs(run_indices)
-    if len(runs) > 1 and settings.mixed_precision == "mixed_float16":
-        raise ValueError("mixed_float16 cannot pack runs (shared loss scale); use run_one.")
-    job = _job(model, settings, data, out_dir, save_weights, log, len(runs))
-    if len(runs) > 1:
-        job = dataclasses.replace(job, training={**job.training, "packed_runs": runs})
-    return train_group(job, runs, on_epoch=on_epoch, eta=eta, progress_every=progress_every)
+    groups = [runs] if resolve_training(settings)["trainer"] == "jax" else [[r] for r in runs]
+    out = []
+    for part in groups:
+        job = _job(model, settings, data, out_dir, save_weights, log, part)
+        out += train_group(job, part, on_epoch=on_epoch, eta=eta, progress_every=progress_every)
+    return out
 
 
 def run_one(
@@ -379,5 +407,5 @@ def run_one(
         (2, 0, True)
     """
     (run,) = _check_runs([run_index])
-    job = _job(model, settings, data, out_dir, save_weights, log, 1)
+    job = _job(model, settings, data, out_dir, save_weights, log, [run])
     return train_group(job, [run], on_epoch=on_epoch, eta=eta, progress_every=progress_every)[0]

@@ -210,12 +210,12 @@ def balanced_order(runs, study=None):
     return key
 
 
-def plan_groups(pending, copies, out_dir, sid, key=None):
-    """The pending ``(model, run)`` tasks as ``(model, [runs])`` groups of at most ``copies``.
+def plan_groups(pending, group_size, out_dir, sid, key=None):
+    """The pending ``(model, run)`` tasks as ``(model, [runs])`` groups of at most ``group_size``.
 
-    Interrupted work resumes as it was started: a run or packed group with a
+    Interrupted work resumes as it was started: a run or group with a
     checkpoint resumes as it was (when every unfinished run of it is pending
-    here). Other runs of a model are packed in task order. Groups come in the
+    here). Other runs of a model are grouped in task order. Groups come in the
     order of their first task; with ``key`` (a function of a task, such as
     `balanced_order`'s) groups hold tasks of one key only, and come in key order first.
 
@@ -249,7 +249,8 @@ def plan_groups(pending, copies, out_dir, sid, key=None):
         rest = [r for m, r in pending if m == model and (m, r) not in taken]
         for k in dict.fromkeys(key((model, r)) for r in rest):
             part = [r for r in rest if key((model, r)) == k]
-            groups += [(model, part[i : i + copies]) for i in range(0, len(part), copies)]
+            size = group_size
+            groups += [(model, part[i : i + size]) for i in range(0, len(part), size)]
 
     def order(group):
         tasks = [(group[0], r) for r in group[1] if (group[0], r) in position]

@@ -14,13 +14,13 @@ __all__ = ["fmt_duration"]
 class EpochProgress(keras.callbacks.Callback):
     """Prints 'batch i/n' inside long epochs, at most every ``every`` seconds.
 
-    ``copies``: the model packs this many runs; its loss is their sum, shown as a mean.
+    A Keras callback for ``model.fit``; the JAX trainer calls the same two methods
+    (without a loss, which would wait for the device).
     """
 
-    def __init__(self, log, prefix, num_batches, every, copies=1):
+    def __init__(self, log, prefix, num_batches, every):
         super().__init__()
         self.log, self.prefix, self.num_batches, self.every = log, prefix, num_batches, every
-        self.copies = copies
 
     def on_epoch_begin(self, epoch, logs=None):
         self.t0 = self.last = time.perf_counter()
@@ -32,8 +32,7 @@ class EpochProgress(keras.callbacks.Callback):
             done = batch + 1
             eta = (now - self.t0) / done * (self.num_batches - done)
             loss = (logs or {}).get("loss")
-            label = " loss" if self.copies == 1 else f" mean loss of {self.copies} runs"
-            loss_text = f"{label} {float(loss) / self.copies:.4f}" if loss is not None else ""
+            loss_text = f" loss {float(loss):.4f}" if loss is not None else ""
             self.log(
                 f"{self.prefix} batch {done}/{self.num_batches}{loss_text} "
                 f"(epoch ETA {fmt_duration(eta)})"

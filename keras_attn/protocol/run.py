@@ -7,7 +7,7 @@ import time
 from keras_attn import _files as files
 from keras_attn.protocol import records
 from keras_attn.protocol.budget import TimeBudget, parse_duration
-from keras_attn.protocol.loop import Job, build_kwargs, ensure_runtime, train_group
+from keras_attn.protocol.loop import Job, build_kwargs, ensure_runtime, group_training, train_group
 from keras_attn.protocol.models import resolve_models
 from keras_attn.protocol.plan import balanced_order, parse_shard, plan_groups, plan_tasks
 from keras_attn.protocol.progress import eta_seconds, fmt_duration
@@ -42,7 +42,7 @@ def _group_line(model, runs, seeds, pending, eta):
     if len(runs) == 1:
         what, where = f"run {runs[0]} (seed {seeds[0]})", f"task {positions[0]}"
     else:
-        what = f"runs {', '.join(map(str, runs))} packed (seeds {', '.join(map(str, seeds))})"
+        what = f"runs {', '.join(map(str, runs))} together (seeds {', '.join(map(str, seeds))})"
         where = f"tasks {', '.join(map(str, positions))}"
     return f"=== {model} {what} | {where} of {len(pending)} | protocol ETA {fmt_duration(eta)}"
 
@@ -78,15 +78,15 @@ def run_protocol(
         log: callable for progress lines (``print`` by default; ``None``: silent).
         progress_every: seconds between in-epoch progress lines (0: none).
         save_weights: save each run's best-validation weights (see `run_one`).
-        time_budget: seconds (or a duration such as ``"8m"``, see
-            `keras_attn.protocol.parse_duration`) after which no new run or packed
-            group is started: one starts only when its estimated time fits in
-            what is left. A started run is never cut by the budget. Rerunning
+        time_budget: seconds from the call (data loading included), or a duration
+            such as ``"8m"`` (see `keras_attn.protocol.parse_duration`), after which
+            no new run or group is started: one starts only when its estimated time
+            fits in what is left. A started run is never cut by the budget. Rerunning
             continues with the runs left. Under a budget the table fills
             balanced (`keras_attn.protocol.plan.balanced_order`): every model to
             half its runs, then to all; the study's variants before the others.
         groups: train only these ``(model, [runs])`` groups (as a launcher's job
-            does); ``None``: every pending task, grouped by ``settings.copies``.
+            does); ``None``: every pending task, in groups of the trainer's group size.
 
     Returns:
         The records of this shard's finished tasks, in task order (fewer than
@@ -108,6 +108,7 @@ def run_protocol(
     """
     log = log or (lambda line: None)
     budget_seconds = parse_duration(time_budget)
+    budget = TimeBudget(budget_seconds) if budget_seconds else None  # from now: data included
     specs = {s.name: s for s in resolve_models(models)}
     tasks = plan_tasks(list(specs.values()), settings.runs, shard)
     ensure_runtime(settings)
@@ -132,23 +133,25 @@ def run_protocol(
     training = resolve_training(settings)
     if groups is None:  # a budget fills the table balanced (plan.balanced_order)
         key = balanced_order(settings.runs) if budget_seconds else None
-        groups = plan_groups(pending, training["copies"], out_dir, sid, key=key)
+        groups = plan_groups(pending, training["group_size"], out_dir, sid, key=key)
     why = f" (fast path: {training['fast_path_reason']})" if settings.jit_compile is None else ""
     log(
         f"training: {training['backend']} ({training['trainer']} trainer), jit "
         f"{'on' if training['jit_compile'] else 'off'}{why}, "
-        f"{training['mixed_precision'] or 'float32'}, up to {training['copies']} run(s) of a "
+        f"{training['mixed_precision'] or 'float32'}, up to {training['group_size']} run(s) of a "
         f"model at once ({len(groups)} group(s)); precision {training['precision']}"
     )
     kwargs = build_kwargs(settings, data)
-    budget = None
-    if budget_seconds:
+    if budget:
         from keras_attn.flops import count_macs
 
-        budget = TimeBudget(budget_seconds, macs=lambda m: count_macs(specs[m].build(kwargs)))
+        budget.macs = lambda m: count_macs(specs[m].build(kwargs))
         existing = files.glob_paths(files.join(out_dir, "records", sid, "*", "run-*.json"))
         budget.add_records(
-            [files.read_json(p) for p in existing], training["backend"], device_description()
+            [files.read_json(p) for p in existing],
+            training["backend"],
+            device_description(),
+            training["trainer"],
         )
 
     times = {}  # model -> epoch seconds measured in this process
@@ -173,11 +176,7 @@ def run_protocol(
         group_t0 = time.perf_counter()
         seeds = [run_seed(settings.base_seed, r) for r in runs]
         log(_group_line(model_name, runs, seeds, pending, eta_seconds(remaining, times)))
-        job_training = {
-            **training,
-            "copies": len(runs),
-            "packed_runs": runs if len(runs) > 1 else None,
-        }
+        job_training = {**training, **group_training(runs)}
         job = Job(specs[model_name], settings, data, out_dir, sid, job_training, save_weights, log)
         recs = train_group(
             job,

@@ -11,6 +11,7 @@ import keras
 from keras_attn._checks import check_int
 from keras_attn.data import DataSettings
 from keras_attn.precision import check_precision
+from keras_attn.protocol.jax_program import EPOCH_FORMS, GRAD_FORMS
 from keras_attn.training import check_jit_compile, check_mixed_precision, fast_path
 
 __all__ = [
@@ -92,11 +93,11 @@ class ProtocolSettings:
         mixed_precision: ``None`` (default, float32), ``"mixed_bfloat16"`` or
             ``"mixed_float16"``: the dtype policy the models are built under.
             Part of the settings id when set (it changes results).
-        copies: runs of one model trained at once, packed in one model
-            (`keras_attn.parallel`); ``None`` (default): `fast_path`'s choice (1
-            on a CPU, 8 on a GPU). Each run's arithmetic is its own, so results
-            equal unpacked runs within float tolerance, and ``copies`` is not
-            part of the settings id.
+        group_size: runs of one model the JAX trainer trains at once, vectorised;
+            ``None`` (default): `fast_path`'s choice (1 on a CPU, 16 on a GPU).
+            Each run's arithmetic is its own, so results equal runs trained alone
+            within float tolerance, and it is not part of the settings id. The
+            ``model.fit`` trainer trains one run at a time.
         precision: ``None`` (default: the backend's own arithmetic, float32 on
             a CPU, TF32 under JAX on Ampere/Hopper GPUs), ``"float32"``,
             ``"tf32"`` or ``"bf16"`` (the same as ``mixed_precision=
@@ -105,6 +106,14 @@ class ProtocolSettings:
         trainer: ``None`` (default: ``"jax"`` on the JAX backend, else
             ``"fit"``), ``"fit"`` or ``"jax"`` (`TRAINERS`). Not part of the
             settings id: both compute the same steps (tested).
+        grad_form, epoch_form: how the JAX trainer computes
+            (`keras_attn.protocol.jax_program.GRAD_FORMS`, ``EPOCH_FORMS``);
+            ``None`` (default): the fast forms for the device. Not part of the
+            settings id: the forms compute the same steps (tested).
+        checkpoint_every: seconds between a group's checkpoints (taken after an
+            epoch once this much time has passed; 0: after every epoch). Default 60.
+        compile_cache: a folder for XLA's persistent compilation cache (JAX), so a
+            later process skips compiling the same models; ``None``: none.
 
     Example:
         >>> s = ProtocolSettings(runs=4, epochs=2, data="/data/cifar10-folder")
@@ -133,9 +142,13 @@ class ProtocolSettings:
     cache_dir: str | None = None
     jit_compile: bool | None = None
     mixed_precision: str | None = None
-    copies: int | None = None
+    group_size: int | None = None
     precision: str | None = None
     trainer: str | None = None
+    grad_form: str | None = None
+    epoch_form: str | None = None
+    checkpoint_every: float = 60.0
+    compile_cache: str | None = None
 
     def __post_init__(self):
         def _int(name, low, allow_none=False):
@@ -147,7 +160,7 @@ class ProtocolSettings:
         _int("base_seed", 0)
         _int("val_size", 1)
         _int("split_seed", 0)
-        for name in ("train_limit", "val_limit", "test_limit", "threads", "copies"):
+        for name in ("train_limit", "val_limit", "test_limit", "threads", "group_size"):
             _int(name, 1, allow_none=True)
         self.jit_compile = check_jit_compile(self.jit_compile)
         self.mixed_precision = check_mixed_precision(self.mixed_precision)
@@ -166,12 +179,16 @@ class ProtocolSettings:
             )
         if self.trainer is not None and self.trainer not in TRAINERS:
             raise ValueError(f"`trainer` must be None or one of {TRAINERS}, got {self.trainer!r}.")
-        if self.mixed_precision == "mixed_float16" and (self.copies or 1) > 1:
-            raise ValueError(
-                "`mixed_precision='mixed_float16'` cannot pack runs (copies="
-                f"{self.copies}): its loss scale is shared, so one run's overflow would skip "
-                "every packed run's step. Use copies=1, or mixed_bfloat16 (no loss scale)."
-            )
+        for name, valid in (("grad_form", GRAD_FORMS), ("epoch_form", EPOCH_FORMS)):
+            if getattr(self, name) is not None and getattr(self, name) not in valid:
+                raise ValueError(
+                    f"`{name}` must be None (the device's fast form) or one of {valid}, "
+                    f"got {getattr(self, name)!r}."
+                )
+        every = self.checkpoint_every
+        if isinstance(every, bool) or not isinstance(every, (int, float)) or not every >= 0:
+            raise ValueError(f"`checkpoint_every` must be seconds >= 0, got {every!r}.")
+        self.checkpoint_every = float(every)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
         lr = self.learning_rate
@@ -279,7 +296,7 @@ def run_seed(base_seed, run_index) -> int:
 
 
 def resolve_training(settings):
-    """The training path a run takes: jit, dtype policy and copies, resolved for this machine.
+    """The training path a run takes: trainer, jit, dtype policy and group size, resolved here.
 
     ``None`` settings take `keras_attn.training.fast_path`'s choice for the
     current backend and device. Recorded as each record's ``training``.
@@ -289,19 +306,17 @@ def resolve_training(settings):
 
     Returns:
         dict with ``jit_compile`` (bool), ``mixed_precision`` (str or None),
-        ``copies`` (int), ``backend``, ``fast_path_reason``, ``trainer``
-        (``"fit"`` or ``"jax"``) and ``precision`` (the setting, or ``"default"``).
+        ``group_size`` (int: runs trained at once; 1 for ``model.fit``), ``backend``,
+        ``fast_path_reason``, ``trainer`` (``"fit"`` or ``"jax"``) and ``precision``
+        (the setting, or ``"default"``).
 
     Example:
-        >>> t = resolve_training(ProtocolSettings(jit_compile=False, copies=2, trainer="fit"))
-        >>> t["jit_compile"], t["copies"], t["mixed_precision"], t["trainer"]
-        (False, 2, None, 'fit')
+        >>> t = resolve_training(ProtocolSettings(jit_compile=False, trainer="fit"))
+        >>> t["jit_compile"], t["group_size"], t["mixed_precision"], t["trainer"]
+        (False, 1, None, 'fit')
     """
     fast = fast_path()
     jit = fast["jit_compile"] if settings.jit_compile is None else settings.jit_compile
-    copies = fast["copies"] if settings.copies is None else settings.copies
-    if settings.mixed_precision == "mixed_float16":
-        copies = 1  # a shared loss scale would couple packed runs (see ProtocolSettings)
     backend = keras.backend.backend()
     trainer = settings.trainer
     if trainer is None:  # mixed_float16 needs Keras' loss scaling: model.fit
@@ -311,12 +326,21 @@ def resolve_training(settings):
         raise ValueError(f"trainer='jax' needs the JAX backend; this is {backend!r}: use 'fit'.")
     elif trainer == "jax" and settings.mixed_precision == "mixed_float16":
         raise ValueError("trainer='jax' has no loss scaling for mixed_float16; use 'fit'.")
+    jax_only = {k: getattr(settings, k) for k in ("group_size", "grad_form", "epoch_form")}
+    if trainer != "jax" and any(v not in (None, 1) for v in jax_only.values()):
+        given = ", ".join(f"{k}={v!r}" for k, v in jax_only.items() if v not in (None, 1))
+        raise ValueError(
+            f"{given}: a setting of the JAX trainer, and this run trains with model.fit "
+            f"(trainer {trainer!r} on {backend!r}); use the JAX backend, or leave it unset."
+        )
+    group_size = 1
     if trainer == "jax":
-        jit = True  # the JAX trainer compiles whole epochs
+        jit = True  # the JAX trainer compiles its steps
+        group_size = fast["group_size"] if settings.group_size is None else settings.group_size
     return {
         "jit_compile": bool(jit),
         "mixed_precision": settings.mixed_precision,
-        "copies": int(copies),
+        "group_size": int(group_size),
         "backend": backend,
         "fast_path_reason": fast["reason"],
         "trainer": trainer,

@@ -17,6 +17,7 @@ __all__ = [
     "RUN_FIELDS",
     "csv_text",
     "format_markdown",
+    "format_section",
     "run_rows",
     "survivors_text",
 ]
@@ -93,7 +94,7 @@ def survivors_text(group):
     )
 
 
-def _table(group, any_cnn3):
+def _table(group):
     base = group[0]["baseline"]
     lines = [
         f"| model | runs | diverged | n | mean | std | 95% CI | diff vs {base or 'baseline'} "
@@ -102,7 +103,6 @@ def _table(group, any_cnn3):
     ]
     for r in group:
         name = f"`{r['model']}`" + (" [1]" if r["model"] == "cnn3" else "")
-        any_cnn3 |= r["model"] == "cnn3"
         is_base = r["model"] == base
         comparison = (
             ["(baseline)", "", "", "", ""]
@@ -127,7 +127,47 @@ def _table(group, any_cnn3):
             params_text(r["trainable_params"]),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    return lines, any_cnn3
+    return lines
+
+
+def format_section(group, records=(), title=None, level=2):
+    """The Markdown section of one settings group: its settings, table, survivors and masks.
+
+    Args:
+        group: the `summarize` rows of one settings id.
+        records: that group's records (adds the data, training settings,
+            machines and the attention-mask table).
+        title: the heading's text (default ``Settings `<settings id>```).
+        level: the heading's level (2: ``##``); the masks' heading is one below.
+
+    Returns:
+        A list of lines.
+
+    Example:
+    >>> from keras_attn.report.summary import summarize
+    >>> recs = [{"settings_id": "s", "model": "cnn", "test_accuracy": a} for a in (0.70, 0.72)]
+    >>> format_section(summarize(recs), title="`cnn` on CIFAR-10", level=3)[0]
+    '### `cnn` on CIFAR-10'
+    """
+    out = ["#" * level + " " + (title or f"Settings `{group[0]['settings_id']}`"), ""]
+    if records:
+        out += [
+            f"- training: {_context.training_text(records)}",
+            f"- data: {_context.data_text(records)}",
+            f"- ran on: {_context.machines_text(records)}",
+        ]
+        overrides = records[0].get("settings", {}).get("model_overrides")
+        if overrides:
+            out.insert(-2, f"- model overrides: `{json.dumps(overrides, sort_keys=True)}`")
+        out.append("")
+    out += _table(group)
+    survivors = survivors_text(group)
+    if survivors:
+        out += ["", survivors]
+    masks = format_mask_table(summarize_masks(records))
+    if masks:
+        out += ["", "#" * (level + 1) + " Attention masks", "", MASKS_NOTE, "", *masks]
+    return out
 
 
 def format_markdown(rows, records=None):
@@ -154,29 +194,11 @@ def format_markdown(rows, records=None):
         "probability of improvement.",
     ]
     sids = list(dict.fromkeys(r["settings_id"] for r in rows))
-    any_cnn3 = False
     for sid in sids:
         group = [r for r in rows if r["settings_id"] == sid]
         recs = [r for r in (records or []) if r["settings_id"] == sid]
-        out += ["", f"## Settings `{sid}`", ""]
-        if recs:
-            out += [
-                f"- training: {_context.training_text(recs)}",
-                f"- data: {_context.data_text(recs)}",
-                f"- ran on: {_context.machines_text(recs)}",
-            ]
-            overrides = recs[0].get("settings", {}).get("model_overrides")
-            if overrides:
-                out.insert(-2, f"- model overrides: `{json.dumps(overrides, sort_keys=True)}`")
-            out.append("")
-        table, any_cnn3 = _table(group, any_cnn3)
-        out += table
-        survivors = survivors_text(group)
-        if survivors:
-            out += ["", survivors]
-        masks = format_mask_table(summarize_masks(recs))
-        if masks:
-            out += ["", "### Attention masks", "", MASKS_NOTE, "", *masks]
+        out += ["", *format_section(group, recs)]
+    any_cnn3 = any(r["model"] == "cnn3" for r in rows)
     if len(sids) > 1:
         out += [
             "",
