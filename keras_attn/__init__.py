@@ -7,7 +7,8 @@ attention by name, or put a gate into your own functional model::
     model = keras_attn.build("cnn_conv_ae_eca")
     resnet = keras_attn.build("resnet20", attention="cbam", sites=[7, 8, 9])
     keras_attn.list_models()
-    mine = keras_attn.insert_attention(my_model, "eca", after=["block_3_conv"])
+    mine = keras_attn.insert_attention(my_model, "eca", after="blocks", start="identity")
+    shared = keras_attn.load_pretrained("saved_models/cnn_eca")  # or https://..., hf://...
 """
 
 import importlib
@@ -18,6 +19,7 @@ if TYPE_CHECKING:  # imported on first use (below), so that importing keras_attn
     from keras_attn import layers
     from keras_attn.backbone import AttentionCNN, count_trainable_params
     from keras_attn.insert import insert_attention
+    from keras_attn.pretrained.loading import load_pretrained
     from keras_attn.zoo import build, get_config, list_models, register
 
 __version__ = "0.1.0"
@@ -54,6 +56,7 @@ _LAZY = {
     "AttentionCNN": "keras_attn.backbone",
     "count_trainable_params": "keras_attn.backbone",
     "insert_attention": "keras_attn.insert",
+    "load_pretrained": "keras_attn.pretrained.loading",
     "build": "keras_attn.zoo",
     "get_config": "keras_attn.zoo",
     "list_models": "keras_attn.zoo",
@@ -102,5 +105,6 @@ __all__ = [
     "layers",
     "list_models",
     "load",
+    "load_pretrained",
     "register",
 ]

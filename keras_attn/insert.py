@@ -3,9 +3,13 @@
 The model is rebuilt with Keras' own graph tool, ``keras.models.clone_model``:
 every layer is cloned from its config (a ``clone_function``) and, where a
 chosen layer is called, a ``call_function`` puts the gate on its output. The
-clones then get the original layers' weights, so the new model computes what
-the old one did until its gates learn (a gate's output is its input times a
-mask), and the original model is left as it was.
+clones then get the original layers' weights, and the original model is left as
+it was. A gate's output is its input times a mask (about 0.5 for a sigmoid gate
+at the start), so the new model computes something else than the old one until
+its gates learn; with ``start="identity"`` every gate is blended with its input
+by a learned scalar that starts at 0 (`keras_attn.layers.BlendedGate`), and the
+new model computes exactly what the old one did: the way to add gates to a
+trained network and fine-tune it.
 """
 
 from __future__ import annotations
@@ -14,14 +18,20 @@ import keras
 
 from keras_attn import layers as gate_layers
 from keras_attn._checks import did_you_mean
+from keras_attn.residual import residual_branch_ends
 
 __all__ = ["insert_attention"]
 
+#: Names ``after`` may give instead of layers: a function ``model -> layer names``.
+NAMED_SITES = {"blocks": residual_branch_ends}
+#: How the inserted gates start: as they are, or as the identity (blended from 0).
+STARTS = ("gate", "identity")
+
 
 def _feature_map_layers(model):
-    """Names of the layers of ``model`` (inputs excluded) whose output is ``(batch, h, w, c)``."""
+    """Names of the operations of ``model`` (inputs excluded) with ``(batch, h, w, c)`` outputs."""
     names = []
-    for layer in model.layers:
+    for layer in model.operations:
         if isinstance(layer, keras.layers.InputLayer):
             continue
         try:
@@ -41,7 +51,16 @@ def _some(names, n=6):
 def _chosen(model, after):
     """The names ``after`` selects, checked: layers of ``model`` with feature-map outputs."""
     maps = _feature_map_layers(model)
-    everything = [layer.name for layer in model.layers]
+    everything = [layer.name for layer in model.operations]
+    if isinstance(after, str) and after in NAMED_SITES and after not in everything:
+        chosen = NAMED_SITES[after](model)
+        if not chosen:
+            raise ValueError(
+                f"`after={after!r}` found no residual block in model {model.name!r} (no add "
+                "of two feature maps of the same shape): give layer names or a function "
+                f"layer -> bool. Its layers with feature maps are: {_some(maps)}."
+            )
+        after = chosen
     if callable(after):
         chosen = [layer.name for layer in model.layers if after(layer)]
         if not chosen:
@@ -78,8 +97,16 @@ def _chosen(model, after):
     return set(chosen)
 
 
-def _gate_factory(gate, options):
+def _blended(layer, name):
+    """``layer`` blended with its input from 0, unless it starts as the identity itself."""
+    if getattr(layer, "starts_as_identity", False):  # blending it would stall it (see docs)
+        return layer
+    return gate_layers.BlendedGate(layer, name=name)
+
+
+def _gate_factory(gate, options, start):
     """``make(base_name) -> new layer``: the gates to put after one layer, in order."""
+    identity = start == "identity"
     if callable(gate) and not isinstance(gate, str):
         if options:
             raise ValueError(
@@ -93,7 +120,7 @@ def _gate_factory(gate, options):
                 raise ValueError(
                     f"`gate` must return a new keras.layers.Layer, returned {type(layer).__name__}."
                 )
-            return [layer]
+            return [_blended(layer, f"{layer.name}_blended") if identity else layer]
 
         return make_called
     kinds = [gate] if isinstance(gate, str) else list(gate) if gate else []
@@ -104,20 +131,31 @@ def _gate_factory(gate, options):
         )
     for kind in kinds:
         gate_layers.check_name(kind)
-    if options and len(kinds) > 1:
+    if len(kinds) == 1:
+        per_kind = {kinds[0]: options}
+    elif all(k in kinds and isinstance(v, dict) for k, v in options.items()):
+        per_kind = {k: options.get(k, {}) for k in kinds}
+    else:
         raise ValueError(
-            "Gate options are for one named gate; for several, pass a function that builds "
-            "them (gate=lambda: keras_attn.layers.get('eca', ...))."
+            f"With several gates ({', '.join(kinds)}), give each one's options under its name "
+            f"(e.g. conv_ae={{'filters': [8]}}); got {sorted(options)}."
         )
-    gate_layers.get(kinds[0], **options)  # bad options fail before the clone
+    for kind in kinds:
+        gate_layers.get(kind, **per_kind[kind])  # bad options fail before the clone
+
+    def make_one(base, kind):
+        layer = gate_layers.get(kind, name=f"{base}_{kind}", **per_kind[kind])
+        if identity and not getattr(layer, "starts_as_identity", False):
+            return _blended(gate_layers.get(kind, name=kind, **per_kind[kind]), layer.name)
+        return layer
 
     def make_named(base):
-        return [gate_layers.get(k, name=f"{base}_{k}", **options) for k in kinds]
+        return [make_one(base, k) for k in kinds]
 
     return make_named
 
 
-def insert_attention(model, gate, after, **options):
+def insert_attention(model, gate, after, start="gate", **options):
     """A copy of a functional Keras model with attention gates after the chosen layers.
 
     The copy has the original's weights (the original is not changed) and every
@@ -125,16 +163,31 @@ def insert_attention(model, gate, after, **options):
     they follow, ``{layer}_{gate}`` (``block_1_project_BN_eca``); a layer called
     several times gets a gate after every call.
 
+    With ``start="identity"`` the copy computes what the original does until
+    its gates learn: each gate is blended with its input by a learned scalar
+    ``alpha`` that starts at 0, ``x + alpha (gate(x) - x)``
+    (`keras_attn.layers.BlendedGate`, named ``{layer}_{gate}``, holding the gate
+    named after its kind). Use it to add gates to a trained network. A gate
+    that starts as the identity by itself (``gca``, whose last convolution
+    starts at zero) is inserted as it is: blending it too would leave both its
+    weights and ``alpha`` without a gradient.
+
     Args:
         model: a functional ``keras.Model`` (a built ``keras.Sequential`` works
             too): ``keras.applications.*``, a keras_attn model, your own.
         gate: str, a registered gate's name (``"eca"``, ``"cbam"``...; see
             ``keras_attn.layers``), a list of them (applied in order), or a
             function with no arguments returning a new ``keras.layers.Layer``.
-        after: a layer name, a list of them, or a function ``layer -> bool``
-            called on every layer of ``model``. The layers must output feature
-            maps ``(batch, height, width, channels)``.
-        **options: the named gate's options, e.g. ``kernel_size=3``.
+        after: a layer name, a list of them, a function ``layer -> bool``
+            called on every layer of ``model``, or ``"blocks"``: the end of every
+            residual block's branch, before its add (where SE-ResNet and timm put
+            a gate; `keras_attn.residual.residual_branch_ends`). The layers must
+            output feature maps ``(batch, height, width, channels)``.
+        start: ``"gate"`` (default: the gates as they are) or ``"identity"``
+            (every gate blended from 0: the new model's outputs are the old one's).
+        **options: the named gate's options, e.g. ``kernel_size=3``; with
+            several gates, each one's options under its name, e.g.
+            ``conv_ae={"filters": [8]}``.
 
     Returns:
         A new functional ``keras.Model`` with the same inputs and outputs.
@@ -145,7 +198,7 @@ def insert_attention(model, gate, after, **options):
             without a feature map, or ``gate`` is not a registered gate.
 
     Example:
-    >>> import keras
+    >>> import keras, numpy as np
     >>> inputs = keras.Input((8, 8, 3))
     >>> x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
     >>> x = keras.layers.Conv2D(8, 3, name="conv_2")(x)
@@ -157,6 +210,16 @@ def insert_attention(model, gate, after, **options):
     >>> model = insert_attention(base, "eca", after=["conv_2"], kernel_size=5)
     >>> model.count_params() - base.count_params()
     5
+    >>> x = np.random.default_rng(0).normal(size=(2, 8, 8, 3))
+    >>> same = insert_attention(base, "se", after=["conv", "conv_2"], start="identity")
+    >>> float(np.abs(np.asarray(same(x)) - np.asarray(base(x))).max())
+    0.0
+    >>> inputs = keras.Input((8, 8, 4))
+    >>> y = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    >>> y = keras.layers.BatchNormalization(name="bn")(y)
+    >>> resnet_like = keras.Model(inputs, keras.layers.Add(name="add")([inputs, y]))
+    >>> [layer.name for layer in insert_attention(resnet_like, "eca", after="blocks").layers][-2:]
+    ['bn_eca', 'add']
 
     With ``keras.applications.MobileNetV2(weights=None)``, ``after=lambda layer:
     layer.name.endswith("_project_BN")`` puts a gate at the end of every
@@ -176,14 +239,17 @@ def insert_attention(model, gate, after, **options):
             f"Model {model.name!r} is not functional (a subclassed keras.Model has no layer "
             "graph to rebuild): insert_attention needs keras.Model(inputs, outputs)."
         ) from None
+    if start not in STARTS:
+        raise ValueError(f"`start` must be one of {', '.join(map(repr, STARTS))}, got {start!r}.")
     chosen = _chosen(model, after)
-    make = _gate_factory(gate, options)
+    make = _gate_factory(gate, options, start)
     taken = {layer.name for layer in model.layers}
     pairs = []
 
     def clone(layer):
         new = layer.__class__.from_config(layer.get_config())
-        pairs.append((layer, new))
+        if isinstance(layer, keras.layers.Layer):  # operations (a + b) have no weights
+            pairs.append((layer, new))
         return new
 
     def call(layer, *args, **kwargs):

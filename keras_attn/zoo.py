@@ -203,7 +203,7 @@ def get_config(name_or_config="cnn", **overrides):
     return cls.check_config(config)
 
 
-def build(name_or_config="cnn", input_shape=None, num_classes=None, **overrides):
+def build(name_or_config="cnn", input_shape=None, num_classes=None, weights=None, **overrides):
     """Build an (uncompiled) model by variant name or from a config.
 
     The model takes raw pixel values (0-255) and outputs class probabilities.
@@ -214,6 +214,9 @@ def build(name_or_config="cnn", input_shape=None, num_classes=None, **overrides)
         input_shape: ``(height, width, channels)``, default the config's
             (``(32, 32, 3)`` for registry names).
         num_classes: int, default the config's (10 for registry names).
+        weights: None (new weights) or a published model of the same config to
+            load the weights of: a folder, an https address or ``hf://owner/name``
+            (`keras_attn.pretrained.load_weights`).
         **overrides: config keys to change (see
             `keras_attn.backbone.DEFAULT_CONFIG` for the CNN: ``sites``,
             ``attention``, ``attention_position``, ``blocks``, ``head``,
@@ -241,4 +244,9 @@ def build(name_or_config="cnn", input_shape=None, num_classes=None, **overrides)
     if num_classes is not None:
         overrides["num_classes"] = num_classes
     cls, config = _merged(name_or_config, overrides)
-    return cls(config)
+    model = cls(config)
+    if weights is not None:
+        from keras_attn.pretrained.loading import load_weights
+
+        load_weights(model, weights)
+    return model

@@ -209,7 +209,8 @@ PARTS_OF = {
     "linear_ae": [("spatial", (32, 32, 8))],
     "constant": [("constant", (1, 1, 1))],
     "se": [("channel", (1, 1, 8))],
-    "gc": [("context", (32, 32, 1)), ("addend", (1, 1, 8))],
+    "gc": [("channel", (1, 1, 8))],
+    "gca": [("context", (32, 32, 1)), ("addend", (1, 1, 8))],
     "coord": [("spatial", (32, 32, 8))],
     "simam": [("spatial", (32, 32, 8))],
 }
@@ -353,15 +354,15 @@ def test_mask_statistics_refuse_bad_input():
         mask_statistics(small_model("cnn"), np.zeros((1, 32, 32, 3), "uint8"))
 
 
-LITERATURE_GATES = ["se", "gc", "coord", "simam"]
+LITERATURE_GATES = ["se", "gc", "gca", "coord", "simam"]
 
 
 def literature_model(gate):
     keras.utils.set_random_seed(0)
     model = keras_attn.build("cnn", blocks=[8, 16], dense_units=16, attention=[gate])
-    if gate == "gc":  # from zero the block adds nothing: give it something to add
+    if gate == "gca":  # from zero the block adds nothing: give it something to add
         for layer in model.layers:
-            if layer.name.endswith("_gc"):
+            if layer.name.endswith("_gca"):
                 layer.expand.kernel.assign(np.full(layer.expand.kernel.shape, 0.1, "float32"))
     return model
 
@@ -379,7 +380,7 @@ def test_the_literature_gates_are_drawn_as_what_they_are(gate, tmp_path):
     assert [m["kind"] for m in maps] == [gate] * 4
     for m in maps:
         assert m["mask"].shape == (32, 32) and 0.0 <= m["mask"].min() <= m["mask"].max() <= 1.0
-        assert m["channel_only"] == (gate == "se")
+        assert m["channel_only"] == (gate in ("se", "gc"))
     rows = mask_statistics(model, np.stack([image(seed=i) for i in range(3)]))
     assert [r["kind"] for r in rows] == [gate] * 4
     result = plot_attention_maps(model, img, tmp_path / f"{gate}.png", dpi=30)
@@ -388,10 +389,10 @@ def test_the_literature_gates_are_drawn_as_what_they_are(gate, tmp_path):
         png.verify()
 
 
-def test_gc_is_drawn_by_its_pooling_weights_and_what_it_adds():
-    model = literature_model("gc")
+def test_gca_is_drawn_by_its_pooling_weights_and_what_it_adds():
+    model = literature_model("gca")
     img = image(seed=4)
-    layer = model.get_layer("site3_gc")
+    layer = model.get_layer("site3_gca")
     x = keras.Model(model.inputs[0], layer.input)(img[None].astype("float32"), training=False)
     weights = keras.ops.convert_to_numpy(layer.context_weights(x))[0, :, :, 0]
     added = keras.ops.convert_to_numpy(layer.transform(x))[0, 0, 0]

@@ -37,8 +37,8 @@ def test_help_lists_every_subcommand(capsys):
     for name, help in cli.COMMANDS.items():
         assert name in out and help.split()[0] in out
     assert set(cli.COMMANDS) == {
-        "protocol", "tune", "export", "predict", "attention-maps", "report", "benchmark",
-        "benchmark-trainers", "leaderboard",
+        "protocol", "tune", "export", "publish", "predict", "attention-maps", "report",
+        "benchmark", "benchmark-trainers", "leaderboard",
     }  # fmt: skip
 
 

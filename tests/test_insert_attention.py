@@ -10,8 +10,12 @@ import numpy as np
 import pytest
 
 import keras_attn
-from keras_attn.attention_maps import attention_layers
-from keras_attn.layers import CBAM, ECA
+from keras_attn.attention_maps import attention_layers, attention_maps
+from keras_attn.layers import CBAM, ECA, BlendedGate
+
+
+def _numpy(x):
+    return keras.ops.convert_to_numpy(x)
 
 
 def _eca_params(channels):  # ECA-Net's adaptive kernel, no bias
@@ -200,3 +204,55 @@ def test_into_a_keras_attn_model_keeps_its_weights():
         base.get_layer("block2_conv_a").get_weights()[0],
     )
     assert tuple(model(x, training=False).shape) == (2, 10)
+
+
+# --------------------------------------------------------------------------- identity start
+
+
+@pytest.mark.parametrize(
+    "name, after",
+    [("cnn", lambda layer: "_conv_" in layer.name), ("resnet20", "blocks")],
+)
+def test_every_registered_gate_starts_as_the_identity_in_the_cnn_and_resnet20(name, after):
+    # Every registered gate, one after the other after each conv layer (the CNN) or at the
+    # end of each residual branch (ResNet-20): the outputs are the model's, to the last bit.
+    base = keras_attn.build(name)
+    gates = list(keras_attn.layers.list_gates())
+    model = keras_attn.insert_attention(base, gates, after=after, start="identity")
+    x = np.random.default_rng(2).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    blended = [layer for layer in model.layers if isinstance(layer, BlendedGate)]
+    sites = sum(layer.name.endswith("_eca") for layer in blended)
+    assert sites == (4 if name == "cnn" else 9)
+    assert len(blended) == sites * (len(gates) - 1)  # gca starts as the identity itself
+    diff = float(np.abs(_numpy(model(x, training=False)) - _numpy(base(x, training=False))).max())
+    print(f"{name}: {len(gates)} gates at {sites} sites, largest difference {diff:.1e}")
+    assert diff <= 1e-6
+    maps = attention_maps(model, x[0])  # each blended gate shown by its effective mask: ones
+    assert {m["alpha"] for m in maps if m["kind"] != "gca"} == {0.0}
+    assert all(m["mask"].min() == 1.0 for m in maps if m["kind"] != "gca")
+
+
+def test_start_must_be_gate_or_identity_and_options_go_under_each_gates_name():
+    with pytest.raises(ValueError, match=r"`start` must be one of 'gate', 'identity', got 'zero'"):
+        keras_attn.insert_attention(_tiny(), "eca", after="conv", start="zero")
+    with pytest.raises(ValueError, match=r"each one's options under its name .*\['reduction'\]"):
+        keras_attn.insert_attention(_tiny(), ["eca", "se"], after="conv", reduction=2)
+    model = keras_attn.insert_attention(_tiny(), ["eca", "se"], after="conv", se={"reduction": 2})
+    assert model.get_layer("conv_se").reduction == 2
+    with pytest.raises(ValueError, match="found no residual block in model 'tiny'"):
+        keras_attn.insert_attention(_tiny(), "eca", after="blocks")
+
+
+def test_a_blended_gate_is_saved_and_a_callable_gate_is_blended_too(tmp_path):
+    model = keras_attn.insert_attention(
+        _tiny(), lambda: ECA(kernel_size=1, name="mine"), after="conv", start="identity"
+    )
+    layer = model.get_layer("mine_blended")
+    assert isinstance(layer, BlendedGate) and layer.layer.name == "mine"
+    layer.alpha.assign(0.25)
+    model.save(tmp_path / "blended.keras")
+    again = keras.saving.load_model(tmp_path / "blended.keras")
+    assert again.get_layer("mine_blended").get_config() == layer.get_config()
+    assert float(_numpy(again.get_layer("mine_blended").alpha)) == 0.25
+    x = np.random.default_rng(3).normal(size=(2, 8, 8, 3)).astype("float32")
+    np.testing.assert_allclose(_numpy(again(x)), _numpy(model(x)), atol=1e-6)

@@ -4,6 +4,8 @@ Backend-neutral: `test_backends.py` runs this file again under JAX (and PyTorch
 where it is installed).
 """
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -14,11 +16,17 @@ import keras_attn
 from keras_attn.layers import (
     CBAM,
     ECA,
+    ECAMLP,
+    BlendedGate,
     CBAMChannelGate,
     CBAMSpatialGate,
+    CircularECA,
     ConvAutoencoderGate,
     CoordinateAttention,
+    EffectiveSqueezeExcitation,
+    GatherExcite,
     GlobalContext,
+    GlobalContextGate,
     LinearAutoencoderGate,
     SimAM,
     SqueezeExcitation,
@@ -26,6 +34,12 @@ from keras_attn.layers import (
     final_geometry,
     max_depth,
 )
+
+
+def _serialized(layer):
+    """A layer's serialized config (JSON), as `BlendedGate` takes and stores its gate."""
+    return json.loads(json.dumps(keras.saving.serialize_keras_object(layer)))
+
 
 # (class, kwargs, input shape, trainable params). The study's counts are docs/study.md's
 # per-gate table (sites 1-4 of `cnn`: 32x32x64, 30x30x64, 15x15x128, 13x13x128).
@@ -53,10 +67,42 @@ CASES = {
     "se_c64": (SqueezeExcitation, {}, (8, 8, 64), 2 * 64 * 8 + 8 + 64),
     "se_paper_width": (SqueezeExcitation, {"divisor": 1}, (5, 7, 128), 2 * 128 * 8 + 8 + 128),
     "se_hidden": (SqueezeExcitation, {"hidden": 3}, (4, 4, 6), 2 * 6 * 3 + 3 + 6),
-    # GC: 2 C m + 3 m + 2 C + 1, m = round(C / 8); the last conv not zero so that one step
-    # reaches every weight (from zero, the first step only moves the last conv).
-    "gc_c64": (GlobalContext, {"zero_init_last": False}, (8, 8, 64), 2 * 64 * 8 + 3 * 8 + 129),
-    "gc_odd": (GlobalContext, {"zero_init_last": False, "hidden": 3}, (5, 7, 6), 36 + 9 + 13),
+    # GC (gca, added): 2 C m + 3 m + 2 C + 1, m = round(C / 8); the last conv not zero so that
+    # one step reaches every weight (from zero, the first step only moves the last conv).
+    "gca_c64": (GlobalContext, {"zero_init_last": False}, (8, 8, 64), 2 * 64 * 8 + 3 * 8 + 129),
+    "gca_odd": (GlobalContext, {"zero_init_last": False, "hidden": 3}, (5, 7, 6), 36 + 9 + 13),
+    # GC (gc, scaled): the same weights, a sigmoid channel mask.
+    "gc_c64": (GlobalContextGate, {}, (8, 8, 64), 2 * 64 * 8 + 3 * 8 + 129),
+    "gc_odd": (GlobalContextGate, {"hidden": 3}, (5, 7, 6), 36 + 9 + 13),
+    # eSE: C^2 + C.
+    "ese_c16": (EffectiveSqueezeExcitation, {}, (4, 4, 16), 16 * 16 + 16),
+    # ECA-M: 2 m + k m + 1 (m = 8 at 64 channels, k = 3).
+    "ecam_c64": (ECAMLP, {}, (6, 6, 64), 2 * 8 + 3 * 8 + 1),
+    # CECA: k weights, circular padding.
+    "ceca_c64": (CircularECA, {}, (6, 6, 64), 3),
+    "ceca_k5_c4": (CircularECA, {"kernel_size": 5}, (3, 3, 4), 5),
+    # GE: 2 C m + m + C with m = round(C / 16), or none without the MLP.
+    "ge_extent2": (GatherExcite, {"extent": 2}, (7, 5, 32), 2 * 32 * 2 + 2 + 32),
+    "ge_extent4_no_mlp": (GatherExcite, {"extent": 4, "use_mlp": False}, (9, 6, 3), 0),
+    # A blended gate: the gate's weights and alpha (started at 0.5 so one step reaches all).
+    "blend_eca": (
+        BlendedGate,
+        {"layer": _serialized(ECA(kernel_size=3)), "alpha": 0.5},
+        (4, 4, 8),
+        4,
+    ),
+    "blend_cbam": (
+        BlendedGate,
+        {"layer": _serialized(CBAM(reduction=4)), "alpha": 0.5},
+        (6, 6, 16),
+        GATES["cbam"][0] - (2 * 64 * 4 + 4 + 64) + (2 * 16 * 4 + 4 + 16) + 1,
+    ),
+    "blend_gca": (
+        BlendedGate,
+        {"layer": _serialized(GlobalContext(zero_init_last=False)), "alpha": 0.5},
+        (5, 5, 16),
+        2 * 16 * 2 + 3 * 2 + 2 * 16 + 1 + 1,
+    ),
     # Coordinate attention: 3 C m + 3 m + 2 C, m = max(8, C // 32).
     "coord_c64": (CoordinateAttention, {}, (8, 8, 64), 3 * 64 * 8 + 3 * 8 + 2 * 64),
     "coord_nonsquare": (CoordinateAttention, {"hidden": 4}, (5, 9, 128), 3 * 128 * 4 + 12 + 256),
@@ -78,7 +124,8 @@ CASES = {
 def test_layer(case):
     cls, kwargs, shape, params = CASES[case]
     # GC's pooling logits go through a softmax over positions: their bias has no gradient.
-    constant = ("attend/bias",) if cls is GlobalContext else ()
+    gc = cls in (GlobalContext, GlobalContextGate) or "gca" in case
+    constant = ("attend/bias",) if gc else ()
     run_layer_test(cls, kwargs, shape, params, constant_gradient=constant)
 
 
@@ -209,6 +256,12 @@ def test_conv_ae_too_deep_names_the_size():
         (GlobalContext, {"zero_init_last": "yes"}, "zero_init_last"),
         (CoordinateAttention, {"min_hidden": 0}, "min_hidden"),
         (SimAM, {"e_lambda": 0}, "e_lambda"),
+        (GlobalContextGate, {"reduction": 0}, "reduction"),
+        (ECAMLP, {"hidden": 0}, "hidden"),
+        (GatherExcite, {"extent": 3}, r"even positive int, got 3"),
+        (GatherExcite, {"use_mlp": 1}, "use_mlp"),
+        (BlendedGate, {"layer": "eca"}, "keras.layers.Layer"),
+        (BlendedGate, {"layer": ECA(), "alpha": "0"}, "`alpha` must be a number"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(cls, kwargs, match):
@@ -225,8 +278,13 @@ def test_bad_arguments_raise_clear_errors(cls, kwargs, match):
         LinearAutoencoderGate,
         SqueezeExcitation,
         GlobalContext,
+        GlobalContextGate,
         CoordinateAttention,
         SimAM,
+        EffectiveSqueezeExcitation,
+        ECAMLP,
+        CircularECA,
+        GatherExcite,
     ],
 )
 def test_rank_other_than_4_is_refused(cls):
@@ -350,3 +408,33 @@ def test_conv_ae_equals_the_gate_with_keras_valid_output(shape, kwargs, params):
     expected = keras.ops.convert_to_numpy(_gate_with_keras_valid_output(gate, x))
     assert mask.shape == expected.shape == (2, *shape)
     np.testing.assert_allclose(mask, expected, atol=1e-6, rtol=0)
+
+
+def test_circular_eca_refuses_a_kernel_wider_than_its_wrap():
+    with pytest.raises(ValueError, match=r"odd kernel_size of at most 2 C \+ 1 = 5.*got 7"):
+        CircularECA(kernel_size=7)(np.zeros((1, 2, 2, 2), "float32"))
+
+
+def test_every_gate_blended_from_zero_is_the_identity_and_alpha_gets_a_gradient():
+    # Every registered gate, each blended, one after the other (one model, one step).
+    kinds = keras_attn.layers.list_gates()
+    blended = [
+        BlendedGate(keras_attn.layers.get(k, **({"filters": [2]} if k == "conv_ae" else {})))
+        for k in kinds
+    ]
+    x = np.random.default_rng(4).normal(size=(2, 6, 6, 8)).astype("float32")
+    model = keras.Sequential([keras.Input((6, 6, 8)), *blended, keras.layers.Flatten()])
+    assert np.array_equal(keras.ops.convert_to_numpy(model(x)), x.reshape(2, -1))
+    assert np.array_equal(keras.ops.convert_to_numpy(model(x, training=True)), x.reshape(2, -1))
+    for layer in blended:
+        if hasattr(layer, "gate"):  # a mask gate: its effective mask is all ones at the start
+            mask = keras.ops.convert_to_numpy(layer.gate(x))
+            assert np.array_equal(mask, np.ones_like(mask)), layer.layer.name
+    eager = keras.backend.backend() != "jax"  # one step: tracing it would cost more
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse", run_eagerly=eager)
+    targets = np.random.default_rng(5).normal(size=(2, 6 * 6 * 8)).astype("float32")
+    model.fit(x, targets, epochs=1, batch_size=2, verbose=0)
+    moved = {k: float(keras.ops.convert_to_numpy(b.alpha)) != 0.0 for k, b in zip(kinds, blended)}
+    # All but gca: its last convolution starts at zero, so it adds nothing to move alpha by
+    # (insert_attention(start="identity") leaves it unblended for that reason).
+    assert moved == {k: k != "gca" for k in kinds}

@@ -1,7 +1,8 @@
 """The gates against their reference implementations: timm's modules, and the papers' equations.
 
-timm's ``SEModule``, ``EcaModule``, ``CbamModule`` and ``GlobalContext`` get the Keras
-layer's weights (copied across, NHWC <-> NCHW) and must give the same outputs, within
+timm's ``SEModule``, ``EffectiveSEModule``, ``EcaModule`` (plain and ``use_mlp``),
+``CecaModule``, ``CbamModule``, ``GlobalContext`` (both fusions) and ``GatherExcite`` get
+the Keras layer's weights (copied across, NHWC <-> NCHW) and must give the same outputs, within
 1e-5, on random inputs. Where a gate departs from timm on purpose, the test says so and
 checks the departure itself. Coordinate attention and SimAM are checked against NumPy
 re-expressions of their papers' equations (and coordinate attention also against timm's
@@ -18,8 +19,13 @@ import keras_attn
 from keras_attn.layers import (
     CBAM,
     ECA,
+    ECAMLP,
+    CircularECA,
     CoordinateAttention,
+    EffectiveSqueezeExcitation,
+    GatherExcite,
     GlobalContext,
+    GlobalContextGate,
     SimAM,
     SqueezeExcitation,
     eca_kernel_size,
@@ -35,9 +41,13 @@ pytest.importorskip("timm")
 
 from timm.layers.cbam import CbamModule  # noqa: E402
 from timm.layers.coord_attn import CoordAttn  # noqa: E402
-from timm.layers.eca import EcaModule  # noqa: E402
+from timm.layers.create_attn import create_attn, get_attn  # noqa: E402
+from timm.layers.eca import CecaModule, EcaModule  # noqa: E402
+from timm.layers.gather_excite import GatherExcite as TimmGatherExcite  # noqa: E402
 from timm.layers.global_context import GlobalContext as TimmGlobalContext  # noqa: E402
-from timm.layers.squeeze_excite import SEModule  # noqa: E402
+from timm.layers.helpers import make_divisible  # noqa: E402
+from timm.layers.mlp import ConvMlp  # noqa: E402
+from timm.layers.squeeze_excite import EffectiveSEModule, SEModule  # noqa: E402
 
 TOLERANCE = 1e-5
 
@@ -227,7 +237,7 @@ def _timm_gc_like(layer, channels, fuse="add"):
 
 
 @pytest.mark.parametrize("channels, shape", [(64, (8, 8)), (128, (5, 7)), (20, (6, 3))])
-def test_gc_equals_timm_global_context_with_add_fusion(channels, shape):
+def test_gca_equals_timm_gca_global_context_with_add_fusion(channels, shape):
     x = _random((3, *shape, channels))
     layer = GlobalContext()
     layer.build(x.shape)
@@ -238,18 +248,34 @@ def test_gc_equals_timm_global_context_with_add_fusion(channels, shape):
     assert _max_diff(_keras(layer, x), _timm(reference, x)) < TOLERANCE
 
 
-def test_gc_departs_from_timms_default_scale_fusion():
-    # Departure: timm's GlobalContext defaults to fuse_scale (x * sigmoid(transform));
-    # this block is the paper's add fusion (x + transform), timm's "gca".
-    assert TimmGlobalContext(64).mlp_add is None and TimmGlobalContext(64).mlp_scale is not None
-    x = _random((2, 6, 6, 64))
-    layer = GlobalContext()
+@pytest.mark.parametrize("channels, shape", [(64, (8, 8)), (128, (5, 7)), (20, (6, 3))])
+def test_gc_equals_timm_gc_global_context_with_scale_fusion(channels, shape):
+    x = _random((3, *shape, channels))
+    layer = GlobalContextGate()
     layer.build(x.shape)
     _randomise(layer)
-    added = keras.ops.convert_to_numpy(layer.transform(x))
-    scaled = _timm(_timm_gc_like(layer, 64, fuse="scale"), x)
-    assert _max_diff(scaled, x / (1 + np.exp(-added))) < TOLERANCE
-    assert np.abs(_keras(layer, x) - scaled).max() > 0.1
+    reference = _timm_gc_like(layer, channels, fuse="scale")
+    assert layer.hidden_ == reference.mlp_scale.fc1.out_channels
+    assert _max_diff(_keras(layer, x), _timm(reference, x)) < TOLERANCE
+
+
+def test_gc_and_gca_mean_what_they_mean_in_timm():
+    # timm's create_attn: "gc" fuses by scale (its GlobalContext's default), "gca" by adding.
+    gc, gca = create_attn("gc", 64), create_attn("gca", 64)
+    assert gc.mlp_add is None and gc.mlp_scale is not None
+    assert gca.mlp_add is not None and gca.mlp_scale is None
+    assert keras_attn.layers.get("gc").__class__ is GlobalContextGate
+    assert keras_attn.layers.get("gca").__class__ is GlobalContext
+    # The two fusions of the same transform t: x * sigmoid(t) and x + t.
+    x = _random((2, 6, 6, 64))
+    added, scaled = GlobalContext(), GlobalContextGate()
+    added.build(x.shape)
+    scaled.build(x.shape)
+    _randomise(added)
+    scaled.set_weights(added.get_weights())
+    t = keras.ops.convert_to_numpy(added.transform(x))
+    assert _max_diff(_keras(scaled, x), x / (1 + np.exp(-t))) < TOLERANCE
+    assert _max_diff(_keras(added, x), x + t) < TOLERANCE
 
 
 def test_gc_starts_as_the_identity_and_pools_with_softmax_weights():
@@ -258,6 +284,101 @@ def test_gc_starts_as_the_identity_and_pools_with_softmax_weights():
     np.testing.assert_array_equal(_keras(layer, x), x)  # last conv at zero, as the paper's code
     weights = keras.ops.convert_to_numpy(layer.context_weights(x))
     np.testing.assert_allclose(weights.sum(axis=(1, 2, 3)), 1.0, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- timm's ese, ecam, ceca, ge
+
+
+@pytest.mark.parametrize("channels", [8, 64, 96])
+def test_ese_equals_timm_effective_se(channels):
+    x = _random((3, 5, 6, channels)) * 3  # logits beyond +-3, where the hard sigmoid is flat
+    layer = EffectiveSqueezeExcitation()
+    layer.build(x.shape)
+    _randomise(layer)
+    reference = create_attn("ese", channels)
+    assert isinstance(reference, EffectiveSEModule)
+    with torch.no_grad():
+        _conv1x1(reference.fc, *_dense_weights(layer.fc))
+    assert _max_diff(_keras(layer, x), _timm(reference, x)) < TOLERANCE
+
+
+@pytest.mark.parametrize("channels", [8, 64, 72, 128])
+def test_ecam_equals_timm_eca_with_mlp(channels):
+    x = _random((3, 6, 5, channels))
+    layer = ECAMLP()
+    layer.build(x.shape)
+    _randomise(layer)
+    reference = create_attn("ecam", channels)
+    assert reference.conv.out_channels == layer.hidden_  # timm's width rule (round_limit 0.9)
+    assert reference.conv2.kernel_size[0] == layer.kernel_size_
+    expand_kernel, expand_bias = _dense_weights(layer.expand)  # (1, m), (m,)
+    conv_kernel = keras.ops.convert_to_numpy(layer.conv.kernel)  # (k, m, 1)
+    with torch.no_grad():
+        reference.conv.weight.copy_(torch.from_numpy(expand_kernel.T[:, :, None]))
+        reference.conv.bias.copy_(torch.from_numpy(expand_bias))
+        reference.conv2.weight.copy_(torch.from_numpy(conv_kernel.transpose(2, 1, 0).copy()))
+        reference.conv2.bias.copy_(torch.from_numpy(keras.ops.convert_to_numpy(layer.conv.bias)))
+    assert _max_diff(_keras(layer, x), _timm(reference, x)) < TOLERANCE
+
+
+@pytest.mark.parametrize("channels", [8, 64, 128, 512])
+def test_ceca_equals_timm_circular_eca(channels):
+    x = _random((3, 4, 5, channels))
+    layer = CircularECA()
+    layer.build(x.shape)
+    _randomise(layer)
+    reference = create_attn("ceca", channels)
+    assert isinstance(reference, CecaModule) and reference.conv.kernel_size[0] == layer.kernel_size_
+    kernel = keras.ops.convert_to_numpy(layer.conv.kernel)  # (k, 1, 1)
+    with torch.no_grad():
+        reference.conv.weight.copy_(torch.from_numpy(kernel[:, 0, 0][None, None, :].copy()))
+    assert _max_diff(_keras(layer, x), _timm(reference, x)) < TOLERANCE
+    # The wrap matters: the same kernel with zero padding (ECA) differs at the ends.
+    eca = ECA()
+    eca.build(x.shape)
+    eca.set_weights(layer.get_weights())
+    assert np.abs(_keras(eca, x) - _keras(layer, x)).max() > 1e-4
+
+
+def _timm_ge_like(layer, channels, extent, use_mlp=True):
+    """timm's GatherExcite with ``layer``'s weights.
+
+    timm 1.0.31 cannot build it with its MLP (``ConvMlp(..., *dd)`` passes the keys of
+    its device/dtype dict as positional arguments: a TypeError), so the reference is
+    built without and given the ConvMlp its constructor means to make.
+    """
+    reference = TimmGatherExcite(channels, extent=extent, use_mlp=False)
+    if use_mlp:
+        hidden = make_divisible(channels / 16, 1, round_limit=0.0)  # timm's rd_channels
+        assert hidden == layer.hidden_
+        reference.mlp = ConvMlp(channels, hidden, act_layer=torch.nn.ReLU)
+        with torch.no_grad():
+            _conv1x1(reference.mlp.fc1, *_dense_weights(layer.reduce))
+            _conv1x1(reference.mlp.fc2, *_dense_weights(layer.expand))
+    return reference
+
+
+@pytest.mark.parametrize(
+    "extent, shape, use_mlp",
+    [
+        (0, (6, 6), True),
+        (2, (8, 8), True),
+        (2, (7, 5), True),
+        (4, (9, 13), True),
+        (8, (5, 6), False),
+    ],
+)
+def test_ge_equals_timm_gather_excite(extent, shape, use_mlp):
+    # timm's create_attn("ge") is extent 0 with the MLP; its extents gather by average pooling.
+    channels = 32
+    x = _random((2, *shape, channels))
+    layer = GatherExcite(extent=extent, use_mlp=use_mlp)
+    layer.build(x.shape)
+    _randomise(layer)
+    reference = _timm_ge_like(layer, channels, extent, use_mlp)
+    assert _max_diff(_keras(layer, x), _timm(reference, x)) < TOLERANCE
+    if extent == 0:  # timm's create_attn("ge") is this block (see _timm_ge_like)
+        assert get_attn("ge") is TimmGatherExcite
 
 
 # ---------------------------------------------------------------- coordinate attention
@@ -343,7 +464,7 @@ def test_simam_refuses_a_single_position():
 
 def test_the_new_gates_build_in_the_cnn_by_config_and_leave_the_variants_unchanged():
     before = keras_attn.get_config("cnn_eca")
-    for gate in ("se", "gc", "coord", "simam"):
+    for gate in ("se", "gc", "gca", "ese", "ecam", "ceca", "ge", "coord", "simam"):
         model = keras_attn.build("cnn", blocks=[8, 16], dense_units=8, attention=[gate])
         assert [layer.name for _, layer in model.attention_layers] == [
             f"site{s}_{gate}" for s in (1, 2, 3, 4)
@@ -399,7 +520,6 @@ def test_the_new_gates_export_to_every_format(tmp_path):
         blocks=[8, 16],
         dense_units=16,
         attention=["se", "gc", "coord", "simam"],
-        gc={"zero_init_last": False},  # GC adds something, so a wrong export would show
     )
     card = export.export_model(model, tmp_path / "gates", class_names=None)
     diffs = card["verified_max_abs_diff"]

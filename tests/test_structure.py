@@ -234,7 +234,7 @@ def test_no_name_is_public_in_two_sub_packages():
     assert not clashes, clashes
 
 
-def test_the_top_level_keeps_its_ten_names():
+def test_the_top_level_keeps_its_eleven_names():
     import keras_attn
 
     assert sorted(keras_attn.__all__) == [
@@ -247,6 +247,7 @@ def test_the_top_level_keeps_its_ten_names():
         "layers",
         "list_models",
         "load",
+        "load_pretrained",
         "register",
     ]
 

@@ -285,15 +285,19 @@ def plot_attention_maps(
         name = f"{kind} {part}" if split else kind
         for p in row_parts:
             ax = layout.axes(top, sites.index(p["site"]))
+            # A blended gate (start="identity") is drawn by its effective mask.
+            blend = f" (blend {p['alpha']:.2f})" if p.get("alpha") is not None else ""
             if part == "channel":
-                _draw_channel(ax, p, scale, f"site {p['site']}: {name}")
+                _draw_channel(ax, p, scale, f"site {p['site']}: {name}{blend}")
                 continue
             if part == "addend":  # GC's added values: any sign, their own range
-                _draw_channel(ax, p, "panel", f"site {p['site']}: {name}", "values added")
+                title = f"site {p['site']}: {name}{blend}"
+                _draw_channel(ax, p, "panel", title, "values added")
                 continue
             grid = feature_grid(model, p["name"])
             # GC's context: softmax weights (summing to 1), on their own range.
-            where = f"site {p['site']}: {name} {'weights' if part == 'context' else 'mask'}"
+            what = "weights" if part == "context" else "mask"
+            where = f"site {p['site']}: {name}{blend} {what}"
             own = "panel" if part == "context" else scale
             picture = _draw_spatial(ax, p, grid, image.shape[:2], own, where)
         if part == "spatial" and scale == "fixed":

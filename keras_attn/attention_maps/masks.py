@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from keras_attn.attention_maps.sites import (
+    blend_alpha,
     call_context,
     call_gate,
     check_image,
@@ -52,8 +53,10 @@ def attention_maps(model, image):
         list of dicts, in network order, one per attention layer: ``site`` (int),
         ``kind`` (e.g. ``"eca"``), ``name`` (the layer name), ``mask`` (float32
         ``(height, width)`` in [0, 1]), ``mask_shape`` (the gate's own shape,
-        without the batch axis) and ``channel_only`` (True when the mask does not
-        vary over positions). `gate_parts` gives each gate in its own shape.
+        without the batch axis), ``channel_only`` (True when the mask does not
+        vary over positions) and ``alpha`` (a blended gate's ``alpha``, whose
+        ``mask`` is then the effective one, ``1 + alpha (m - 1)``; else None).
+        `gate_parts` gives each gate in its own shape.
         GC adds to its input and has no mask: its ``mask`` is its pooling
         weights over positions divided by their maximum (1 where it pools most).
 
@@ -86,6 +89,7 @@ def attention_maps(model, image):
                 "mask": np.clip(_upsample(gate.mean(axis=-1), size), 0.0, 1.0),
                 "mask_shape": tuple(int(d) for d in gate.shape),
                 "channel_only": gate.shape[0] == 1 and gate.shape[1] == 1,
+                "alpha": blend_alpha(layer),
             }
         )
     return maps
@@ -106,14 +110,15 @@ def _part(site, kind, layer, part, gate):
         "part": part,
         "values": values,
         "shape": tuple(int(d) for d in gate.shape),
+        "alpha": blend_alpha(layer),
     }
 
 
 def _kind_of_gate(layer, shape):
     """``"constant"`` (`ConstantGate`), ``"channel"`` (one weight per channel) or ``"spatial"``."""
-    from keras_attn.layers import ConstantGate
+    from keras_attn.layers import BlendedGate, ConstantGate
 
-    if isinstance(layer, ConstantGate):
+    if isinstance(layer.layer if isinstance(layer, BlendedGate) else layer, ConstantGate):
         return "constant"
     return "channel" if shape[0] == 1 and shape[1] == 1 else "spatial"
 
@@ -144,7 +149,7 @@ def gate_parts(model, image):
         ``(h, w)`` at the site's own resolution for ``"spatial"``, the mean over
         channels, and for ``"context"``; a float for ``"constant"``) and
         ``shape`` (the gate's shape without the batch axis, e.g. ``(1, 1, 64)``
-        or ``(30, 30, 64)``).
+        or ``(30, 30, 64)``) and ``alpha`` (as in `attention_maps`).
 
     Raises:
         ValueError: as `attention_maps`.

@@ -9,6 +9,7 @@ import numpy as np
 
 __all__ = [
     "attention_layers",
+    "blend_alpha",
     "call_context",
     "call_gate",
     "check_image",
@@ -24,7 +25,10 @@ def attention_layers(model):
 
     A block is a registered gate (`keras_attn.layers.registry.GATES`) with a mask
     (``gate(x)``) or, for a block that adds to its input (GC), pooling weights
-    (``context_weights(x)``); a registered layer with neither is left out.
+    (``context_weights(x)``); a registered layer with neither is left out. A gate
+    blended with its input (`keras_attn.layers.BlendedGate`, inserted with
+    ``start="identity"``) counts as its gate's kind, and its mask is the effective
+    one, ``1 + alpha (m - 1)``.
 
     Args:
         model: a Keras model; layers not named ``site{N}_...`` (a hand-built
@@ -35,12 +39,13 @@ def attention_layers(model):
     >>> [(site, kind) for site, kind, _ in attention_layers(keras_attn.build("cnn_eca"))]
     [(1, 'eca'), (2, 'eca'), (3, 'eca'), (4, 'eca')]
     """
+    from keras_attn.layers import BlendedGate
     from keras_attn.layers.registry import GATES
 
     kinds = {cls: kind for kind, cls in GATES.items()}
     found = []
     for layer in getattr(model, "layers", []):
-        kind = kinds.get(type(layer))
+        kind = kinds.get(type(layer.layer if isinstance(layer, BlendedGate) else layer))
         if kind is None or not (hasattr(layer, "gate") or is_additive(layer)):
             continue
         prefix, _, rest = layer.name.partition("_")
@@ -174,3 +179,20 @@ def call_context(layer, x):
     ((1, 4, 4, 1), 1.0)
     """
     return layer.context_weights(x)
+
+
+def blend_alpha(layer):
+    """``alpha`` of a gate blended with its input (`keras_attn.layers.BlendedGate`), else None.
+
+    Example:
+    >>> from keras_attn.layers import ECA, BlendedGate
+    >>> layer = BlendedGate(ECA())
+    >>> layer.build((None, 4, 4, 8))
+    >>> blend_alpha(layer), blend_alpha(ECA())
+    (0.0, None)
+    """
+    from keras_attn.layers import BlendedGate
+
+    if not isinstance(layer, BlendedGate):
+        return None
+    return float(keras.ops.convert_to_numpy(layer.alpha))

@@ -3,6 +3,7 @@
     keras-attn protocol --preset smoke --download
     keras-attn tune --preset smoke
     keras-attn export results/smoke --model cnn_eca
+    keras-attn publish results/smoke --model cnn_eca
     keras-attn predict saved_models/cnn_eca photo.jpg
     keras-attn attention-maps saved_models/cnn_eca photo.jpg --out where.png
     keras-attn report results/smoke
@@ -28,6 +29,7 @@ COMMANDS = {
     "protocol": "train every model over many seeds, write records and the report (Table 1)",
     "tune": "KerasTuner search over the autoencoder gate's depth, widths and placement",
     "export": "export trained models: .keras, SavedModel, ONNX, TFLite and a model card",
+    "publish": "publish one trained run as a folder to share, with a Hugging Face model card",
     "predict": "classify images with an exported model (top-k classes)",
     "attention-maps": "draw Grad-CAM and each attention gate's mask on one image",
     "report": "re-create the protocol's report from its records",

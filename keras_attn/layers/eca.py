@@ -78,14 +78,17 @@ class ECA(AttentionGate):
         self.conv = None
 
     def build(self, input_shape):
-        check_rank4(self, input_shape)
-        channels = input_shape[-1]
-        k = self.kernel_size or eca_kernel_size(channels, self.gamma, self.b)
-        self.kernel_size_ = k
+        k = self.resolve_kernel_size(input_shape)
         self.conv = keras.layers.Conv1D(
             1, k, padding="same", use_bias=False, dtype=self.dtype_policy, name="conv"
         )
-        self.conv.build((None, channels, 1))
+        self.conv.build((None, input_shape[-1], 1))
+
+    def resolve_kernel_size(self, input_shape):
+        """Check the input shape; set and return ``kernel_size_``, the kernel size used."""
+        check_rank4(self, input_shape)
+        self.kernel_size_ = self.kernel_size or eca_kernel_size(input_shape[-1], self.gamma, self.b)
+        return self.kernel_size_
 
     def gate(self, inputs):
         """Per-channel attention weights in (0, 1), shape ``(batch, 1, 1, C)``."""

@@ -12,11 +12,16 @@ import keras
 
 from keras_attn._checks import did_you_mean
 from keras_attn.layers.cbam import CBAM, CBAMChannelGate, CBAMSpatialGate
+from keras_attn.layers.ceca import CircularECA
 from keras_attn.layers.constant import ConstantGate
 from keras_attn.layers.conv_ae import ConvAutoencoderGate
 from keras_attn.layers.coord import CoordinateAttention
 from keras_attn.layers.eca import ECA
-from keras_attn.layers.gc import GlobalContext
+from keras_attn.layers.ecam import ECAMLP
+from keras_attn.layers.ese import EffectiveSqueezeExcitation
+from keras_attn.layers.gc import GlobalContextGate
+from keras_attn.layers.gca import GlobalContext
+from keras_attn.layers.ge import GatherExcite
 from keras_attn.layers.linear_ae import LinearAutoencoderGate
 from keras_attn.layers.se import SqueezeExcitation
 from keras_attn.layers.simam import SimAM
@@ -32,9 +37,15 @@ _BUILT_IN = {
     "linear_ae": LinearAutoencoderGate,
     "constant": ConstantGate,
     "se": SqueezeExcitation,
-    "gc": GlobalContext,
+    "gc": GlobalContextGate,
     "coord": CoordinateAttention,
     "simam": SimAM,
+    # timm's names (timm.layers.create_attn), meaning what they mean there.
+    "gca": GlobalContext,
+    "ese": EffectiveSqueezeExcitation,
+    "ecam": ECAMLP,
+    "ceca": CircularECA,
+    "ge": GatherExcite,
 }
 _GATES = dict(_BUILT_IN)
 
