@@ -23,7 +23,7 @@ _WHERE = {
     "ModelSpec": "models",
     "ProtocolSettings": "settings",
     "best_run": "records",
-    "launch": "launch",
+    "launch": "launcher",
     "load_protocol_data": "settings",
     "parse_duration": "budget",
     "parse_shard": "plan",

@@ -236,7 +236,7 @@ def _train_group(job, runs, on_epoch, eta, progress_every):
         if preempted() or (due and not last):
             records.save_checkpoint_values(ckpt_path, *trainer.checkpoint(), group)
             saved_at = time.monotonic()
-        exit_if_preempted()  # a preempted job (keras_attn.protocol.launch) stops here
+        exit_if_preempted()  # a preempted job (keras_attn.protocol.launcher) stops here
 
     out, tests, masks = [], None, None
     for i, run in enumerate(runs):

@@ -181,7 +181,7 @@ def parse_gates(text):
     (['eca', 'cbam', 'conv_ae'], 'all', None)
     >>> parse_gates("eca,sse")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    ValueError: --gates: unknown gate 'sse'. Did you mean 'se'? Valid gates: eca, cbam, ...
+    ValueError: --gates: unknown gate 'sse'. Did you mean 'se', 'ese'? Valid gates: eca, cbam, ...
     """
     if text is None:
         return None
