@@ -321,7 +321,8 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
         verbose=0,
         **kwargs,
     ):
-        """Train on uint8 images with `keras_attn.data.ArrayBatches`, as the protocol does.
+        """Train as the protocol's ``model.fit`` trainer does: its optimizer and loss
+        (`keras_attn.protocol.recipe`) and its batches (`keras_attn.data.ArrayBatches`).
 
         Batches are float32 0..255 (the model rescales), shuffled with an order
         that depends on ``seed`` and the epoch only.
@@ -355,24 +356,22 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
             raise ValueError(
                 f"The search maximises {OBJECTIVE!r}: pass validation_data=(x_val, y_val)."
             )
-        training = None
-        if self.recipe:  # the protocol's optimizer, schedule, loss and augmentation
-            lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-            training = ProtocolSettings(
-                **{**self.recipe, "learning_rate": lr, "epochs": epochs, "batch_size": batch_size}
-            )
-        augmentation = training.augmentation_spec if training else None
+        # The protocol's optimizer, schedule, loss and batches (its augmentation too), with
+        # the trial's learning rate and the search's epochs and batch size.
+        lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        training = ProtocolSettings(
+            **{**self.recipe, "learning_rate": lr, "epochs": epochs, "batch_size": batch_size}
+        )
         train = ArrayBatches(
-            x, y, batch_size, shuffle=True, seed=self.seed, augmentation=augmentation
+            x, y, batch_size, shuffle=True, seed=self.seed, augmentation=training.augmentation_spec
         )
         val = ArrayBatches(validation_data[0], validation_data[1], batch_size)
-        if training is not None:
-            model.compile(
-                optimizer=make_optimizer(training, len(train)),
-                loss=make_loss(training),
-                metrics=["accuracy"],
-                jit_compile=model.jit_compile,
-            )
+        model.compile(
+            optimizer=make_optimizer(training, len(train)),
+            loss=make_loss(training),
+            metrics=["accuracy"],
+            jit_compile=model.jit_compile,
+        )
         return model.fit(
             train,
             validation_data=val,
