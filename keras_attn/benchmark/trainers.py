@@ -151,6 +151,7 @@ def benchmark_trainers(
     progress=None,
     jsonl=None,
     deadline=None,
+    settings=None,
 ):
     """Epoch speed of each trainer and form, model, precision and group size, in one run.
 
@@ -173,6 +174,8 @@ def benchmark_trainers(
         jsonl: a path; each row is appended to it as one JSON line when measured.
         deadline: seconds from the call; no row is started after it, or when the
             longest row so far says it would end after it.
+        settings: `keras_attn.protocol.ProtocolSettings` overrides for every row (a
+            recipe's augmentation, say); recorded with the result.
 
     Returns:
         dict with ``environment``, ``settings``, ``rows`` and ``skipped`` (rows the
@@ -215,19 +218,24 @@ def benchmark_trainers(
         elapsed = time.monotonic() - start
         if deadline is not None and (elapsed >= deadline or elapsed + longest > deadline):
             progress(f"deadline: {len(cases) - k} row(s) left out after {elapsed:.0f}s")
-            return _result(env, images, batch_size, epochs, overrides, shape, rows, cases[k:])
+            return _result(
+                env, images, batch_size, epochs, overrides, shape, rows, cases[k:], settings
+            )
         t_row = time.monotonic()
-        settings = ProtocolSettings(
-            batch_size=batch_size,
-            model_overrides=overrides,
-            precision=precision,
-            trainer=trainer,
-            grad_form=grad_form,
-            epoch_form=epoch_form,
+        run_settings = ProtocolSettings(
+            **{
+                **(settings or {}),
+                "batch_size": batch_size,
+                "model_overrides": overrides,
+                "precision": precision,
+                "trainer": trainer,
+                "grad_form": grad_form,
+                "epoch_form": epoch_form,
+            }
         )
-        ensure_runtime(settings)
+        ensure_runtime(run_settings)
         runs = list(range(n))
-        t = make_trainer(_job(model, settings, x, y, runs), runs, [seed + i for i in runs])
+        t = make_trainer(_job(model, run_settings, x, y, runs), runs, [seed + i for i in runs])
         measured = _measure(t, epochs)
         forms = {k: v for k, v in t.training.items() if k in ("grad_form", "epoch_form")}
         del t
@@ -254,7 +262,7 @@ def benchmark_trainers(
         if jsonl:
             _append_line(jsonl, row)
     keras.backend.clear_session()
-    return _result(env, images, batch_size, epochs, overrides, shape, rows, [])
+    return _result(env, images, batch_size, epochs, overrides, shape, rows, [], settings)
 
 
 def _append_line(path, row):
@@ -264,7 +272,7 @@ def _append_line(path, row):
         os.fsync(f.fileno())
 
 
-def _result(env, images, batch_size, epochs, overrides, shape, rows, skipped):
+def _result(env, images, batch_size, epochs, overrides, shape, rows, skipped, settings):
     return {
         "format": 2,
         "environment": env,
@@ -275,6 +283,7 @@ def _result(env, images, batch_size, epochs, overrides, shape, rows, skipped):
             "overrides": overrides,
             "input_shape": list(shape),
             "flops_per_training_image": "6 x forward MACs (keras_attn.flops)",
+            "protocol_settings": settings or {},
         },
         "rows": rows,
         "skipped": [

@@ -56,7 +56,10 @@ def main(argv=None, prog=None):
     ap.add_argument("--images", type=int, default=2048, help="training images per run and epoch")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--epochs", type=int, default=2, help="timed epochs after the compiling one")
-    ap.add_argument("--override", action="append", default=[], metavar="KEY=JSON")
+    ap.add_argument("--override", action="append", default=[], metavar="KEY=JSON",
+                    help="model config override")  # fmt: skip
+    ap.add_argument("--setting", action="append", default=[], metavar="KEY=JSON",
+                    help="protocol setting for every row (e.g. augmentation='\"flip_crop\"')")  # fmt: skip
     ap.add_argument("--study-models", help="models of the projected study (default: --models)")
     ap.add_argument("--json", help="write the whole result here at the end")
     ap.add_argument("--jsonl", help="append each row here as one JSON line when measured")
@@ -95,6 +98,7 @@ def main(argv=None, prog=None):
         study_macs=study_macs,
         jsonl=args.jsonl,
         deadline=args.deadline,
+        settings={k: json.loads(v) for k, v in (o.split("=", 1) for o in args.setting)},
     )
     env = result["environment"]
     print(f"{env['backend']} on {env['device']}: {len(result['rows'])} row(s)", flush=True)
