@@ -58,8 +58,13 @@ def main(argv=None, prog=None):
     ap.add_argument("--epochs", type=int, default=2, help="timed epochs after the compiling one")
     ap.add_argument("--override", action="append", default=[], metavar="KEY=JSON",
                     help="model config override")  # fmt: skip
-    ap.add_argument("--setting", action="append", default=[], metavar="KEY=JSON",
-                    help="protocol setting for every row (e.g. augmentation='\"flip_crop\"')")  # fmt: skip
+    ap.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="protocol setting for every row, e.g. augmentation='\"flip_crop\"'",
+    )
     ap.add_argument("--study-models", help="models of the projected study (default: --models)")
     ap.add_argument("--json", help="write the whole result here at the end")
     ap.add_argument("--jsonl", help="append each row here as one JSON line when measured")
