@@ -183,6 +183,17 @@ def list_models(pattern="*"):
     return {n: v["description"] for n, v in VARIANTS.items() if fnmatch.fnmatch(n, pattern)}
 
 
+def list_backbones():
+    """The registered variants without attention: the networks a gate goes into (a search's,
+    a leaderboard's).
+
+    Example:
+    >>> list_backbones()
+    ['cnn', 'cnn3', 'resnet20', 'resnet32', 'resnet44', 'resnet56', 'resnet110']
+    """
+    return [name for name in list_models() if not get_config(name)["attention"]]
+
+
 def get_config(name_or_config="cnn", **overrides):
     """The complete, checked config of a variant, with ``overrides`` applied.
 

@@ -11,7 +11,7 @@ import pytest
 
 import keras_attn
 from keras_attn import benchmark
-from keras_attn.benchmark import run_benchmark, write_json
+from keras_attn.benchmark import run_benchmark, write_benchmark
 from keras_attn.benchmark.table import format_table
 from keras_attn.protocol.training import compile_for_training, fast_path
 
@@ -168,10 +168,10 @@ def test_run_benchmark_errors():
         run_benchmark([42], **quiet)
 
 
-def test_write_json_is_atomic(tmp_path):
+def test_write_benchmark_is_atomic(tmp_path):
     path = tmp_path / "sub" / "bench.json"
-    write_json({"a": 1}, path)
-    write_json({"a": 2}, path)
+    write_benchmark({"a": 1}, path)
+    write_benchmark({"a": 2}, path)
     assert json.loads(path.read_text()) == {"a": 2}
     assert [p.name for p in path.parent.iterdir()] == ["bench.json"]
 
@@ -239,7 +239,7 @@ def test_package_layout():
     from test_structure import MODULES, _imports
 
     files = {n: p for n, p in MODULES.items() if n.split(".")[:2] == ["keras_attn", "benchmark"]}
-    expected = {"models", "gates", "trainers", "probes", "timing"}
+    expected = {"variants", "gates", "trainers", "probes", "timing"}
     assert {n.rsplit(".", 1)[1] for n in files} >= expected
     for name, path in files.items():
         assert len(path.read_text().splitlines()) <= 400, path.name

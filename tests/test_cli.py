@@ -115,8 +115,8 @@ def test_examples_run():
 def test_data_flags_are_those_of_the_protocol_and_tune_commands():
     import keras_attn
     from keras_attn.protocol.settings import PRESETS
-    from keras_attn.tuning.settings import PRESETS as TUNE_PRESETS
-    from keras_attn.tuning.settings import TUNERS
+    from keras_attn.tuning.presets import PRESETS as TUNE_PRESETS
+    from keras_attn.tuning.presets import TUNERS
 
     ours = argparse.ArgumentParser()
     _cli.add_data_arguments(ours)

@@ -1,4 +1,4 @@
-"""keras_attn.report.masks: the records' attention-mask statistics, averaged over runs."""
+"""keras_attn.report.mask_table: the records' attention-mask statistics, averaged over runs."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 from report_helpers import make_record
 
 from keras_attn import report
-from keras_attn.report import masks
+from keras_attn.report import mask_table as masks
 
 
 def _layer(site, kind, std, spatial_std, mean=0.5):

@@ -14,7 +14,7 @@ from tuning_helpers import FAST_SPACE, random_data, tiny
 
 from keras_attn import tuning
 from keras_attn.data import DataSettings
-from keras_attn.tuning.results import format_table
+from keras_attn.tuning.results import format_trials
 
 
 @pytest.mark.slow
@@ -63,7 +63,7 @@ def test_the_table_numbers_trials_as_kerastuners_log(tmp_path, capsys):
     assert (tmp_path / "numbers" / f"trial_{best['trial_id']}").is_dir()
 
 
-def test_format_table_says_which_numbering_it_uses():
+def test_format_trials_says_which_numbering_it_uses():
     row = {
         "rank": 1, "trial_number": 12, "val_accuracy": 0.5, "trainable_params": 1000,
         "epochs": 3, "learning_rate": 0.03, "sites": [3, 4], "placement": "block2",
@@ -72,7 +72,7 @@ def test_format_table_says_which_numbering_it_uses():
     }  # fmt: skip
     se = {**row, "gate": "se", "eca": None, "filters": None, "final_kernel": None,
           "activation": None}  # fmt: skip
-    header, rule, line, gate_line = format_table([row, se]).splitlines()
+    header, rule, line, gate_line = format_trials([row, se]).splitlines()
     assert "| trial # (KerasTuner log) |" in header and "| sites | gate | position |" in header
     assert line == (
         "| 1 | 12 | 0.5000 | 1,000 | 3 | 0.03 | 3,4 (block2) | conv_ae | post_norm | no | 8-12 | 2 "

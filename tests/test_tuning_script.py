@@ -29,7 +29,7 @@ import keras_attn
 from keras_attn import runtime, tuning
 from keras_attn.cli import arguments as _cli
 from keras_attn.data import DataSettings, save_npz
-from keras_attn.tuning import settings as tuning_settings
+from keras_attn.tuning import presets as tuning_settings
 
 SBATCH = os.path.join(REPO, "examples", "slurm", "tune.sbatch")
 NO_KERAS_TUNER = "error: keras_attn.tuning needs KerasTuner, which is not installed: " + (

@@ -19,8 +19,8 @@ from tuning_helpers import FAST_SPACE, random_data, tiny
 import keras_attn
 from keras_attn import tuning
 from keras_attn.protocol.training import fast_path
+from keras_attn.tuning.presets import SEARCH_DEFAULTS
 from keras_attn.tuning.project import RECORD_FILE
-from keras_attn.tuning.settings import SEARCH_DEFAULTS
 
 
 def test_tuner_and_settings_errors(tmp_path):

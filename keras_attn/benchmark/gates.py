@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 
 from keras_attn._checks import check_positive_int
-from keras_attn.benchmark.probes import environment
+from keras_attn.benchmark.probes import benchmark_environment
 from keras_attn.benchmark.timing import time_window
 from keras_attn.protocol.training import fast_path
 
@@ -141,7 +141,7 @@ def benchmark_gates(
             "steps_per_window": steps_per_window,
             "jit_compile": jit,
         },
-        "environment": environment(),
+        "environment": benchmark_environment(),
         "rows": [
             {"name": name, "site_ms": site_ms, "total_ms": sum(site_ms.values())}
             for name, site_ms in rows.items()

@@ -9,13 +9,13 @@ import threading
 from keras_attn.runtime import accelerators, backend, thread_pools
 from keras_attn.runtime import environment as runtime_environment
 
-__all__ = ["MB", "RssSampler", "device_peak_mb", "environment", "reset_device_peak"]
+__all__ = ["MB", "RssSampler", "benchmark_environment", "device_peak_mb", "reset_device_peak"]
 
 #: Bytes in a MiB.
 MB = 1024.0 * 1024.0
 
 
-def environment():
+def benchmark_environment():
     """`keras_attn.runtime.environment` plus what affects speed: thread pools, dtype, load."""
     import keras
 

@@ -9,7 +9,7 @@ import os
 from keras_attn import _files
 from keras_attn.benchmark.ratios import BASELINE
 
-__all__ = ["format_table", "write_json"]
+__all__ = ["format_table", "write_benchmark"]
 
 
 def _fmt(value, spec):
@@ -107,7 +107,7 @@ def format_table(result):
     return "\n".join(lines)
 
 
-def write_json(result, path):
+def write_benchmark(result, path):
     """Write a benchmark result to ``path`` as indented JSON, atomically.
 
     Values JSON cannot hold are written as their ``str``. The folder is
@@ -120,7 +120,7 @@ def write_json(result, path):
     Example:
     >>> import os, tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "out", "bench.json")
-    >>> write_json({"a": 1}, path)
+    >>> write_benchmark({"a": 1}, path)
     >>> open(path).read().splitlines()
     ['{', ' "a": 1', '}']
     """

@@ -66,7 +66,7 @@ def add_data_arguments(parser, *, title="data", test_limit=True):
     >>> ap.parse_args(["--dataset", "mnist", "--val-size", "100"]).val_size
     100
     """
-    from keras_attn.data.settings import DataSettings
+    from keras_attn.data.sources import DataSettings
 
     d = parser.add_argument_group(title)
     d.add_argument(
@@ -102,7 +102,7 @@ def data_settings(args, parser):
     >>> data_settings(ap.parse_args(["--dataset", "mnist", "--tfds-dir", "/d"]), ap)
     {'data': 'tfds:mnist', 'tfds_data_dir': '/d'}
     """
-    from keras_attn.data.settings import DataSettings
+    from keras_attn.data.sources import DataSettings
 
     if args.data_dir and args.dataset:
         parser.error("give either --data-dir or --dataset, not both")

@@ -214,7 +214,7 @@ def main(argv=None, prog=None):
             progress=lambda line: print(line, flush=True),
         )
         gates["command"] = ["keras-attn", "benchmark", *argv]
-        benchmark.write_json(gates, args.output)
+        benchmark.write_benchmark(gates, args.output)
         print(benchmark.format_gates(gates))
         print(f"JSON written to {args.output}")
         return 0
@@ -231,7 +231,7 @@ def main(argv=None, prog=None):
         fit_check=not args.no_fit_check,
     )
     result["command"] = ["keras-attn", "benchmark", *argv]
-    benchmark.write_json(result, args.output)
+    benchmark.write_benchmark(result, args.output)
     print(format_table(result))
     print(f"JSON written to {args.output}")
     return 0

@@ -192,7 +192,7 @@ def main(argv=None, prog=None):
     arguments.load_backend("--verbose" in argv)  # KerasTuner loads the backend: quietly
     try:
         from keras_attn import tuning
-        from keras_attn.tuning.settings import PRESETS, SEARCH_DEFAULTS, TUNERS
+        from keras_attn.tuning.presets import PRESETS, SEARCH_DEFAULTS, TUNERS
     except ImportError as e:  # keras-tuner is not installed
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -48,7 +48,7 @@ from keras_attn.data.archives import extract_archive
 from keras_attn.data.dataset import Dataset, fingerprint_arrays, split_train_val
 from keras_attn.data.folders import load_image_folder
 from keras_attn.data.npz import load_npz, save_npz
-from keras_attn.data.settings import DataSettings, load_dataset
+from keras_attn.data.sources import DataSettings, load_dataset
 from keras_attn.data.tfds import load_tfds
 
 __all__ = [

@@ -4,7 +4,7 @@
 backbone without a gate (the baseline) and with each gate; `run_leaderboard` trains
 them through `keras_attn.protocol`, one protocol folder per setting, evenly, resumably,
 in shards and under a time budget; `write_leaderboard` writes one report from the
-records (`keras_attn.report.gates`). ``keras-attn leaderboard`` is the command.
+records (`keras_attn.report.gate_table`). ``keras-attn leaderboard`` is the command.
 
 Example:
 >>> [s.name for s in expand_grid("se", "cnn,resnet20", "cifar10", runs=4)]
@@ -18,7 +18,7 @@ from keras_attn.leaderboard.grid import (
     list_backbones,
 )
 from keras_attn.leaderboard.report import load_leaderboard, write_leaderboard
-from keras_attn.leaderboard.run import plan_rounds, run_leaderboard
+from keras_attn.leaderboard.rounds import plan_rounds, run_leaderboard
 
 __all__ = [
     "Setting",

@@ -14,6 +14,7 @@ from keras_attn._checks import did_you_mean
 from keras_attn.layers import list_gates
 from keras_attn.protocol import ProtocolSettings, resolve_models
 from keras_attn.protocol.settings import RECIPES, recipe_settings
+from keras_attn.zoo import list_backbones
 
 __all__ = [
     "DATASETS",
@@ -27,16 +28,6 @@ __all__ = [
 DATASETS = {"cifar10": "tfds:cifar10", "cifar100": "tfds:cifar100"}
 # Names that become folder names: no "-" (it separates the parts of a setting's name).
 _NAME = re.compile(r"[A-Za-z0-9_.]+")
-
-
-def list_backbones():
-    """The registered models without a gate, each a backbone of the leaderboard.
-
-    Example:
-    >>> list_backbones()[:2], "resnet20" in list_backbones()
-    (['cnn', 'cnn3'], True)
-    """
-    return [name for name in zoo.list_models() if not zoo.get_config(name)["attention"]]
 
 
 def _without_gates(config):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["model_card"]
+__all__ = ["readme_card"]
 
 
 def _pct(x):
@@ -42,7 +42,7 @@ def _front_matter(meta):
     return "\n".join(lines)
 
 
-def model_card(meta):
+def readme_card(meta):
     """The ``README.md`` of a published model, from its metadata (`keras_attn.pretrained.publish`).
 
     YAML front matter for the Hugging Face Hub (library, tags, datasets, metrics,
@@ -63,7 +63,7 @@ def model_card(meta):
     ...         "input_shape": [32, 32, 3], "class_names": ["a", "b"], "preprocessing": "none",
     ...         "variant": {"n": 2, "mean": 0.74, "ci95": [0.72, 0.76], "std": 0.01},
     ...         "weights_sha256": "00aa", "keras_attn_version": "0.1.0", "keras_version": "3"}
-    >>> card = model_card(meta)
+    >>> card = readme_card(meta)
     >>> card.splitlines()[:3]
     ['---', 'library_name: keras', 'pipeline_tag: image-classification']
     >>> "| this run's test accuracy | 74.12 % |" in card

@@ -12,7 +12,7 @@ import tempfile
 import keras
 
 from keras_attn import _files as files
-from keras_attn.pretrained.card import model_card
+from keras_attn.pretrained.card import readme_card
 from keras_attn.pretrained.folder import CARD, METADATA, WEIGHTS, sha256_of
 
 __all__ = ["publish"]
@@ -129,7 +129,7 @@ def publish(
     ``metadata.json``'s ``"keras_attn"`` key (settings id, data fingerprint, this
     run's test accuracy, the variant's mean and 95 % t interval over its runs as
     `keras_attn.report.summarize` computes them, the weights' SHA-256) and a model
-    card ``README.md`` (`model_card`). It is written beside ``out_dir`` and renamed
+    card ``README.md`` (`readme_card`). It is written beside ``out_dir`` and renamed
     into place, so a crash leaves no half-written folder.
 
     Args:
@@ -222,7 +222,7 @@ def publish(
         with open(os.path.join(folder, METADATA), "w") as f:
             json.dump({**keras_meta, "keras_attn": meta}, f, indent=1)
         with open(os.path.join(folder, CARD), "w") as f:
-            f.write(model_card(meta))
+            f.write(readme_card(meta))
         if os.path.exists(out_dir):
             shutil.rmtree(out_dir)
         os.replace(folder, out_dir)

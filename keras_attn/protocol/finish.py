@@ -18,11 +18,11 @@ from keras_attn.runtime import environment
 
 __all__ = ["MASK_STATISTICS_IMAGES"]
 
-#: Test images whose attention masks each record describes (`mask_statistics`).
+#: Test images whose attention masks each record describes (`_mask_statistics`).
 MASK_STATISTICS_IMAGES = 1000
 
 
-def mask_statistics(model, data):
+def _mask_statistics(model, data):
     """How much each attention mask of ``model`` varies over the first test images.
 
     ``None`` for a model without attention blocks. See
@@ -64,7 +64,7 @@ def finish_run(job, run_index, model, best_values, state, test=None, masks=None)
         test_loss, test_acc = loss_and_accuracy(probs, data.y_test)
     test_seconds = time.perf_counter() - t0 + (test[1] if test is not None else 0.0)
     if best_values is not None and masks is None:
-        masks = mask_statistics(model, data)
+        masks = _mask_statistics(model, data)
     weights_rel = None
     if job.save_weights and best_values is not None:
         _save_weights(records.weights_path(out_dir, sid, name, run_index), model)

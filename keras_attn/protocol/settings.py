@@ -15,7 +15,7 @@ import json
 from keras_attn._checks import did_you_mean
 from keras_attn._fields import check_fields, default_of, setting
 from keras_attn.data.augment import AUGMENTATIONS, PAD_MODES
-from keras_attn.data.settings import DataSettings
+from keras_attn.data.sources import DataSettings
 
 __all__ = [
     "PRECISIONS",

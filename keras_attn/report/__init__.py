@@ -6,7 +6,7 @@ Everything is made from the records alone (``OUT/records/...``, written by
 reported apart, never pooled. The statistics (confidence intervals, Welch's test, Holm's
 correction) are `keras_attn.report.stats`; the aggregates over several settings (IQM,
 stratified bootstrap, performance profiles) are `keras_attn.report.aggregate`, and the gate
-leaderboard's report made from them is `keras_attn.report.gates`.
+leaderboard's report made from them is `keras_attn.report.gate_table`.
 """
 
 from keras_attn.report.aggregate import (
@@ -15,7 +15,7 @@ from keras_attn.report.aggregate import (
     score_distribution,
     stratified_bootstrap,
 )
-from keras_attn.report.gates import (
+from keras_attn.report.gate_table import (
     format_leaderboard,
     gate_name,
     performance_profiles,
@@ -23,10 +23,10 @@ from keras_attn.report.gates import (
     summarize_gates,
     write_gates_report,
 )
-from keras_attn.report.masks import format_mask_table, summarize_masks
+from keras_attn.report.mask_table import format_mask_table, summarize_masks
 from keras_attn.report.plots import plot_learning_curves, plot_summary
+from keras_attn.report.reading import load_records
 from keras_attn.report.readme import readme_block, update_readme
-from keras_attn.report.records import load_records
 from keras_attn.report.summary import summarize
 from keras_attn.report.tables import format_markdown, format_section
 from keras_attn.report.write import write_report

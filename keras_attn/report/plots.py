@@ -13,7 +13,7 @@ import numpy as np
 
 from keras_attn import _files as files
 from keras_attn.report._format import p_text, pct
-from keras_attn.report.records import accuracies, group_records
+from keras_attn.report.reading import accuracies, group_records
 
 __all__ = [
     "MATPLOTLIB_MISSING",

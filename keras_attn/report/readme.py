@@ -10,7 +10,7 @@ from __future__ import annotations
 from keras_attn import _files as files
 from keras_attn.report import _context
 from keras_attn.report._format import ci_text, is_missing, p_text, params_text, pct
-from keras_attn.report.records import group_records
+from keras_attn.report.reading import group_records
 from keras_attn.report.summary import summarize
 from keras_attn.report.tables import survivors_text
 

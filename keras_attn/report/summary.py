@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from keras_attn.report import stats
-from keras_attn.report.records import accuracies, group_records
+from keras_attn.report.reading import accuracies, group_records
 
 __all__ = ["CSV_FIELDS", "summarize"]
 

@@ -8,7 +8,7 @@ import json
 
 from keras_attn.report import _context
 from keras_attn.report._format import ci_text, is_missing, p_text, params_text, pct
-from keras_attn.report.masks import format_mask_table, summarize_masks
+from keras_attn.report.mask_table import format_mask_table, summarize_masks
 from keras_attn.report.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 
 __all__ = [

@@ -11,7 +11,7 @@ from keras_attn.report.plots import (
     plot_learning_curves,
     plot_summary,
 )
-from keras_attn.report.records import load_records
+from keras_attn.report.reading import load_records
 from keras_attn.report.summary import CSV_FIELDS, summarize
 from keras_attn.report.tables import RUN_FIELDS, csv_text, format_markdown, run_rows
 

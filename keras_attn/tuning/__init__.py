@@ -2,7 +2,7 @@
 
 How to use it, the search space and how a search resumes: docs/tuning.md. The space is
 `keras_attn.tuning.space.DEFAULT_SPACE`; the presets and tuners are in
-`keras_attn.tuning.settings`; the trials' table is `keras_attn.tuning.results.format_table`.
+`keras_attn.tuning.presets`; the trials' table is `keras_attn.tuning.results.format_trials`.
 """
 
 try:
@@ -21,6 +21,7 @@ except ModuleNotFoundError as _error:
     ) from None
 
 from keras_attn.tuning.hypermodel import ConvAutoencoderHyperModel
+from keras_attn.tuning.presets import check_search_settings, model_settings, parse_gates
 from keras_attn.tuning.project import check_trials, read_trials, search_record
 from keras_attn.tuning.results import (
     protocol_command,
@@ -28,7 +29,6 @@ from keras_attn.tuning.results import (
     top_trials,
     write_results,
 )
-from keras_attn.tuning.settings import check_search_settings, model_settings, parse_gates
 from keras_attn.tuning.tuner import distributed_role, make_tuner, search
 
 __all__ = [

@@ -13,7 +13,7 @@ from keras_attn import backbone as cnn
 from keras_attn import resnet
 from keras_attn._checks import did_you_mean
 from keras_attn.layers import list_gates
-from keras_attn.zoo import get_config, list_models
+from keras_attn.zoo import get_config, list_backbones  # noqa: F401 - get_config: the examples
 
 __all__ = [
     "check_backbone",
@@ -34,16 +34,6 @@ def gate_names():
     ['eca', 'cbam', 'cbam_channel']
     """
     return list(list_gates())
-
-
-def list_backbones():
-    """The registered models without attention: the backbones a search puts its gate in.
-
-    Example:
-    >>> list_backbones()
-    ['cnn', 'cnn3', 'resnet20', 'resnet32', 'resnet44', 'resnet56', 'resnet110']
-    """
-    return [name for name in list_models() if not get_config(name)["attention"]]
 
 
 def check_backbone(name):

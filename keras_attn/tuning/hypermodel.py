@@ -20,7 +20,7 @@ from keras_attn.protocol.training import (
     dtype_policy,
 )
 from keras_attn.tuning.hparams import count_points, declare, widths
-from keras_attn.tuning.settings import OBJECTIVE
+from keras_attn.tuning.presets import OBJECTIVE
 from keras_attn.tuning.space import resolve_space
 from keras_attn.zoo import build as build_model
 from keras_attn.zoo import get_config
@@ -42,7 +42,7 @@ class ConvAutoencoderHyperModel(keras_tuner.HyperModel):
 
     Args:
         base: str or dict, default ``"cnn"``. The network the gates go into: a
-            backbone name (`keras_attn.tuning.backbones.list_backbones`: the
+            backbone name (`keras_attn.zoo.list_backbones`: the
             study's CNN, a CIFAR ResNet where registered) or a config. Its
             attention settings are replaced.
         input_shape: ``(height, width, channels)``, default the base's

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from keras_attn import _files as files
-from keras_attn.tuning.settings import OBJECTIVE
+from keras_attn.tuning.presets import OBJECTIVE
 from keras_attn.zoo import get_config
 
 __all__ = [

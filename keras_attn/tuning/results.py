@@ -18,12 +18,12 @@ from keras_attn.backbone import count_trainable_params
 from keras_attn.protocol.settings import POLICIES
 from keras_attn.protocol.training import check_mixed_precision
 from keras_attn.tuning.backbones import list_backbones
+from keras_attn.tuning.presets import OBJECTIVE
 from keras_attn.tuning.project import read_record, read_trials
-from keras_attn.tuning.settings import OBJECTIVE
 from keras_attn.zoo import build as build_model
 
 __all__ = [
-    "format_table",
+    "format_trials",
     "protocol_command",
     "protocol_data_args",
     "top_trials",
@@ -175,7 +175,7 @@ def _cell(key, row):
     return str(v)
 
 
-def format_table(rows):
+def format_trials(rows):
     """The rows of `top_trials` as a Markdown table.
 
     Trials are numbered as KerasTuner's log numbers them (from 1), which the
@@ -192,7 +192,7 @@ def format_table(rows):
     ...        "epochs": 10, "learning_rate": 0.1, "sites": [1, 2], "placement": "block1",
     ...        "attention_position": "post_norm", "eca": True, "filters": [12, 24],
     ...        "final_kernel": 3, "activation": "relu"}
-    >>> print(format_table([row]))
+    >>> print(format_trials([row]))
     | rank | trial # (KerasTuner log) | val accuracy | trainable params | epochs | lr | sites | gate | position | ECA | AE filters | final kernel | activation |
     |---:|---|---:|---:|---:|---:|---|---|---|---|---|---:|---|
     | 1 | 3 | 0.6100 | 1,234 | 10 | 0.1 | 1,2 (block1) | conv_ae | post_norm | yes | 12-24 | 3 | relu |
@@ -371,7 +371,7 @@ def write_results(project_dir, hypermodel, k=5, *, protocol_args=()):
         protocol_command=command,
     )
     files.write_json(paths["best_trial"], best_trial, indent=2)
-    table = format_table(rows)
+    table = format_trials(rows)
     base = build_model(hypermodel.base_config)
     base_params = count_trainable_params(base)
     del base

@@ -22,7 +22,6 @@ from keras_attn.tuning import backbones
 __all__ = [
     "DEFAULT_SPACE",
     "STUDY_VALUES",
-    "default_placements",
     "eca_gates",
     "resolve_space",
     "searches_conv_ae",
@@ -63,20 +62,6 @@ STUDY_VALUES = {
     "activation": "relu",
     "learning_rate": 0.1,
 }
-
-
-def default_placements(base_config):
-    """One placement per block of sites (``"block1"``: sites 1, 2, ...) plus ``"all"``.
-
-    Args:
-        base_config: a model config (`keras_attn.get_config` output).
-
-    Example:
-    >>> from keras_attn import get_config
-    >>> default_placements(get_config("cnn"))
-    {'block1': [1, 2], 'block2': [3, 4], 'all': [1, 2, 3, 4]}
-    """
-    return backbones.default_placements(base_config)
 
 
 def _check_values(key, values, check, what, convert=None):
@@ -125,7 +110,7 @@ def _is_activation(v):
 
 def _resolve_placements(placements, base_config, n_sites):
     if placements is None:
-        placements = default_placements(base_config)
+        placements = backbones.default_placements(base_config)
     if not isinstance(placements, dict):
         raise ValueError(
             "Search space 'sites' must be None or a dict of placement name -> list of sites, "

@@ -15,8 +15,8 @@ import numpy as np
 from keras_attn.data import fingerprint_arrays
 from keras_attn.protocol.training import check_mixed_precision, fast_path
 from keras_attn.tuning.hypermodel import ConvAutoencoderHyperModel
+from keras_attn.tuning.presets import OBJECTIVE, check_search_settings, merge_settings
 from keras_attn.tuning.project import check_trials, prepare_project, read_trials, search_record
-from keras_attn.tuning.settings import OBJECTIVE, check_search_settings, merge_settings
 
 __all__ = ["distributed_role", "make_tuner", "search"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from keras_attn.report._format import pct
-from keras_attn.report.records import accuracies, group_records
+from keras_attn.report.reading import accuracies, group_records
 
 __all__ = ["MASK_FIELDS", "format_mask_table", "summarize_masks"]
 

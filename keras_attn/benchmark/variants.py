@@ -12,8 +12,8 @@ from keras_attn.benchmark.pipeline import benchmark_pipeline, time_fit
 from keras_attn.benchmark.probes import (
     MB,
     RssSampler,
+    benchmark_environment,
     device_peak_mb,
-    environment,
     reset_device_peak,
 )
 from keras_attn.benchmark.ratios import BASELINE, DEFAULT_TARGET, add_ratios, project_protocol
@@ -267,7 +267,7 @@ def run_benchmark(
     names = list(specs)
     configs = setting_specs(settings, jit_compile, mixed_precision, run_eagerly)
     started = time.perf_counter()
-    env = environment()
+    env = benchmark_environment()
     progress(
         f"[benchmark] {env['backend']} on {env['device']}; {len(names)} variants x "
         f"{len(configs)} setting(s) ({', '.join(c['label'] for c in configs)}), batch {batch_size}"

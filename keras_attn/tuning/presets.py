@@ -217,7 +217,7 @@ def model_settings(*, backbone=None, base="cnn", gates=None, space=None):
     """The HyperModel's ``base`` and ``space`` from the command line's model flags.
 
     Args:
-        backbone: str or ``None``; a backbone name (`backbones.list_backbones`:
+        backbone: str or ``None``; a backbone name (`keras_attn.zoo.list_backbones`:
             ``cnn``, ``cnn3``, the registered CIFAR ResNets).
         base: str, default ``"cnn"``; a model name or the path of a config
             JSON file (read here). Not together with another ``backbone``.
