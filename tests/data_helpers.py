@@ -12,6 +12,8 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
+#: Where the package lives in a checkout (what a fresh interpreter needs on its path).
+SRC = REPO / "src"
 #: Record fields that differ between two runs of the same computation.
 TIMING_KEYS = frozenset(
     {

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGE = REPO / "keras_attn"
+PACKAGE = REPO / "src" / "keras_attn"
 PAGE = REPO / "docs" / "development.md"
 BEGIN = "<!-- layout:begin (made by `python tests/layout_doc.py`; do not edit by hand) -->"
 END = "<!-- layout:end -->"

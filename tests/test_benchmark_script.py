@@ -13,6 +13,7 @@ from keras_attn import benchmark
 from keras_attn.cli import benchmark as script
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+SRC = REPO / "src"
 parse_args = script.parse_args
 
 
@@ -40,7 +41,7 @@ def test_gates_on_the_command_line(tmp_path, capsys):
 def test_script_runs_in_ci_configuration(tmp_path):
     """The CI smoke check: ``python -m keras_attn benchmark --tiny`` in a fresh process."""
     out = tmp_path / "bench.json"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(SRC)}
     args = ["benchmark", "--tiny", "--output", str(out)]
     cmd = [sys.executable, "-m", "keras_attn", *args]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
@@ -70,7 +71,7 @@ def test_backend_flag_reruns_under_that_backend(tmp_path, capfd):
 
 def test_the_package_has_no_other_command_line():
     """``keras-attn benchmark`` is the command: no ``python -m keras_attn.benchmark``."""
-    assert not (REPO / "keras_attn" / "benchmark" / "__main__.py").exists()
+    assert not (SRC / "keras_attn" / "benchmark" / "__main__.py").exists()
     for name in ("main", "parse_args"):
         with pytest.raises(AttributeError):
             getattr(benchmark, name)

@@ -14,6 +14,7 @@ import argparse
 import ast
 import doctest
 import importlib
+import os
 import subprocess
 import sys
 
@@ -70,7 +71,7 @@ def test_importing_the_package_and_its_help_load_no_keras():
         "    assert e.code == 0\n"
         "assert 'keras' not in sys.modules, 'keras-attn --help loaded keras'\n"
     )
-    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    env = {"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
 
@@ -185,7 +186,7 @@ def test_image_commands_share_their_arguments(capsys):
 
 def test_a_script_runs_as_the_command_does(tmp_path):
     """``python scripts/report.py ...`` in a checkout is ``keras-attn report ...``."""
-    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    env = {"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "report.py"), str(tmp_path)],
         capture_output=True,
@@ -196,3 +197,19 @@ def test_a_script_runs_as_the_command_does(tmp_path):
     assert done.returncode == 2, done.stderr[-2000:]
     assert done.stderr.startswith(f"error: No records in '{tmp_path}'"), done.stderr
     assert "written by keras-attn protocol" in done.stderr
+
+
+def test_a_clone_in_a_folder_named_keras_attn_does_not_shadow_the_package(tmp_path):
+    """Python started beside a checkout named ``keras_attn/`` imports the installed package:
+    the checkout keeps the package in src/, so the folder is at most a namespace portion,
+    which a regular package found later on the path outranks."""
+    clone = tmp_path / "keras_attn"
+    (clone / "src").mkdir(parents=True)
+    (clone / "README.md").write_text("a checkout\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    code = "import keras_attn; print(keras_attn.__version__, keras_attn.build.__name__)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["0.1.0", "build"]

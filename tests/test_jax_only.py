@@ -64,7 +64,7 @@ def wheel(tmp_path_factory):
     sdist holds, so nothing is built in the checkout and no stale build/ file gets in."""
     root = tmp_path_factory.mktemp("wheel")
     source = root / "source"
-    shutil.copytree(REPO / "keras_attn", source / "keras_attn",
+    shutil.copytree(REPO / "src" / "keras_attn", source / "src" / "keras_attn",
                     ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(REPO / name, source / name)

@@ -17,7 +17,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-from data_helpers import REPO, TIMING_KEYS, write_npz
+from data_helpers import SRC, TIMING_KEYS, write_npz
 
 from keras_attn import protocol
 from keras_attn.protocol import fit_trainer, jax_program, jax_trainer
@@ -217,7 +217,7 @@ protocol.run_group("cnn_eca", [0, 1], settings, data, sys.argv[1], on_epoch=kill
 def test_a_sigkill_mid_group_then_a_rerun_gives_the_same_records(npz, group, tmp_path):
     settings, clean = _settings(npz, group_size=2), group[0]
     out = tmp_path / "killed"
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(SRC)}
     script = _KILLED.format(settings=settings.to_dict())
     done = subprocess.run([sys.executable, "-c", script, str(out)], env=env, timeout=900)
     assert done.returncode == -9

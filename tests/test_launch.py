@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from data_helpers import REPO, TIMING_KEYS, write_npz
+from data_helpers import SRC, TIMING_KEYS, write_npz
 
 from keras_attn import protocol, report
 
@@ -49,7 +49,7 @@ def _in_a_fresh_process(out, **settings):
         f"settings = protocol.ProtocolSettings(**{settings!r})\n"
         f"protocol.run_protocol('cnn', settings, {str(out)!r}, log=None)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "PYTHONPATH": str(SRC), "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     return report.load_records(out)

@@ -16,7 +16,7 @@ import types
 
 import numpy as np
 import pytest
-from data_helpers import REPO, TIMING_KEYS, write_npz
+from data_helpers import SRC, TIMING_KEYS, write_npz
 
 from keras_attn import _files as files
 from keras_attn import report, zoo
@@ -206,7 +206,7 @@ def test_a_killed_leaderboard_resumes_to_the_same_records_and_report(npz, tmp_pa
             "--data-dir", f"tiny={npz}", *[a for s in sets for a in ("--set", s)],
             "--progress-every", "0", "--quiet"]  # fmt: skip
     killed, reference = tmp_path / "killed", tmp_path / "reference"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(SRC))
     proc = subprocess.Popen(
         [sys.executable, "-m", "keras_attn", "leaderboard", *args, "--out", str(killed)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import keras
 import pytest
-from data_helpers import REPO, TIMING_KEYS, copy_cifar_subset, write_npz
+from data_helpers import SRC, TIMING_KEYS, copy_cifar_subset, write_npz
 
 import keras_attn
 from keras_attn import protocol, report
@@ -40,7 +40,7 @@ def _same_result(a, b):
 
 
 def _subprocess_env(**extra):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO), **extra)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(SRC), **extra)
     return env
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import import_or_skip
 
-PACKAGE = Path(__file__).resolve().parents[1] / "keras_attn"
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "keras_attn"
 
 
 def _modules():

@@ -202,8 +202,8 @@ def test_the_sbatch_example_runs_a_chief_and_a_worker(tmp_path):
     bin_dir.mkdir()
     (bin_dir / "srun").write_text(FAKE_SRUN)
     (bin_dir / "srun").chmod(0o755)
-    # Where this environment has no console script (keras_attn not pip-installed), the
-    # same command: the sbatch file's `cd $REPO` makes the checkout's keras_attn found.
+    # Where this environment has no console script, the same command through the
+    # environment's Python (keras_attn installed in it, from the checkout's src/).
     (bin_dir / "keras-attn").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m keras_attn "$@"\n')
     (bin_dir / "keras-attn").chmod(0o755)
     extra = (
@@ -253,7 +253,7 @@ def test_the_sbatch_example_runs_a_chief_and_a_worker(tmp_path):
 
 
 def _python(code, **env):
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": REPO, **env}
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": os.path.join(REPO, "src"), **env}
     return subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
     )

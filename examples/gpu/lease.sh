@@ -3,7 +3,7 @@
 #
 # The lent machine has JAX with CUDA and no TensorFlow or Keras: Keras travels as wheels
 # (.wheels/) and the data as .data/ (both made here by `prepare`, both ignored by git);
-# keras_attn runs from the checkout (PYTHONPATH).
+# keras_attn runs from the checkout (PYTHONPATH=src).
 #
 #   bash examples/gpu/lease.sh prepare    # here, before the lease: .wheels/ and .data/
 #   bash examples/gpu/lease.sh run        # one device call: a short preflight, then the
@@ -60,7 +60,7 @@ setup() {
             "$WHEELS"/*.whl
         export PYTHONPATH=/tmp/lease-pylib${PYTHONPATH:+:$PYTHONPATH}
     fi
-    export PYTHONPATH=$REPO${PYTHONPATH:+:$PYTHONPATH}
+    export PYTHONPATH=$REPO/src${PYTHONPATH:+:$PYTHONPATH}
     mkdir -p "$OUT"
     "$PY" -c "import jax; print('devices:', jax.devices())" | tee -a "$OUT/devices.txt"
 }
