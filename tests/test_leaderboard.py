@@ -30,7 +30,7 @@ from keras_attn.leaderboard import (
     run_leaderboard,
     write_leaderboard,
 )
-from keras_attn.leaderboard import run as run_module
+from keras_attn.leaderboard import rounds as run_module
 from keras_attn.protocol.records import record_path
 
 SLIM = {"blocks": [4, 8], "dense_units": 8}
