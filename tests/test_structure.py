@@ -260,6 +260,6 @@ def test_development_md_shows_the_layout_as_it_is():
         "docs/development.md's layout is out of date: run `python tests/layout_doc.py`"
     )
     listed = {path for path, _ in layout_doc.rows()}
-    assert {f"keras_attn/{p.relative_to(PACKAGE).as_posix()}" for p in PACKAGE.rglob("*.py")} == {
-        p + "__init__.py" if p.endswith("/") else p for p in listed
-    }
+    assert {
+        f"src/keras_attn/{p.relative_to(PACKAGE).as_posix()}" for p in PACKAGE.rglob("*.py")
+    } == {p + "__init__.py" if p.endswith("/") else p for p in listed}
