@@ -13,7 +13,8 @@
 #   bash examples/gpu/lease.sh study      # the study alone, with the time left
 #   bash examples/gpu/lease.sh report     # here, after: unpack the records, report, README
 #
-# Every device call carries .wheels and .data. What it measures is written under OUT as it
+# Every device call carries .wheels and .data/cifar10-jpeg.tar.gz (not all of .data: its
+# decode cache is large). What it measures is written under OUT as it
 # goes: the preflight's rows as JSON lines, the study's log, and the records' archive,
 # rewritten every ARCHIVE_EVERY seconds (written, then renamed), so a call cut at its limit
 # still brings back every finished run. A second call carries on where the first stopped.
