@@ -20,15 +20,16 @@ import pytest
 from data_helpers import SRC, TIMING_KEYS, write_npz
 
 from keras_attn import protocol
-from keras_attn.protocol import fit_trainer, jax_program, jax_trainer
+from keras_attn.protocol import fit_trainer, jax_trainer
 from keras_attn.protocol.loop import Job, group_training
+from keras_attn.protocol.settings import EPOCH_FORMS, GRAD_FORMS
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "jax", reason="the JAX trainer runs on the JAX backend"
 )
 
 TINY = {"blocks": [4], "dense_units": 8}
-FORMS = [(g, e) for g in jax_program.GRAD_FORMS for e in jax_program.EPOCH_FORMS]
+FORMS = [(g, e) for g in GRAD_FORMS for e in EPOCH_FORMS]
 
 
 def _settings(npz, **kw):
@@ -114,7 +115,7 @@ RECIPE = dict(momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="onecycle
               pad_mode="reflect")  # fmt: skip
 
 
-@pytest.mark.parametrize("grad_form", jax_program.GRAD_FORMS)
+@pytest.mark.parametrize("grad_form", GRAD_FORMS)
 def test_a_recipe_steps_as_model_fit(npz, grad_form):
     """Nesterov momentum, coupled weight decay, a one-cycle schedule, label smoothing, flips
     and reflect-padded crops (the second epoch's): the same weights as model.fit's."""
@@ -193,7 +194,7 @@ def test_a_group_gives_each_run_its_record_alone(alone, group):
     assert group[0]["training"]["precision"] == "default"  # which precision ran
     assert group[0]["training"]["precision_switch"] == "jax_default_matmul_precision=default"
     assert [r["training"]["group"] for r in group] == [[0, 1], [0, 1]]
-    assert group[0]["training"]["grad_form"] in jax_program.GRAD_FORMS
+    assert group[0]["training"]["grad_form"] in GRAD_FORMS
     for a, b in zip(alone, group):
         assert a["best_epoch"] == b["best_epoch"]
         _same_records(a, b)

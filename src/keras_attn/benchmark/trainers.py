@@ -112,7 +112,7 @@ def _measure(trainer, epochs):
     row = {"first_epoch_s": times[0], "epoch_s": statistics.median(times[1:])}
     if program is not None:
         row["compile_s"] = sum(program.compile_seconds.values()) - compiled_before
-        main = "epoch" if program.epoch_form == "scan" else "step"
+        main = "step_scan" if program.epoch_form == "scan" else "step"
         row["conv_kinds"] = conv_kinds(program.text(main))
     else:
         row["compile_s"], row["conv_kinds"] = None, None
@@ -160,7 +160,7 @@ def benchmark_trainers(
         models: variant names (default ``("cnn",)``).
         groups: JAX trainer group sizes (runs trained at once); ``model.fit`` trains one.
         grad_forms, epoch_forms: the JAX trainer's forms
-            (`keras_attn.protocol.jax_program.GRAD_FORMS`, ``EPOCH_FORMS``; ``None``:
+            (`keras_attn.protocol.settings.GRAD_FORMS`, ``EPOCH_FORMS``; ``None``:
             the device's default).
         precisions: `keras_attn.protocol.precision` settings (``None``: the backend's default).
         trainers: ``"jax"`` (the JAX trainer, JAX backend only) and ``"fit"``.

@@ -6,7 +6,8 @@ once, not once per group. Its functions take the group's stacked states
 (trainable, non-trainable and optimizer variables, one leading axis for the runs) and
 follow Keras' stateless API (``model.stateless_call``, ``optimizer.stateless_apply``).
 
-Two choices decide how fast a device runs them (`GRAD_FORMS`, `EPOCH_FORMS`):
+Two choices decide how fast a device runs them (`keras_attn.protocol.settings`'
+``GRAD_FORMS`` and ``EPOCH_FORMS``; the settings check them):
 
 - ``grad_form="per_run"`` takes each run's gradient inside ``jax.vmap``: the kernel
   gradients become grouped forward convolutions. ``"summed"`` takes the gradient of
@@ -32,7 +33,6 @@ import keras
 import numpy as np
 
 from keras_attn.attention_maps.sites import attention_layers, call_context, call_gate, is_additive
-from keras_attn.protocol.settings import EPOCH_FORMS, GRAD_FORMS
 
 __all__ = ["conv_kinds", "default_forms"]
 
@@ -101,27 +101,24 @@ def _shape_key(args):
     return tree, tuple((tuple(a.shape), str(a.dtype)) for a in leaves)
 
 
-def program_for(model, optimizer, *, key, runs, grad_form, epoch_form, donate, **kwargs):
+def program_for(model, optimizer, *, key, runs, grad_form, epoch_form, **kwargs):
     """The `Program` of ``key`` (a JSON-able description of model, optimizer and settings),
     made from ``model``, ``optimizer`` and ``kwargs`` (``loss``, ``augmentation``) the
     first time this process asks for it."""
-    full = json.dumps([key, runs, grad_form, epoch_form, donate], sort_keys=True, default=str)
+    full = json.dumps([key, runs, grad_form, epoch_form], sort_keys=True, default=str)
     if full not in _PROGRAMS:
-        _PROGRAMS[full] = Program(model, optimizer, grad_form, epoch_form, donate, **kwargs)
+        _PROGRAMS[full] = Program(model, optimizer, grad_form, epoch_form, **kwargs)
     return _PROGRAMS[full]
 
 
 class Program:
-    """One model's compiled group functions (see the module docstring)."""
+    """One model's compiled group functions (see the module docstring). A training step
+    donates the group's state to the next (its buffers are reused, on every device): keep
+    no other reference to a state passed in."""
 
-    def __init__(self, model, optimizer, grad_form, epoch_form, donate, loss=None,
-                 augmentation=None):  # fmt: skip
+    def __init__(self, model, optimizer, grad_form, epoch_form, loss=None, augmentation=None):
         import jax
 
-        if grad_form not in GRAD_FORMS:
-            raise ValueError(f"`grad_form` must be one of {GRAD_FORMS}, got {grad_form!r}.")
-        if epoch_form not in EPOCH_FORMS:
-            raise ValueError(f"`epoch_form` must be one of {EPOCH_FORMS}, got {epoch_form!r}.")
         self.model, self.optimizer = model, optimizer
         self.grad_form, self.epoch_form = grad_form, epoch_form
         self.loss_fn = loss or keras.losses.sparse_categorical_crossentropy
@@ -131,10 +128,9 @@ class Program:
         if self.layers:
             self._probe = keras.Model(model.inputs[0], [layer.input for _, _, layer in self.layers])
         step = self._summed_step if grad_form == "summed" else self._per_run_step
-        d = (0,) if donate else ()
         self._fns = {
-            "step": jax.jit(step, donate_argnums=d),
-            "epoch": jax.jit(self._scan(step), donate_argnums=d),
+            "step": jax.jit(step, donate_argnums=(0,)),
+            "step_scan": jax.jit(self._scan(step), donate_argnums=(0,)),
             "predict": jax.jit(self._predict_batch),
             "predict_scan": jax.jit(self._scan(self._predict_batch)),
             "masks": jax.jit(self._mask_batch),
@@ -170,7 +166,7 @@ class Program:
         import jax.numpy as jnp
 
         if self.epoch_form == "scan":
-            return self.run(f"{name}_scan" if name != "step" else "epoch", carry, batches, *consts)
+            return self.run(f"{name}_scan", carry, batches, *consts)
         outs = []
         for i in range(len(batches)):
             carry, out = self.run(name, carry, batches[i], *consts)

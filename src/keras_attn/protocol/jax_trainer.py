@@ -56,6 +56,12 @@ def _stack(values_per_run):
     return [jnp.stack(vs) for vs in zip(*values_per_run)]
 
 
+def _copies(arrays):
+    import jax.numpy as jnp
+
+    return [jnp.array(a, copy=True) for a in arrays]
+
+
 def resolve_forms(settings):
     """``{"grad_form", "epoch_form"}``: the settings' choices, else this platform's defaults."""
     forms = default_forms()
@@ -82,7 +88,6 @@ class JaxTrainer:
     name = "jax"
 
     def __init__(self, job, runs, seeds):
-        import jax
         import jax.numpy as jnp
 
         settings, data = job.settings, job.data
@@ -109,10 +114,9 @@ class JaxTrainer:
             "label_smoothing": settings.label_smoothing,
             "augmentation": settings.augmentation_spec,
         }
-        donate = jax.default_backend() != "cpu"
         self.augmentation = settings.augmentation_spec
         self.program = program_for(
-            model, optimizer, key=key, runs=len(seeds), donate=donate, **forms,
+            model, optimizer, key=key, runs=len(seeds), **forms,
             loss=make_loss(settings), augmentation=self.augmentation,
         )  # fmt: skip
         # Where each of model.variables sits in (trainable, non-trainable).
@@ -124,7 +128,8 @@ class JaxTrainer:
             _stack([[v.value for v in m.non_trainable_variables] for m in self.members]),
             _stack([[jnp.asarray(v.value) for v in optimizer.variables]] * len(seeds)),
         )
-        self.best = (list(self.state[0]), list(self.state[1]))
+        # A copy: each step donates the state's buffers to the next.
+        self.best = (_copies(self.state[0]), _copies(self.state[1]))
         self.has_best, self._marked = [False] * len(seeds), set()
         self.x = jnp.asarray(data.x_train)  # uint8, once per group
         self.y = jnp.asarray(np.asarray(data.y_train, dtype=np.int32))
@@ -285,7 +290,7 @@ class JaxTrainer:
             per_run = [opt[self.n_shared + i * slots + j] for i in range(n)]
             stacked.append(jnp.asarray(np.stack(per_run)))
         self.state, self._host = (trainable, non_trainable, stacked), None
-        self.best = (list(trainable), list(non_trainable))
+        self.best = (_copies(trainable), _copies(non_trainable))
         bests = [arrays.get(f"best{i}") or None for i in range(n)]
         self.has_best = [b is not None for b in bests]
         if any(self.has_best):
