@@ -16,6 +16,7 @@ __all__ = [
     "check_model",
     "checked_attention_layers",
     "is_additive",
+    "measured_mask",
     "site_inputs",
 ]
 
@@ -196,3 +197,22 @@ def blend_alpha(layer):
     if not isinstance(layer, BlendedGate):
         return None
     return float(keras.ops.convert_to_numpy(layer.alpha))
+
+
+def measured_mask(layer, x):
+    """What mask statistics measure of a block on ``x``: its mask (`call_gate`), or for a
+    block that adds to its input (GC) its pooling weights times the positions, so that 1
+    is an average.
+
+    Example:
+    >>> import numpy as np
+    >>> from keras_attn.layers import GlobalContext
+    >>> layer = GlobalContext()
+    >>> layer.build((None, 4, 4, 2))
+    >>> mask = measured_mask(layer, np.ones((1, 4, 4, 2), "float32"))
+    >>> float(np.asarray(mask).mean())  # uniform weights over 16 positions: an average
+    1.0
+    """
+    if is_additive(layer):
+        return call_context(layer, x) * (x.shape[1] * x.shape[2])
+    return call_gate(layer, x)

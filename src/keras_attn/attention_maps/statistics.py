@@ -6,13 +6,7 @@ import keras
 import numpy as np
 
 from keras_attn._checks import check_positive_int
-from keras_attn.attention_maps.sites import (
-    call_context,
-    call_gate,
-    checked_attention_layers,
-    is_additive,
-    site_inputs,
-)
+from keras_attn.attention_maps.sites import checked_attention_layers, measured_mask, site_inputs
 
 __all__ = ["format_mask_statistics", "mask_statistics"]
 
@@ -70,11 +64,7 @@ def mask_statistics(model, images, batch_size=64):
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size].astype("float32")
         for t, (_, _, layer), x in zip(totals, layers, inputs_of(batch), strict=True):
-            if is_additive(layer):  # GC: pooling weights, 1 = an average
-                gate = keras.ops.convert_to_numpy(call_context(layer, x)).astype("float64")
-                gate = gate * (gate.shape[1] * gate.shape[2])
-            else:
-                gate = keras.ops.convert_to_numpy(call_gate(layer, x)).astype("float64")
+            gate = keras.ops.convert_to_numpy(measured_mask(layer, x)).astype("float64")
             full = np.broadcast_to(gate, tuple(x.shape))
             t["sum"] += full.sum()
             t["sq"] += np.square(full).sum()

@@ -32,7 +32,7 @@ import time
 import keras
 import numpy as np
 
-from keras_attn.attention_maps.sites import attention_layers, call_context, call_gate, is_additive
+from keras_attn.attention_maps.sites import attention_layers, measured_mask
 
 __all__ = ["conv_kinds", "default_forms"]
 
@@ -278,10 +278,7 @@ class Program:
             inputs = self._probe(xb.astype("float32"), training=False)
             inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
             for (_, _, layer), x in zip(self.layers, inputs):
-                if is_additive(layer):  # GC: pooling weights, 1 = an average
-                    gate = call_context(layer, x) * (x.shape[1] * x.shape[2])
-                else:
-                    gate = call_gate(layer, x)
+                gate = measured_mask(layer, x)
                 full = jnp.broadcast_to(gate.astype("float32"), x.shape)
                 mean = jnp.mean(full, axis=(1, 2, 3))
                 m2 = jnp.sum(jnp.square(full - mean[:, None, None, None]), axis=(1, 2, 3))
