@@ -121,6 +121,7 @@ def parse_args(argv=None, prog=None):
         default="results/benchmark.json",
         help="JSON file to write (default results/benchmark.json)",
     )
+    arguments.add_verbose_argument(p)
     args = p.parse_args(argv)
     if args.tiny:
         args.models = args.models or "cnn,cnn_eca"
@@ -177,7 +178,7 @@ def main(argv=None, prog=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.backend and "keras" not in sys.modules:
         os.environ["KERAS_BACKEND"] = args.backend
-    import keras
+    keras = arguments.load_backend(args.verbose)
 
     if args.backend and keras.backend.backend() != args.backend:
         return _rerun(argv, args.backend)  # Keras is loaded with another backend

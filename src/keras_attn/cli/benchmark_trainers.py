@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import sys
 
+from keras_attn.cli import arguments
+
 
 def _list(text, cast=str):
     return [None if v in ("default", "none") else cast(v) for v in text.split(",") if v]
@@ -74,7 +76,9 @@ def main(argv=None, prog=None):
         metavar="SECONDS",
         help="start no row that the longest row so far says would end after this",
     )
+    arguments.add_verbose_argument(ap)
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    arguments.load_backend(args.verbose)
     from keras_attn.benchmark.trainers import benchmark_trainers
 
     overrides = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.override)}
